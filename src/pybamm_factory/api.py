@@ -1,0 +1,135 @@
+"""The Python API behind the CLI: design -> manifest -> physics -> tables -> gate -> card."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from .dataset import card as card_mod
+from .dataset import figures as figures_mod
+from .dataset import store
+from .design import Design, build_manifest, load_design
+from .quality import make_splits, report, run_checks
+from .simulate import TABLES
+from .simulate.runner import run_samples
+
+RESULT_TABLES = TABLES  # solver_log, labels, curves, spectra, impedance_features
+
+
+class RunConflictError(RuntimeError):
+    """An output directory holds a run of another design, seed or size."""
+
+
+def default_out_dir(design: Design, samples: int, seed: int) -> Path:
+    return Path("datasets") / f"{design.name}-n{samples}-seed{seed}"
+
+
+def write_manifest(design: Design | str | Path | None, samples: int, seed: int, out: Path) -> Path:
+    """Write only the manifest (``pybamm-factory design``)."""
+    design = design if isinstance(design, Design) else load_design(design)
+    path = Path(out)
+    if path.suffix != ".parquet":
+        path = path / "manifest.parquet"
+    store.atomic_write_parquet(build_manifest(design, samples, seed), path, "manifest")
+    return path
+
+
+def _prepare(design: Design, samples: int, seed: int, out: Path) -> pd.DataFrame:
+    info = {"design_name": design.name, "design_sha256": design.content_hash, "seed": seed, "samples": samples}
+    existing = store.read_run_info(out)
+    if existing is not None and existing != info:
+        diff = ", ".join(f"{k}: {existing.get(k)} here, {v} asked" for k, v in info.items() if existing.get(k) != v)
+        raise RunConflictError(f"{out}: holds another run ({diff}); choose another --out or delete it")
+    manifest = build_manifest(design, samples, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    store.atomic_write_parquet(manifest, out / "manifest.parquet", "manifest")
+    store.atomic_write_text(out / "design.yaml", yaml.safe_dump(design.raw, sort_keys=False))
+    store.atomic_write_text(out / "run.json", json.dumps(info, indent=2))
+    return manifest
+
+
+def _progress(total: int, initial: int, quiet: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, disable=quiet, file=sys.stderr, unit="sample",
+                desc="simulating", dynamic_ncols=True)
+
+
+def simulate_missing(design: Design, manifest: pd.DataFrame, out: Path, workers: int, backend: str,
+                     scheduler: str | None, quiet: bool) -> int:
+    """Solve the manifest's samples that have no finished part yet; returns how many ran."""
+    done = store.finished_samples(out)
+    todo = manifest[~manifest["sample_id"].isin(done)].to_dict("records")
+    failed = 0
+    with _progress(len(manifest), len(manifest) - len(todo), quiet) as bar:
+        def on_result(tables):
+            nonlocal failed
+            log = tables["solver_log"].iloc[0]
+            store.write_sample_parts(out, log["sample_id"], tables)
+            failed += log["status"] != "ok"
+            bar.set_postfix(failed=failed, refresh=False)
+            bar.update(1)
+
+        return run_samples(design, todo, workers=workers, backend=backend, scheduler=scheduler, on_result=on_result)
+
+
+def finalise(out: Path, design: Design, seed: int, samples: int, command: str) -> dict:
+    """Compact parts into tables, split, gate, draw, write the card and checksums."""
+    out = Path(out)
+    manifest = pd.read_parquet(out / "manifest.parquet")
+    tables = {"manifest": manifest}
+    for name in RESULT_TABLES:
+        tables[name] = store.compact_table(out, name, manifest)
+        store.atomic_write_parquet(tables[name], out / f"{name}.parquet", name)
+    tables["splits"] = make_splits(manifest, tables["solver_log"], design.splits, seed)
+    store.atomic_write_parquet(tables["splits"], out / "splits.parquet", "splits")
+    quality = report(run_checks(tables))
+    store.atomic_write_text(out / "quality_report.json", json.dumps(quality, indent=2, default=str))
+    meta = card_mod.build_metadata(design, seed, samples, command)
+    store.atomic_write_text(out / "metadata.json", json.dumps(meta, indent=2, default=str))
+    figures = figures_mod.all_figures(out, tables)
+    write_card(out, design, meta, tables, quality, figures)
+    return quality
+
+
+def write_card(out: Path, design: Design, meta: dict, tables: dict, quality: dict, figures: list[str]) -> None:
+    augmentation = ""
+    aug = Path(out) / "augment" / "augmentation_card.md"
+    if aug.exists():
+        augmentation = aug.read_text()
+    sums = card_mod.write_checksums(out)
+    text = card_mod.render_card(out, design, meta, tables, quality, figures, sums, augmentation)
+    store.atomic_write_text(Path(out) / "README.md", text)
+
+
+def run(design: str | Path | Design | None = None, samples: int = 200, workers: int = 4, seed: int = 7,
+        out: str | Path | None = None, backend: str = "local", scheduler: str | None = None,
+        quiet: bool = False, command: str | None = None) -> Path:
+    """Build the manifest, solve every sample (resuming), and write the dataset. Returns its path."""
+    design = design if isinstance(design, Design) else load_design(design)
+    out = Path(out) if out is not None else default_out_dir(design, samples, seed)
+    manifest = _prepare(design, samples, seed, out)
+    simulate_missing(design, manifest, out, workers, backend, scheduler, quiet)
+    command = command or f"pybamm_factory.run(design={design.source!r}, samples={samples}, seed={seed})"
+    finalise(out, design, seed, samples, command)
+    return out
+
+
+def check(root: str | Path, report_path: str | Path | None = None) -> dict:
+    """Re-run the quality gate on a dataset directory; optionally write the report."""
+    root = Path(root)
+    tables = {}
+    for name in ("manifest", "solver_log", "labels", "spectra", "impedance_features", "splits"):
+        path = root / f"{name}.parquet"
+        if path.exists():
+            tables[name] = pd.read_parquet(path)
+    if "manifest" not in tables or "solver_log" not in tables:
+        raise FileNotFoundError(f"{root}: not a dataset directory (needs manifest.parquet and solver_log.parquet)")
+    quality = report(run_checks(tables))
+    if report_path is not None:
+        store.atomic_write_text(Path(report_path), json.dumps(quality, indent=2, default=str))
+    return quality

@@ -1,0 +1,168 @@
+"""The ``pybamm-factory`` command: a thin layer over :mod:`pybamm_factory.api`."""
+
+from __future__ import annotations
+
+import functools
+import json
+import shlex
+import sys
+from pathlib import Path
+
+import click
+
+USER_ERRORS = ["DesignError", "RunConflictError", "ReaderError", "CalibrationError", "AugmentError"]
+
+
+def _user_errors(func):
+    """Print expected errors (bad design, bad file, conflicting run) as one line, exit 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except (FileNotFoundError, ValueError, RuntimeError) as exc:
+            if type(exc).__name__ in USER_ERRORS or isinstance(exc, FileNotFoundError):
+                click.echo(f"error: {exc}", err=True)
+                sys.exit(2)
+            raise
+
+    return wrapper
+
+
+def _command_line() -> str:
+    return "pybamm-factory " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+
+
+DESIGN_HELP = "Design YAML file, or the name of a packaged design (see `pybamm-factory designs`)."
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.version_option(package_name="pybamm-factory")
+def main():
+    """Physics-based synthetic lithium-ion battery datasets for machine learning.
+
+    `pybamm-factory run` turns a design file into a Parquet dataset with labels,
+    impedance spectra, a quality report, leakage-safe splits and a data card.
+    """
+
+
+@main.command()
+@click.option("--design", "-d", default="default", help=DESIGN_HELP)
+@click.option("--samples", "-n", default=200, type=click.IntRange(min=1), help="Number of samples to simulate.")
+@click.option("--workers", "-w", default=4, type=click.IntRange(min=1),
+              help="Parallel worker processes (1 runs in-process, for debugging).")
+@click.option("--seed", default=7, type=int, help="Seed of the sampler and the splits.")
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Output directory [default: datasets/<design>-n<samples>-seed<seed>]. "
+                   "Re-running into it resumes and skips finished samples.")
+@click.option("--backend", type=click.Choice(["local", "dask"]), default="local",
+              help="local: joblib process pool; dask: a Dask cluster (see --scheduler).")
+@click.option("--scheduler", default=None,
+              help="Dask scheduler address (tcp://HOST:PORT). Without it, --backend dask starts a local cluster.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@click.option("--strict", is_flag=True, help="Exit non-zero when a blocking quality check fails.")
+@_user_errors
+def run(design, samples, workers, seed, out, backend, scheduler, quiet, strict):
+    """Simulate a design and write the dataset (manifest, tables, splits, card)."""
+    from . import api
+
+    path = api.run(design, samples=samples, workers=workers, seed=seed, out=out, backend=backend,
+                   scheduler=scheduler, quiet=quiet, command=_command_line())
+    quality = json.loads((path / "quality_report.json").read_text())
+    log = __import__("pandas").read_parquet(path / "solver_log.parquet")
+    counts = log["status"].value_counts().to_dict()
+    click.echo(f"dataset: {path}  samples: {len(log)}  status: {counts}  "
+               f"quality: {'passed' if quality['passed'] else 'FAILED ' + ', '.join(quality['failed_blocking_checks'])}")
+    if strict and not quality["passed"]:
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--design", "-d", default="default", help=DESIGN_HELP)
+@click.option("--samples", "-n", default=200, type=click.IntRange(min=1), help="Number of samples.")
+@click.option("--seed", default=7, type=int, help="Seed of the sampler.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("manifest.parquet"),
+              help="Manifest file (.parquet) or a directory to hold manifest.parquet.")
+@_user_errors
+def design(design, samples, seed, out):
+    """Write the manifest only (no physics)."""
+    from . import api
+
+    path = api.write_manifest(design, samples, seed, out)
+    click.echo(f"manifest: {path}")
+
+
+@main.command()
+def designs():
+    """List the packaged designs."""
+    import yaml
+
+    from .design import packaged_designs
+
+    for name, path in sorted(packaged_designs().items()):
+        raw = yaml.safe_load(path.read_text())
+        click.echo(f"{name:<12} {raw.get('description', '')}")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@_user_errors
+def verify(directory):
+    """Re-check a dataset's checksums and schemas; exit 1 on any mismatch."""
+    from .dataset import verify as verify_dataset
+
+    problems = verify_dataset(directory)
+    for p in problems:
+        click.echo(f"FAIL {p}")
+    if problems:
+        sys.exit(1)
+    click.echo(f"ok: {directory} (checksums and schemas match)")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--strict", is_flag=True, help="Exit 1 when a blocking check fails.")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the report as JSON to this file.")
+@_user_errors
+def check(directory, strict, report):
+    """Run the quality gate on a dataset directory and print its checks."""
+    from . import api
+
+    quality = api.check(directory, report)
+    for c in quality["checks"]:
+        mark = "ok  " if c["passed"] else ("FAIL" if c["blocking"] else "warn")
+        examples = f"  e.g. {', '.join(c['examples'][:3])}" if c["examples"] else ""
+        click.echo(f"{mark} {c['name']:<30} {c['count']:>6}{examples}")
+    if strict and not quality["passed"]:
+        failed = [c for c in quality["checks"] if c["blocking"] and not c["passed"]]
+        click.echo("blocking: " + "; ".join(f"{c['name']} ({c['count']} rows)" for c in failed), err=True)
+        sys.exit(1)
+
+
+@main.command("eis-features")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the features as CSV or Parquet (by suffix) instead of printing them.")
+@_user_errors
+def eis_features(files, out):
+    """Impedance features of measured spectra (CSV: frequency, Z', Z'' [, soc])."""
+    import pandas as pd
+
+    from .calibrate.readers import read_spectrum
+    from .labels import spectrum_features
+
+    rows = []
+    for path in files:
+        spectra = read_spectrum(path)
+        for sweep_id, g in spectra.groupby("sweep_id", sort=False):
+            rows.append({"file": path.name, "sweep_id": sweep_id, "soc": g["soc"].iloc[0],
+                         **spectrum_features(g["frequency_hz"], g["z_real_ohm"], g["z_imag_ohm"])})
+    frame = pd.DataFrame(rows)
+    if out is None:
+        with pd.option_context("display.width", 200, "display.max_columns", 20):
+            click.echo(frame.drop(columns=["file"]).to_string(index=False))
+    elif out.suffix == ".parquet":
+        frame.to_parquet(out, index=False)
+    else:
+        frame.to_csv(out, index=False)

@@ -1,0 +1,106 @@
+"""The dataset directory: atomic Parquet writes, per-sample part files, compaction.
+
+Layout of a run directory::
+
+    manifest.parquet          the samples (written before any solve)
+    run.json                  design hash, seed and sample count (guards resume)
+    design.yaml               the design as given
+    .parts/<table>/<sample_id>.parquet   one file per sample and table, as it finishes
+    <table>.parquet           compacted tables, sorted by sample_index, then row keys
+
+A sample is finished when its ``solver_log`` part exists; that part is written last,
+so a run killed at any moment loses at most the samples still in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from .schemas import arrow_schema, load_schema
+
+PARTS = ".parts"
+# rows within one sample are ordered by these keys (when present)
+ROW_KEYS = {
+    "labels": ["cycle"],
+    "curves": ["cycle", "capacity_fraction"],
+    "spectra": ["cycle", "soc", "frequency_hz"],
+    "impedance_features": ["cycle", "soc"],
+}
+DESCENDING = {"frequency_hz"}
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_parquet(frame: pd.DataFrame, path: Path, table: str | None = None) -> None:
+    """Write a frame as Parquet (cast to the table's schema when named), atomically."""
+    schema = arrow_schema(load_schema(table), frame) if table else None
+    arrow = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    sink = pa.BufferOutputStream()
+    pq.write_table(arrow, sink, compression="zstd")
+    atomic_write_bytes(Path(path), sink.getvalue().to_pybytes())
+
+
+def write_sample_parts(root: Path, sample_id: str, tables: dict[str, pd.DataFrame]) -> None:
+    """Write every table of one finished sample; solver_log goes last (the marker)."""
+    for name, frame in tables.items():
+        if name != "solver_log":
+            atomic_write_parquet(frame, root / PARTS / name / f"{sample_id}.parquet", name)
+    atomic_write_parquet(tables["solver_log"], root / PARTS / "solver_log" / f"{sample_id}.parquet", "solver_log")
+
+
+def finished_samples(root: Path) -> set[str]:
+    folder = Path(root) / PARTS / "solver_log"
+    if not folder.exists():
+        return set()
+    return {p.stem for p in folder.glob("*.parquet")}
+
+
+def compact_table(root: Path, table: str, manifest: pd.DataFrame) -> pd.DataFrame:
+    """Gather the parts of ``table`` for the manifest's samples, in a fixed order."""
+    folder = Path(root) / PARTS / table
+    frames = []
+    for sample_id in manifest["sample_id"]:
+        path = folder / f"{sample_id}.parquet"
+        if path.exists():
+            frames.append(pd.read_parquet(path))
+    frames = [f for f in frames if len(f)]
+    schema = load_schema(table)
+    if not frames:
+        frame = pd.DataFrame({c: pd.Series(dtype="object") for c in schema["properties"]})
+    else:
+        frame = pd.concat(frames, ignore_index=True)
+    order = dict(zip(manifest["sample_id"], manifest["sample_index"]))
+    frame["_order"] = frame["sample_id"].map(order)
+    keys = ["_order"] + [k for k in ROW_KEYS.get(table, []) if k in frame.columns]
+    frame = frame.sort_values(keys, ascending=[k not in DESCENDING for k in keys], kind="mergesort")
+    frame = frame.drop(columns="_order").reset_index(drop=True)
+    columns = [c for c in schema["properties"] if c in frame.columns]
+    return frame[columns + [c for c in frame.columns if c not in columns]]
+
+
+def read_table(root: Path, table: str) -> pd.DataFrame:
+    return pd.read_parquet(Path(root) / f"{table}.parquet")
+
+
+def read_run_info(root: Path) -> dict | None:
+    path = Path(root) / "run.json"
+    return json.loads(path.read_text()) if path.exists() else None

@@ -1,0 +1,428 @@
+"""Design files: load a YAML design, validate it, and hold it as plain dataclasses.
+
+Every validation failure raises :class:`DesignError` with one line that names the
+file, the field and what is allowed, so the CLI can print it without a traceback.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+MODELS = ("spme", "dfn")
+SAMPLERS = ("lhs", "sobol")
+DISTRIBUTIONS = ("uniform", "log-uniform", "normal")
+SOLVERS = ("IDAKLUSolver", "CasadiSolver")
+MESH_KEYS = ("x_n", "x_s", "x_p", "r_n", "r_p")
+
+TOP_LEVEL_KEYS = {
+    "name": str,
+    "description": str,
+    "model": str,
+    "parameter_set": str,
+    "parameter_set_source": str,
+    "model_options": dict,
+    "mesh": dict,
+    "fixed": dict,
+    "varied": dict,
+    "protocols": list,
+    "ambient_temperatures_c": list,
+    "conditions_per_cell_design": int,
+    "aging": dict,
+    "eis": dict,
+    "sampler": str,
+    "solver": dict,
+    "splits": dict,
+    "license": str,
+}
+REQUIRED_KEYS = ("name", "model", "parameter_set", "protocols", "ambient_temperatures_c", "aging")
+
+
+class DesignError(ValueError):
+    """A design file is malformed; the message is one line naming file and field."""
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """A sampling distribution for one scalar quantity."""
+
+    kind: str
+    low: float
+    high: float
+    mean: float | None = None
+    std: float | None = None
+    source: str = ""
+
+    def ppf(self, u):
+        """Map uniform [0, 1) numbers to this distribution (inverse CDF)."""
+        import numpy as np
+        from scipy import stats
+
+        u = np.asarray(u, dtype=float)
+        if self.kind == "uniform":
+            return self.low + u * (self.high - self.low)
+        if self.kind == "log-uniform":
+            lo, hi = math.log(self.low), math.log(self.high)
+            return np.exp(lo + u * (hi - lo))
+        # normal, truncated to [low, high]
+        dist = stats.norm(self.mean, self.std)
+        a, b = dist.cdf(self.low), dist.cdf(self.high)
+        return dist.ppf(a + u * (b - a))
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """One cycling protocol: CC-CV charge, rest, CC discharge, rest."""
+
+    protocol_id: str
+    charge_c_rate: Distribution
+    discharge_c_rate: Distribution
+    upper_voltage_v: float
+    lower_voltage_v: float
+    cv_cutoff_c_rate: float = 0.05
+    rest_min: float = 5.0
+
+
+@dataclass(frozen=True)
+class Aging:
+    max_cycles: int
+    rpt_interval_cycles: int
+    stop_soh: float = 0.7
+    rpt_charge_c_rate: float = 1 / 3
+    rpt_discharge_c_rate: float = 0.2
+    rpt_cv_cutoff_c_rate: float = 0.02
+    rpt_rest_min: float = 30.0
+
+
+@dataclass(frozen=True)
+class EisSettings:
+    enabled: bool = True
+    socs: tuple[float, ...] = (0.2, 0.5, 0.8)
+    f_min_hz: float = 1e-3
+    f_max_hz: float = 1e4
+    points_per_decade: int = 8
+
+    def frequencies_hz(self):
+        import numpy as np
+
+        decades = math.log10(self.f_max_hz) - math.log10(self.f_min_hz)
+        n = int(round(decades * self.points_per_decade)) + 1
+        return np.logspace(math.log10(self.f_max_hz), math.log10(self.f_min_hz), n)
+
+
+@dataclass(frozen=True)
+class SolverSettings:
+    name: str = "IDAKLUSolver"
+    rtol: float = 1e-6
+    atol: float = 1e-6
+
+
+@dataclass(frozen=True)
+class SplitSettings:
+    train: float = 0.7
+    val: float = 0.15
+    test: float = 0.15
+    stratify: str | None = None
+    holdout: dict | None = None
+
+
+@dataclass(frozen=True)
+class Design:
+    """A validated design. ``raw`` keeps the YAML content for hashing and the card."""
+
+    name: str
+    model: str
+    parameter_set: str
+    model_options: dict
+    mesh: dict
+    fixed: dict
+    varied: dict  # PyBaMM parameter name -> Distribution
+    protocols: tuple[Protocol, ...]
+    ambient_temperatures_k: tuple[float, ...]
+    conditions_per_cell_design: int
+    aging: Aging
+    eis: EisSettings
+    sampler: str
+    solver: SolverSettings
+    splits: SplitSettings
+    raw: dict = field(repr=False)
+    source: str = ""
+    description: str = ""
+    parameter_set_source: str = ""
+    license: str = "CC-BY-4.0"
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 of the canonical JSON of the design's content (not its path)."""
+        canonical = json.dumps(self.raw, sort_keys=True, default=str, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _fail(src: str, fld: str, msg: str):
+    raise DesignError(f"{src}: field '{fld}': {msg}")
+
+
+def _number(src, fld, value, positive=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(src, fld, f"expected a number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value):
+        _fail(src, fld, f"expected a finite number, got {value!r}")
+    if positive and value <= 0:
+        _fail(src, fld, f"must be > 0, got {value!r}")
+    return float(value)
+
+
+def _check_keys(src, fld, mapping, allowed):
+    unknown = sorted(set(mapping) - set(allowed))
+    if unknown:
+        _fail(src, f"{fld}.{unknown[0]}" if fld else unknown[0],
+              f"unknown key; allowed: {', '.join(sorted(allowed))}")
+
+
+def _distribution(src, fld, spec) -> Distribution:
+    if isinstance(spec, (int, float)) and not isinstance(spec, bool):
+        v = _number(src, fld, spec)
+        return Distribution("uniform", v, v)
+    if not isinstance(spec, dict):
+        _fail(src, fld, "expected a number or a mapping with 'distribution', 'low', 'high'")
+    _check_keys(src, fld, spec, ("distribution", "low", "high", "mean", "std", "source"))
+    kind = spec.get("distribution", "uniform")
+    if kind not in DISTRIBUTIONS:
+        _fail(src, f"{fld}.distribution", f"'{kind}' is not allowed; allowed: {', '.join(DISTRIBUTIONS)}")
+    if "low" not in spec or "high" not in spec:
+        _fail(src, fld, "needs both 'low' and 'high'")
+    low = _number(src, f"{fld}.low", spec["low"])
+    high = _number(src, f"{fld}.high", spec["high"])
+    if not low < high:
+        _fail(src, fld, f"empty range: low ({low:g}) must be < high ({high:g})")
+    mean = std = None
+    if kind == "log-uniform" and low <= 0:
+        _fail(src, f"{fld}.low", "log-uniform needs low > 0")
+    if kind == "normal":
+        if "mean" not in spec or "std" not in spec:
+            _fail(src, fld, "normal needs 'mean' and 'std' (and 'low'/'high' as truncation bounds)")
+        mean = _number(src, f"{fld}.mean", spec["mean"])
+        std = _number(src, f"{fld}.std", spec["std"], positive=True)
+    return Distribution(kind, low, high, mean, std, str(spec.get("source", "")))
+
+
+def _protocol(src, i, spec, pv) -> Protocol:
+    fld = f"protocols[{i}]"
+    if not isinstance(spec, dict):
+        _fail(src, fld, "expected a mapping")
+    allowed = ("id", "charge_c_rate", "discharge_c_rate", "upper_voltage_v", "lower_voltage_v",
+               "cv_cutoff_c_rate", "rest_min")
+    _check_keys(src, fld, spec, allowed)
+    for req in ("id", "charge_c_rate", "discharge_c_rate"):
+        if req not in spec:
+            _fail(src, f"{fld}.{req}", "is required")
+    upper = _number(src, f"{fld}.upper_voltage_v", spec.get("upper_voltage_v", pv["upper"]))
+    lower = _number(src, f"{fld}.lower_voltage_v", spec.get("lower_voltage_v", pv["lower"]))
+    if not lower < upper:
+        _fail(src, fld, f"impossible protocol: lower_voltage_v ({lower}) must be < upper_voltage_v ({upper})")
+    if upper > pv["upper"] + 1e-9 or lower < pv["lower"] - 1e-9:
+        _fail(src, fld, f"impossible protocol: voltage window [{lower}, {upper}] V lies outside the "
+              f"parameter set's cut-offs [{pv['lower']}, {pv['upper']}] V")
+    charge = _distribution(src, f"{fld}.charge_c_rate", spec["charge_c_rate"])
+    discharge = _distribution(src, f"{fld}.discharge_c_rate", spec["discharge_c_rate"])
+    for name, d in (("charge_c_rate", charge), ("discharge_c_rate", discharge)):
+        if d.low <= 0 or d.high > 10:
+            _fail(src, f"{fld}.{name}", f"impossible protocol: C-rates must lie in (0, 10], got [{d.low:g}, {d.high:g}]")
+    cv = _number(src, f"{fld}.cv_cutoff_c_rate", spec.get("cv_cutoff_c_rate", 0.05), positive=True)
+    rest = _number(src, f"{fld}.rest_min", spec.get("rest_min", 5.0))
+    if rest < 0:
+        _fail(src, f"{fld}.rest_min", "must be >= 0")
+    return Protocol(str(spec["id"]), charge, discharge, upper, lower, cv, rest)
+
+
+def _parameter_set_info(src, name):
+    import pybamm
+
+    try:
+        pv = pybamm.ParameterValues(name)
+    except Exception:
+        options = ", ".join(sorted(pybamm.parameter_sets.keys()))
+        _fail(src, "parameter_set", f"'{name}' is not a PyBaMM parameter set; allowed: {options}")
+    return {
+        "values": pv,
+        "upper": float(pv["Upper voltage cut-off [V]"]),
+        "lower": float(pv["Lower voltage cut-off [V]"]),
+    }
+
+
+def _model_options(src, options, model):
+    import pybamm
+
+    if not isinstance(options, dict):
+        _fail(src, "model_options", "expected a mapping of PyBaMM option names to values")
+    try:
+        pybamm.BatteryModelOptions(model_options_for_pybamm(options))
+    except pybamm.OptionError as exc:
+        _fail(src, "model_options", str(exc).splitlines()[0])
+
+
+def model_options_for_pybamm(options: dict) -> dict:
+    """YAML lists become the tuples PyBaMM expects for per-electrode options."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
+
+
+def parse_design(raw: dict, src: str = "<design>") -> Design:
+    """Validate a design mapping (as read from YAML) and return a :class:`Design`."""
+    if not isinstance(raw, dict):
+        raise DesignError(f"{src}: the design must be a YAML mapping at the top level")
+    _check_keys(src, "", raw, TOP_LEVEL_KEYS)
+    for key in REQUIRED_KEYS:
+        if key not in raw:
+            _fail(src, key, "is required")
+    for key, typ in TOP_LEVEL_KEYS.items():
+        if key in raw and not isinstance(raw[key], typ) or (typ is int and isinstance(raw.get(key), bool)):
+            _fail(src, key, f"expected {typ.__name__}, got {type(raw[key]).__name__}")
+    model = raw["model"]
+    if model not in MODELS:
+        _fail(src, "model", f"'{model}' is not allowed; allowed: {', '.join(MODELS)}")
+    pset = _parameter_set_info(src, raw["parameter_set"])
+    pv = pset["values"]
+    options = raw.get("model_options", {})
+    _model_options(src, options, model)
+
+    mesh = raw.get("mesh", {})
+    _check_keys(src, "mesh", mesh, MESH_KEYS)
+    for k, v in mesh.items():
+        if isinstance(v, bool) or not isinstance(v, int) or v < 2:
+            _fail(src, f"mesh.{k}", f"expected an integer >= 2, got {v!r}")
+
+    fixed = raw.get("fixed", {})
+    for name, value in fixed.items():
+        if name not in pv.keys():
+            _fail(src, f"fixed.{name}", f"'{name}' is not a parameter of {raw['parameter_set']}")
+        _number(src, f"fixed.{name}", value)
+
+    varied = {}
+    for name, spec in raw.get("varied", {}).items():
+        if name not in pv.keys():
+            _fail(src, f"varied.{name}", f"'{name}' is not a parameter of {raw['parameter_set']}")
+        if callable(pv[name]):
+            _fail(src, f"varied.{name}", "is a function of state in this parameter set; only scalar parameters can be varied")
+        varied[name] = _distribution(src, f"varied.{name}", spec)
+        if varied[name].low == varied[name].high:
+            _fail(src, f"varied.{name}", "empty range: low must be < high")
+
+    protocols = raw["protocols"]
+    if not protocols:
+        _fail(src, "protocols", "needs at least one protocol")
+    protocols = tuple(_protocol(src, i, p, pset) for i, p in enumerate(protocols))
+    ids = [p.protocol_id for p in protocols]
+    if len(set(ids)) != len(ids):
+        _fail(src, "protocols", f"protocol ids must be unique, got {ids}")
+
+    temps = raw["ambient_temperatures_c"]
+    if not temps:
+        _fail(src, "ambient_temperatures_c", "needs at least one temperature")
+    temps_k = []
+    for i, t in enumerate(temps):
+        t = _number(src, f"ambient_temperatures_c[{i}]", t)
+        if not -40 <= t <= 80:
+            _fail(src, f"ambient_temperatures_c[{i}]", f"{t} degC is outside the allowed -40..80 degC")
+        temps_k.append(round(t + 273.15, 6))
+
+    aging_raw = raw["aging"]
+    aging_keys = ("max_cycles", "rpt_interval_cycles", "stop_soh", "rpt_charge_c_rate",
+                  "rpt_discharge_c_rate", "rpt_cv_cutoff_c_rate", "rpt_rest_min")
+    _check_keys(src, "aging", aging_raw, aging_keys)
+    for req in ("max_cycles", "rpt_interval_cycles"):
+        if req not in aging_raw:
+            _fail(src, f"aging.{req}", "is required")
+    for k in ("max_cycles", "rpt_interval_cycles"):
+        v = aging_raw[k]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            _fail(src, f"aging.{k}", f"expected an integer >= 1, got {v!r}")
+    if aging_raw["rpt_interval_cycles"] > aging_raw["max_cycles"]:
+        _fail(src, "aging.rpt_interval_cycles", "must be <= aging.max_cycles (no reference test would run)")
+    aging = Aging(**{k: (float(v) if isinstance(v, float) else v) for k, v in aging_raw.items()})
+    if not 0 < aging.stop_soh < 1:
+        _fail(src, "aging.stop_soh", f"must lie in (0, 1), got {aging.stop_soh}")
+    for k in ("rpt_charge_c_rate", "rpt_discharge_c_rate", "rpt_cv_cutoff_c_rate"):
+        _number(src, f"aging.{k}", getattr(aging, k), positive=True)
+
+    eis_raw = raw.get("eis", {})
+    _check_keys(src, "eis", eis_raw, ("enabled", "socs", "f_min_hz", "f_max_hz", "points_per_decade"))
+    eis = EisSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in eis_raw.items()})
+    for i, s in enumerate(eis.socs):
+        if not 0 < _number(src, f"eis.socs[{i}]", s) < 1:
+            _fail(src, f"eis.socs[{i}]", f"state of charge must lie in (0, 1), got {s}")
+    f_lo = _number(src, "eis.f_min_hz", eis.f_min_hz, positive=True)
+    f_hi = _number(src, "eis.f_max_hz", eis.f_max_hz, positive=True)
+    if not f_lo < f_hi:
+        _fail(src, "eis", "f_min_hz must be < f_max_hz")
+
+    sampler = raw.get("sampler", "lhs")
+    if sampler not in SAMPLERS:
+        _fail(src, "sampler", f"'{sampler}' is not allowed; allowed: {', '.join(SAMPLERS)}")
+    solver_raw = raw.get("solver", {})
+    _check_keys(src, "solver", solver_raw, ("name", "rtol", "atol"))
+    solver = SolverSettings(**solver_raw)
+    if solver.name not in SOLVERS:
+        _fail(src, "solver.name", f"'{solver.name}' is not allowed; allowed: {', '.join(SOLVERS)}")
+    _number(src, "solver.rtol", solver.rtol, positive=True)
+    _number(src, "solver.atol", solver.atol, positive=True)
+
+    splits_raw = raw.get("splits", {})
+    _check_keys(src, "splits", splits_raw, ("train", "val", "test", "stratify", "holdout"))
+    splits = SplitSettings(**splits_raw)
+    fractions = [splits.train, splits.val, splits.test]
+    if any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
+        _fail(src, "splits", f"train/val/test must be >= 0 and sum to 1, got {fractions}")
+
+    cpd = raw.get("conditions_per_cell_design", 1)
+    if cpd < 1:
+        _fail(src, "conditions_per_cell_design", "must be >= 1")
+
+    return Design(
+        name=raw["name"], model=model, parameter_set=raw["parameter_set"],
+        model_options=copy.deepcopy(options), mesh=dict(mesh), fixed=dict(fixed), varied=varied,
+        protocols=protocols, ambient_temperatures_k=tuple(temps_k),
+        conditions_per_cell_design=cpd, aging=aging, eis=eis, sampler=sampler, solver=solver,
+        splits=splits, raw=copy.deepcopy(raw), source=src,
+        description=raw.get("description", ""),
+        parameter_set_source=raw.get("parameter_set_source", ""),
+        license=raw.get("license", "CC-BY-4.0"),
+    )
+
+
+def packaged_designs() -> dict[str, Path]:
+    """Names and paths of the designs shipped inside the package."""
+    root = resources.files("pybamm_factory") / "designs"
+    return {Path(str(p)).stem: Path(str(p)) for p in root.iterdir() if str(p).endswith(".yaml")}
+
+
+def resolve_design_path(design: str | Path | None) -> Path:
+    """A path to an existing file, or the name of a packaged design (default: 'default')."""
+    if design is None:
+        design = "default"
+    path = Path(design)
+    if path.exists():
+        return path
+    shipped = packaged_designs()
+    if str(design) in shipped:
+        return shipped[str(design)]
+    raise DesignError(f"{design}: no such file, and not a packaged design; packaged: {', '.join(sorted(shipped))}")
+
+
+def load_design(design: str | Path | None = None) -> Design:
+    """Read and validate a design file (YAML, loaded safely) or packaged design name."""
+    path = resolve_design_path(design)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise DesignError(f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}") from None
+    return parse_design(raw, str(path))

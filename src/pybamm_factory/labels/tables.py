@@ -1,0 +1,47 @@
+"""Per-sample label rows from the reference tests of one aging run."""
+
+from __future__ import annotations
+
+import math
+
+
+from .capacity import EOL_SOH, dc_resistance_ohm, end_of_life, rpt_capacity_ah
+from .curves import ica_dva_features
+
+
+def label_rows(ids: dict, snapshots, nominal_capacity_ah: float, status: str) -> list[dict]:
+    """One row per RPT: capacity, SOH, mechanisms, resistance, EOL/RUL, ICA/DVA features."""
+    if not snapshots:
+        return []
+    capacities = [rpt_capacity_ah(s.discharged_ah) for s in snapshots]
+    cycles = [s.cycle for s in snapshots]
+    soh = [c / capacities[0] for c in capacities]
+    eol = end_of_life(cycles, soh, EOL_SOH)
+    rows = []
+    for snap, cap, health in zip(snapshots, capacities, soh):
+        summary = snap.summary
+        throughput = summary.get("throughput_ah", math.nan)
+        rul = max(eol.eol_cycle - snap.cycle, 0.0) if math.isfinite(eol.eol_cycle) else math.nan
+        row = {
+            **ids,
+            "cycle": int(snap.cycle),
+            "equivalent_full_cycles": throughput / (2 * nominal_capacity_ah),
+            "throughput_ah": throughput,
+            "capacity_ah": cap,
+            "soh": health,
+            "lli_pct": summary.get("lli_pct", math.nan),
+            "lam_ne_pct": summary.get("lam_ne_pct", math.nan),
+            "lam_pe_pct": summary.get("lam_pe_pct", math.nan),
+            "plating_loss_ah": summary.get("plating_loss_ah", math.nan),
+            "sei_loss_ah": summary.get("sei_loss_ah", 0.0) + summary.get("sei_cracks_loss_ah", 0.0),
+            "resistance_ohm": dc_resistance_ohm(snap.rest_voltage_v, float(snap.voltage_v[0]), snap.current_a),
+            "eol_cycle": eol.eol_cycle,
+            "rul_to_80_cycles": rul,
+            "rul_source": eol.source,
+            "rul_fit_rmse": eol.fit_rmse,
+            "solver_status": status,
+        }
+        row.update(ica_dva_features(snap.discharged_ah, snap.voltage_v))
+        rows.append(row)
+    return rows
+

@@ -1,0 +1,5 @@
+"""Physics: PyBaMM aging experiments with reference tests, and EIS at each snapshot."""
+
+from .sample import TABLES, simulate_sample
+
+__all__ = ["TABLES", "simulate_sample"]

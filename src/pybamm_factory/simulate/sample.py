@@ -1,0 +1,89 @@
+"""Solve one manifest row and return all of its table rows (runs inside a worker)."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pandas as pd
+
+from ..design.spec import Design
+from ..labels import curve_table, label_rows, spectrum_features
+from .aging import get_aging_engine
+from .eis import get_eis_engine
+
+TABLES = ("solver_log", "labels", "curves", "spectra", "impedance_features")
+
+
+def _ids(row: dict) -> dict:
+    return {"sample_id": row["sample_id"], "cell_design_id": row["cell_design_id"]}
+
+
+def _curves(ids, snapshots) -> pd.DataFrame:
+    frames = []
+    for snap in snapshots:
+        table = curve_table(snap.discharged_ah, snap.voltage_v)
+        frame = pd.DataFrame(table)
+        frame.insert(0, "cycle", int(snap.cycle))
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True)
+    for key, value in reversed(list(ids.items())):
+        out.insert(0, key, value)
+    return out
+
+
+def _eis(design: Design, row: dict, snapshots):
+    """Spectra and impedance features at every RPT and state of charge."""
+    if not design.eis.enabled or not snapshots:
+        return pd.DataFrame(), pd.DataFrame(), 0.0
+    engine = get_eis_engine(design)
+    t0 = time.perf_counter()
+    spectra, features = [], []
+    ids = _ids(row)
+    f = engine.frequencies_hz
+    for snap in snapshots:
+        for soc in design.eis.socs:
+            z = engine.impedance(engine.aged_inputs(row, snap, soc))
+            sweep_id = f"{row['sample_id']}-c{snap.cycle:05d}-soc{round(soc * 100):03d}"
+            base = {**ids, "sweep_id": sweep_id, "cycle": int(snap.cycle), "soc": float(soc)}
+            spectra.append(pd.DataFrame({**base, "frequency_hz": f, "z_real_ohm": z.real, "z_imag_ohm": z.imag}))
+            features.append({**base, **spectrum_features(f, z.real, z.imag)})
+    return pd.concat(spectra, ignore_index=True), pd.DataFrame(features), time.perf_counter() - t0
+
+
+def simulate_sample(design: Design, row: dict) -> dict[str, pd.DataFrame]:
+    """Aging run, EIS and labels for one sample. Failures become solver_log rows."""
+    t0 = time.perf_counter()
+    ids = _ids(row)
+    engine = get_aging_engine(design, row["protocol_id"], row["ambient_temperature_k"])
+    run = engine.run(row)
+    tables = {name: pd.DataFrame() for name in TABLES}
+    eis_time = 0.0
+    try:
+        tables["labels"] = pd.DataFrame(label_rows(ids, run.snapshots, engine.nominal_capacity_ah, run.status))
+        tables["curves"] = _curves(ids, run.snapshots)
+        tables["spectra"], tables["impedance_features"], eis_time = _eis(design, row, run.snapshots)
+    except Exception as exc:  # post-processing failure is recorded, not raised
+        run.status = "failed"
+        run.failure_reason = f"post-processing {type(exc).__name__}: {str(exc)[:200]}"
+        for name in ("labels", "curves", "spectra", "impedance_features"):
+            tables[name] = pd.DataFrame()
+    tables["solver_log"] = pd.DataFrame([{
+        **ids,
+        "status": run.status,
+        "failure_reason": run.failure_reason,
+        "solver": design.solver.name,
+        "rtol": design.solver.rtol,
+        "atol": design.solver.atol,
+        "wall_time_s": time.perf_counter() - t0,
+        "solve_time_s": run.solve_time_s,
+        "eis_time_s": eis_time,
+        "cycles_completed": int(run.cycles_completed),
+        "rpts_completed": len(run.snapshots),
+    }])
+    return tables
+
+
