@@ -166,3 +166,7 @@ def eis_features(files, out):
         frame.to_parquet(out, index=False)
     else:
         frame.to_csv(out, index=False)
+
+
+if __name__ == "__main__":
+    main()

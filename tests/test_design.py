@@ -1,0 +1,139 @@
+"""Design files: validation messages, manifest determinism, ids and samplers."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+
+import pytest
+import yaml
+
+from pybamm_factory.api import write_manifest
+from pybamm_factory.design import DesignError, build_manifest, load_design, packaged_designs, parse_design
+from tests.conftest import REPO
+
+SMOKE = yaml.safe_load((REPO / "designs" / "smoke.yaml").read_text())
+
+
+def _with(path: str, value):
+    raw = copy.deepcopy(SMOKE)
+    node = raw
+    keys = path.split("/")
+    for k in keys[:-1]:
+        node = node[int(k)] if isinstance(node, list) else node[k]
+    last = keys[-1]
+    if value is _DELETE:
+        del node[last]
+    elif isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return raw
+
+
+_DELETE = object()
+
+MALFORMED = [
+    ("unknown top-level key", _with("colour", "red"), "field 'colour': unknown key"),
+    ("model not allowed", _with("model", "p2d"), "field 'model': 'p2d' is not allowed; allowed: spme, dfn"),
+    ("parameter set unknown", _with("parameter_set", "Nope2099"), "field 'parameter_set': 'Nope2099' is not a PyBaMM parameter set"),
+    ("varied name absent", _with("varied/Flux capacitor [F]", {"low": 1, "high": 2}),
+     "field 'varied.Flux capacitor [F]': 'Flux capacitor [F]' is not a parameter of OKane2022"),
+    ("empty range", _with("varied/SEI solvent diffusivity [m2.s-1]", {"distribution": "log-uniform", "low": 1e-19, "high": 1e-20}),
+     "empty range: low (1e-19) must be < high (1e-20)"),
+    ("bad distribution", _with("varied/SEI solvent diffusivity [m2.s-1]", {"distribution": "beta", "low": 1, "high": 2}),
+     "'beta' is not allowed; allowed: uniform, log-uniform, normal"),
+    ("wrong type", _with("aging/max_cycles", "ten"), "field 'aging.max_cycles': expected an integer >= 1, got 'ten'"),
+    ("impossible voltage window", _with("protocols/0/upper_voltage_v", 2.0),
+     "impossible protocol: lower_voltage_v (2.5) must be < upper_voltage_v (2.0)"),
+    ("voltage outside cut-offs", _with("protocols/0/upper_voltage_v", 4.6), "lies outside the parameter set's cut-offs"),
+    ("negative C-rate", _with("protocols/0/charge_c_rate", {"low": -1, "high": 1}), "impossible protocol: C-rates must lie in (0, 10]"),
+    ("rpt interval > cycles", _with("aging/rpt_interval_cycles", 50), "must be <= aging.max_cycles"),
+    ("soc out of range", _with("eis/socs", [0.5, 1.2]), "field 'eis.socs[1]': state of charge must lie in (0, 1)"),
+    ("sampler unknown", _with("sampler", "grid"), "field 'sampler': 'grid' is not allowed; allowed: lhs, sobol"),
+    ("missing required", _with("protocols", _DELETE), "field 'protocols': is required"),
+    ("bad model option", _with("model_options/SEI", "magic"), "field 'model_options'"),
+    ("fixed not a number", _with("fixed", {"Initial SEI thickness [m]": "thin"}), "expected a number"),
+    ("split fractions", _with("splits", {"train": 0.9, "val": 0.2, "test": 0.1}), "sum to 1"),
+]
+
+
+@pytest.mark.parametrize("label,raw,message", MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_malformed_design_is_rejected_with_one_line(label, raw, message, tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(DesignError) as err:
+        load_design(path)
+    text = str(err.value)
+    assert message in text
+    assert text.startswith(str(path)), "the message names the file"
+    assert "\n" not in text
+
+
+def test_yaml_syntax_error_and_unsafe_yaml_are_rejected(tmp_path):
+    bad = tmp_path / "syntax.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(DesignError, match="not valid YAML"):
+        load_design(bad)
+    unsafe = tmp_path / "unsafe.yaml"
+    unsafe.write_text("name: !!python/object/apply:os.system ['echo hi']\n")
+    with pytest.raises(DesignError):
+        load_design(unsafe)
+
+
+def test_packaged_designs_include_default_smoke_and_load():
+    names = packaged_designs()
+    assert {"default", "smoke"} <= set(names)
+    for name in names:
+        assert load_design(name).name == name
+
+
+def test_manifest_is_byte_identical_for_same_design_and_seed(tmp_path):
+    a = write_manifest("smoke", 12, 3, tmp_path / "a.parquet")
+    b = write_manifest("smoke", 12, 3, tmp_path / "b.parquet")
+    c = write_manifest("smoke", 12, 4, tmp_path / "c.parquet")
+    digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
+    assert digest(a) == digest(b)
+    assert digest(a) != digest(c)
+
+
+def test_manifest_ids_columns_and_shared_cell_designs():
+    design = load_design("smoke")
+    m = build_manifest(design, 8, 7)
+    assert list(m.columns[:3]) == ["sample_id", "cell_design_id", "sample_index"]
+    assert m["sample_id"].is_unique
+    for name in design.varied:
+        assert name in m.columns
+        dist = design.varied[name]
+        assert m[name].between(dist.low, dist.high).all()
+    # conditions_per_cell_design = 2: each cell design appears twice with the same parameters
+    sizes = m.groupby("cell_design_id").size()
+    assert (sizes == 2).all() and len(sizes) == 4
+    assert (m.groupby("cell_design_id")[list(design.varied)].nunique() == 1).all().all()
+    assert set(m["ambient_temperature_k"]) <= set(design.ambient_temperatures_k)
+    # ids derive from design content + seed + index, not from the run
+    assert build_manifest(design, 8, 7)["sample_id"].tolist() == m["sample_id"].tolist()
+    assert build_manifest(design, 10, 7)["sample_id"].tolist()[:8] == m["sample_id"].tolist()
+
+
+def test_latin_hypercube_strata_are_each_hit_once():
+    design = load_design("smoke")
+    m = build_manifest(design, 16, 11)
+    cells = m.drop_duplicates("cell_design_id")
+    dist = design.varied["SEI solvent diffusivity [m2.s-1]"]
+    import numpy as np
+
+    u = (np.log(cells["SEI solvent diffusivity [m2.s-1]"]) - np.log(dist.low)) / (np.log(dist.high) - np.log(dist.low))
+    strata = np.floor(u * len(cells)).astype(int)
+    assert sorted(strata) == list(range(len(cells)))
+
+
+def test_sobol_sampler_gives_complete_saltelli_design():
+    raw = copy.deepcopy(SMOKE)
+    raw["sampler"] = "sobol"
+    raw["conditions_per_cell_design"] = 1
+    design = parse_design(raw, "sobol.yaml")
+    m = build_manifest(design, 10, 5)
+    d = len(design.varied)
+    assert len(m) % (d + 2) == 0 and len(m) >= 10
+    assert build_manifest(design, 10, 5).equals(m)

@@ -1,0 +1,142 @@
+"""The spine end to end: run, tables, schemas, card, verify, resume, determinism."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pybamm_factory import api
+from pybamm_factory.dataset import validate_frame, verify
+from pybamm_factory.dataset.card import DATA_TABLES
+
+TIMING_COLUMNS = ["wall_time_s", "solve_time_s", "eis_time_s"]
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_every_table_is_written_filled_and_matches_its_schema(smoke_dataset):
+    for table in DATA_TABLES:
+        frame = pd.read_parquet(smoke_dataset / f"{table}.parquet")
+        assert len(frame) > 0, f"{table} is empty"
+        assert validate_frame(frame, table) == [], table
+    log = pd.read_parquet(smoke_dataset / "solver_log.parquet")
+    assert set(log["status"]) <= {"ok", "infeasible", "failed"}
+    assert (log["rtol"] > 0).all() and (log["wall_time_s"] > 0).all()
+    assert not list((smoke_dataset).glob("*.tmp-*")), "no temporary files left behind"
+
+
+def test_schema_check_can_fail(smoke_dataset):
+    labels = pd.read_parquet(smoke_dataset / "labels.parquet")
+    broken = labels.drop(columns=["soh"]).assign(rul_source="guessed")
+    problems = validate_frame(broken, "labels")
+    assert any("missing column 'soh'" in p for p in problems)
+    assert any("rul_source" in p for p in problems)
+
+
+def test_card_holds_metadata_checksums_and_front_matter(smoke_dataset):
+    card = (smoke_dataset / "README.md").read_text()
+    assert card.startswith("---\nlicense:")
+    assert "configs:" in card and "data_files: labels.parquet" in card
+    meta = json.loads((smoke_dataset / "metadata.json").read_text())
+    for key in ("model", "model_options", "parameter_set", "parameter_values", "solver", "versions", "seed", "command"):
+        assert key in meta
+    assert meta["versions"]["pybamm"] and meta["versions"]["casadi"] and meta["versions"]["python"]
+    assert meta["parameter_values"]["Nominal cell capacity [A.h]"] == 5.0
+    for line in (smoke_dataset / "checksums.sha256").read_text().splitlines():
+        digest, name = line.split("  ")
+        assert digest in card and _sha(smoke_dataset / name) == digest
+    assert "labels.parquet" in (smoke_dataset / "checksums.sha256").read_text()
+    assert (smoke_dataset / "figures" / "soh_trajectories.png").stat().st_size > 1000
+
+
+def test_verify_catches_a_modified_file(smoke_dataset, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(smoke_dataset, copy)
+    assert verify(copy) == []
+    labels = pd.read_parquet(copy / "labels.parquet")
+    labels.loc[0, "soh"] = 0.5
+    labels.to_parquet(copy / "labels.parquet")
+    problems = verify(copy)
+    assert any("labels.parquet: sha256 mismatch" in p for p in problems)
+    out = subprocess.run([sys.executable, "-m", "pybamm_factory.cli", "verify", str(copy)], capture_output=True, text=True)
+    assert out.returncode == 1 and "sha256 mismatch" in out.stdout
+
+
+def test_same_run_with_one_worker_gives_same_manifest_and_labels(smoke_dataset, tmp_path):
+    again = api.run("smoke", samples=4, workers=1, seed=7, out=tmp_path / "w1", quiet=True)
+    assert _sha(again / "manifest.parquet") == _sha(smoke_dataset / "manifest.parquet")
+    for table in ("labels", "curves", "spectra", "impedance_features", "splits"):
+        pd.testing.assert_frame_equal(pd.read_parquet(again / f"{table}.parquet"),
+                                      pd.read_parquet(smoke_dataset / f"{table}.parquet"), check_exact=True)
+
+
+def test_rerun_skips_finished_samples_and_other_seed_is_refused(smoke_dataset):
+    before = pd.read_parquet(smoke_dataset / "solver_log.parquet")
+    t0 = time.perf_counter()
+    api.run("smoke", samples=4, workers=1, seed=7, out=smoke_dataset, quiet=True)
+    assert time.perf_counter() - t0 < 60
+    after = pd.read_parquet(smoke_dataset / "solver_log.parquet")
+    pd.testing.assert_frame_equal(before, after)  # nothing re-solved: wall times unchanged
+    with pytest.raises(api.RunConflictError, match="seed: 7 here, 8 asked"):
+        api.run("smoke", samples=4, workers=1, seed=8, out=smoke_dataset, quiet=True)
+
+
+@pytest.mark.slow
+def test_sigkill_mid_run_then_resume_equals_uninterrupted(smoke_dataset, tmp_path):
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "pybamm_factory.cli", "run", "--design", "smoke", "--samples", "4",
+           "--workers", "1", "--seed", "7", "--out", str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True)
+    parts = out / ".parts" / "solver_log"
+    deadline = time.time() + 240
+    while time.time() < deadline and len(list(parts.glob("*.parquet"))) < 1:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = len(list(parts.glob("*.parquet")))
+    assert 1 <= finished < 4, "the run was killed mid-way"
+    assert not (out / "labels.parquet").exists()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    for table in DATA_TABLES:
+        a = pd.read_parquet(out / f"{table}.parquet")
+        b = pd.read_parquet(smoke_dataset / f"{table}.parquet")
+        if table == "solver_log":
+            a, b = a.drop(columns=TIMING_COLUMNS), b.drop(columns=TIMING_COLUMNS)
+        pd.testing.assert_frame_equal(a, b, check_exact=True)
+    assert _sha(out / "manifest.parquet") == _sha(smoke_dataset / "manifest.parquet")
+
+
+def test_cli_help_explains_every_option():
+    from click.testing import CliRunner
+
+    from pybamm_factory.cli import main
+
+    result = CliRunner().invoke(main, ["run", "--help"])
+    assert result.exit_code == 0
+    for option in ("--design", "--samples", "--workers", "--seed", "--out", "--backend", "--scheduler", "--quiet"):
+        assert option in result.output
+    assert "default: 200" in result.output
+
+
+def test_cli_bad_design_prints_one_line(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nmodel: p2d\n")
+    out = subprocess.run([sys.executable, "-m", "pybamm_factory.cli", "design", "--design", str(bad)],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().count("\n") == 0 and "Traceback" not in out.stderr
+    assert str(bad) in out.stderr
