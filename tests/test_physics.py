@@ -1,0 +1,88 @@
+"""Physics checked with physics: real SPMe aging solves on tiny meshes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pybamm_factory.labels import end_of_life
+from pybamm_factory.simulate import simulate_sample
+from tests.physics_designs import row_for, tiny_design
+
+SEI = "SEI solvent diffusivity [m2.s-1]"
+PLATING = "Lithium plating kinetic rate constant [m.s-1]"
+
+
+def _labels(design, row):
+    tables = simulate_sample(design, row)
+    assert tables["solver_log"]["status"].iloc[0] == "ok", tables["solver_log"]["failure_reason"].iloc[0]
+    return tables["labels"]
+
+
+def test_sei_only_capacity_fades_monotonically_and_lli_grows():
+    design = tiny_design()
+    labels = _labels(design, row_for(design, **{SEI: 3e-19}))
+    assert list(labels["cycle"]) == [0, 2, 4, 6]
+    soh = labels["soh"].to_numpy()
+    assert soh[0] == 1.0 and np.all(np.diff(soh) <= 1e-6) and soh[-1] < 0.995
+    assert np.all(np.diff(labels["lli_pct"]) > 0)
+    assert np.all(np.diff(labels["sei_loss_ah"]) > 0)
+    assert np.all(np.diff(labels["throughput_ah"]) > 0)
+    assert (labels["lam_ne_pct"].abs() < 1e-9).all() and (labels["lam_pe_pct"].abs() < 1e-9).all()
+
+
+def test_faster_sei_rate_gives_lower_soh_at_same_cycle():
+    design = tiny_design()
+    slow = _labels(design, row_for(design, **{SEI: 5e-20}))
+    fast = _labels(design, row_for(design, **{SEI: 1e-18}))
+    assert (fast["soh"].iloc[1:].to_numpy() < slow["soh"].iloc[1:].to_numpy()).all()
+    assert fast["lli_pct"].iloc[-1] > 2 * slow["lli_pct"].iloc[-1]
+
+
+def test_higher_temperature_speeds_sei_growth():
+    design = tiny_design(temperatures=(25, 45))
+    cool = _labels(design, row_for(design, temperature_c=25, **{SEI: 2e-19}))
+    hot = _labels(design, row_for(design, temperature_c=45, **{SEI: 2e-19}))
+    assert hot["sei_loss_ah"].iloc[-1] > 1.2 * cool["sei_loss_ah"].iloc[-1]
+
+
+def test_cold_or_fast_charge_raises_plating():
+    options = {"lithium plating": "partially reversible"}
+    varied = {PLATING: {"distribution": "log-uniform", "low": 1e-10, "high": 1e-8}}
+    design = tiny_design(options=options, varied=varied, cycles=2, interval=2, temperatures=(5, 25), charge=(0.3, 1.5))
+    base = _labels(design, row_for(design, temperature_c=25, charge_c_rate=0.3, **{PLATING: 1e-9}))
+    cold = _labels(design, row_for(design, temperature_c=5, charge_c_rate=0.3, **{PLATING: 1e-9}))
+    fast = _labels(design, row_for(design, temperature_c=25, charge_c_rate=1.5, **{PLATING: 1e-9}))
+    assert cold["plating_loss_ah"].iloc[-1] > 1.5 * base["plating_loss_ah"].iloc[-1]
+    assert fast["plating_loss_ah"].iloc[-1] > 1.2 * base["plating_loss_ah"].iloc[-1]
+
+
+def test_lam_is_zero_when_off_and_grows_when_on():
+    lam_term = "Negative electrode LAM constant proportional term [s-1]"
+    varied = {lam_term: {"distribution": "log-uniform", "low": 1e-6, "high": 1e-4}}
+    on = tiny_design(options={"particle mechanics": ["swelling only", "swelling only"],
+                              "loss of active material": ["stress-driven", "stress-driven"]},
+                     varied=varied, cycles=4, interval=2, name="lam-on")
+    off = tiny_design(options={}, varied={SEI: {"low": 1e-21, "high": 2e-21}}, cycles=4, interval=2, name="lam-off")
+    lab_on = _labels(on, row_for(on, **{lam_term: 2.8e-5}))
+    lab_off = _labels(off, row_for(off, **{SEI: 1.5e-21}))
+    assert (lab_off[["lam_ne_pct", "lam_pe_pct"]].abs() < 1e-9).all().all()
+    assert np.all(np.diff(lab_on["lam_ne_pct"]) > 0) and np.all(np.diff(lab_on["lam_pe_pct"]) > 0)
+    assert lab_on["lam_ne_pct"].iloc[-1] > 0.1
+
+
+@pytest.mark.slow
+def test_projection_from_early_rpts_lands_near_observed_end_of_life():
+    """Simulate past SOH 0.8; project from the RPTs before 60 % of EOL; compare."""
+    design = tiny_design(cycles=40, interval=4, temperatures=(40,))
+    labels = _labels(design, row_for(design, temperature_c=40, **{SEI: 5e-18}))
+    assert labels["rul_source"].iloc[0] == "observed"
+    observed = labels["eol_cycle"].iloc[0]
+    early = labels[labels["cycle"] <= 0.6 * observed]
+    assert len(early) >= 4
+    projected = end_of_life(early["cycle"], early["soh"])
+    assert projected.source == "projected"
+    # stated tolerance: 15 % of the observed end of life
+    assert abs(projected.eol_cycle - observed) <= 0.15 * observed, (projected, observed)
+    rul = labels["rul_to_80_cycles"].to_numpy()
+    assert rul[0] == pytest.approx(observed) and np.all(np.diff(rul) <= 0) and rul.min() >= 0
