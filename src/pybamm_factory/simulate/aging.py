@@ -168,7 +168,7 @@ class AgingEngine:
         inputs[DISCHARGE_CURRENT] = float(row["discharge_c_rate"]) * self.nominal_capacity_ah
         return inputs
 
-    def _ensure_built(self, inputs):
+    def ensure_built(self, inputs):
         if not self._built:
             t0 = time.perf_counter()
             self.sim.experiment = pybamm.Experiment([self.rpt_cycle, self.aging_cycle])
@@ -186,7 +186,7 @@ class AgingEngine:
         """Solve one sample's aging experiment; never raises for physics failures."""
         a = self.design.aging
         inputs = self.inputs_for(row)
-        self._ensure_built(inputs)
+        self.ensure_built(inputs)
         out = AgingRun()
         recorder = _FailureRecorder()
         t0 = time.perf_counter()

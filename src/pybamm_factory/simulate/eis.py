@@ -62,11 +62,18 @@ class EisEngine:
         self.solve_time_s = 0.0
         self.spectra_solved = 0
 
-    def _ordered(self, inputs: dict) -> dict:
+    def default_inputs(self) -> dict:
+        """The parameter set's own values of every EIS input (a fresh cell)."""
+        return dict(self._defaults)
+
+    def ensure_built(self, inputs: dict) -> None:
         if self._input_order is None:
             self.sim.build(inputs=inputs)
             used = {p.name for p in self.sim.built_model.input_parameters}
             self._input_order = [n for n in inputs if n in used]
+
+    def _ordered(self, inputs: dict) -> dict:
+        self.ensure_built(inputs)
         return {n: inputs[n] for n in self._input_order}
 
     def aged_inputs(self, row: dict, snap: RptSnapshot, soc: float) -> dict:

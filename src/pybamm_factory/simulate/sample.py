@@ -54,8 +54,34 @@ def _eis(design: Design, row: dict, snapshots):
     return pd.concat(spectra, ignore_index=True), pd.DataFrame(features), time.perf_counter() - t0
 
 
+_WARM: set[str] = set()
+
+
+def warm_worker(design: Design) -> None:
+    """Build every engine this design can need, once per process.
+
+    Doing it on the first task keeps later tasks free of builds, and lets joblib's
+    loky pool take its memory reference after the builds (otherwise the growth from
+    later builds reads as a leak and the worker is restarted, losing its models).
+    """
+    if design.content_hash in _WARM:
+        return
+    midpoint = {name: float(dist.ppf(0.5)) for name, dist in design.varied.items()}
+    for protocol in design.protocols:
+        row = {**midpoint, "charge_c_rate": float(protocol.charge_c_rate.ppf(0.5)),
+               "discharge_c_rate": float(protocol.discharge_c_rate.ppf(0.5))}
+        for temperature_k in design.ambient_temperatures_k:
+            engine = get_aging_engine(design, protocol.protocol_id, temperature_k)
+            engine.ensure_built(engine.inputs_for(row))
+    if design.eis.enabled:
+        eis = get_eis_engine(design)
+        eis.ensure_built({**eis.default_inputs(), **{k: v for k, v in midpoint.items() if k in eis.default_inputs()}})
+    _WARM.add(design.content_hash)
+
+
 def simulate_sample(design: Design, row: dict) -> dict[str, pd.DataFrame]:
     """Aging run, EIS and labels for one sample. Failures become solver_log rows."""
+    warm_worker(design)
     t0 = time.perf_counter()
     ids = _ids(row)
     engine = get_aging_engine(design, row["protocol_id"], row["ambient_temperature_k"])

@@ -1,0 +1,1 @@
+"""Calibration: cycler readers, parameter fits, calibrated designs."""

@@ -1,0 +1,475 @@
+"""Readers for cycler exports and impedance spectra, normalised to one frame.
+
+Normalised cycler frame (one row per record):
+
+==============  =========================================================
+``time_s``      seconds since the first record (absolute stamps are ignored)
+``current_a``   amperes, **positive = discharge** (PyBaMM's convention)
+``voltage_v``   terminal voltage, volts
+``temperature_c`` degrees Celsius, null when the file has none
+``cycle_index`` cycle number as the cycler counts it (derived when absent)
+``step_index``  step number as the cycler counts it (derived when absent)
+``step_type``   ``charge`` | ``discharge`` | ``rest``
+==============  =========================================================
+
+Sign conventions mapped from (each format's own words):
+
+* Maccor: with a ``State`` column (C, D, R, ...), the state gives the sign and
+  ``|Amps|`` the size (exports with unsigned current work too); without it, negative
+  ``Amps`` = discharge.
+* Neware (three-level export): the step type (``CC_DChg``, ``CC_Chg``, ``Rest``, ...)
+  gives the sign, ``|Current(A)|`` the size.
+* Arbin: positive ``Current`` = charge, so the sign is flipped.
+* BioLogic EC-Lab text: positive ``I/mA`` = oxidation at the working electrode
+  (charge of a full cell), so the sign is flipped and mA become A.
+* Generic CSV: columns by name (or an explicit ``columns`` mapping); the current sign is
+  given by ``current_sign`` or, by default, inferred from the data: on discharge the
+  voltage falls under load, so the sign that makes current and dV/dt anti-correlated
+  is taken as discharge. The inference is reported in ``frame.attrs``.
+
+battery-data-toolkit and cellpy were evaluated on the files in ``shared/realdata``
+first; the README says why these readers are the project's own.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+COLUMNS = ["time_s", "current_a", "voltage_v", "temperature_c", "cycle_index", "step_index", "step_type"]
+FORMATS = ("auto", "maccor", "neware", "arbin", "biologic", "csv")
+REST_FRACTION = 0.01  # |I| below 1 % of the largest |I| counts as rest
+
+
+class ReaderError(ValueError):
+    """A file could not be read; the message is one line naming file and expectation."""
+
+
+def _fail(path, msg):
+    raise ReaderError(f"{path}: {msg}")
+
+
+def _head(path: Path, n: int = 8192) -> str:
+    with open(path, "rb") as fh:
+        raw = fh.read(n)
+    return raw.decode("latin-1")
+
+
+def detect_format(path: str | Path) -> str:
+    """Guess the export format from the file's first bytes."""
+    head = _head(Path(path))
+    first = head.lstrip("\ufeff").splitlines()[0] if head.strip() else ""
+    if "EC-Lab ASCII FILE" in head or "BT-Lab ASCII FILE" in head:
+        return "biologic"
+    if "Rec#" in head and ("Amps" in head or "Amp-hr" in head):
+        return "maccor"
+    if first.startswith("Cycle ID") or first.startswith("Cycle Index") and "\n," in head:
+        return "neware"
+    if "Test_Time" in head and "Cycle_Index" in head:
+        return "arbin"
+    if re.search(r"time", first, re.I) and re.search(r"curr|amp|\bi\b", first, re.I) and re.search(r"volt|ewe|ecell|\bu\b", first, re.I):
+        return "csv"
+    _fail(path, "unrecognised export; expected a Maccor, Neware, Arbin, BioLogic text export or a CSV "
+                "with time, current and voltage columns")
+
+
+def _step_type_from_current(current_a: np.ndarray) -> np.ndarray:
+    scale = np.nanmax(np.abs(current_a)) if len(current_a) else 0.0
+    out = np.full(len(current_a), "rest", dtype=object)
+    out[current_a > REST_FRACTION * scale] = "discharge"
+    out[current_a < -REST_FRACTION * scale] = "charge"
+    return out
+
+
+def _derive_steps(step_type: np.ndarray) -> np.ndarray:
+    change = np.concatenate([[True], step_type[1:] != step_type[:-1]])
+    return np.cumsum(change)
+
+
+def _derive_cycles(step_type: np.ndarray, step_index: np.ndarray) -> np.ndarray:
+    """A new cycle at each discharge step that follows a charge step."""
+    cycle = np.zeros(len(step_type), dtype=int)
+    current, seen_charge, last_step = 0, False, None
+    for i, (kind, step) in enumerate(zip(step_type, step_index)):
+        if step != last_step:
+            if kind == "discharge" and seen_charge:
+                current += 1
+                seen_charge = False
+            if kind == "charge":
+                seen_charge = True
+            last_step = step
+        cycle[i] = current
+    return cycle
+
+
+def _finish(frame: pd.DataFrame, path: Path, fmt: str, convention: str) -> pd.DataFrame:
+    frame = frame.dropna(subset=["time_s", "current_a", "voltage_v"]).reset_index(drop=True)
+    if frame.empty:
+        _fail(path, f"no data rows found for format '{fmt}'")
+    frame["time_s"] = frame["time_s"].astype(float) - float(frame["time_s"].iloc[0])
+    if "step_type" not in frame or frame["step_type"].isna().all():
+        frame["step_type"] = _step_type_from_current(frame["current_a"].to_numpy(float))
+    if "step_index" not in frame or frame["step_index"].isna().all():
+        frame["step_index"] = _derive_steps(frame["step_type"].to_numpy())
+    if "cycle_index" not in frame or frame["cycle_index"].isna().all():
+        frame["cycle_index"] = _derive_cycles(frame["step_type"].to_numpy(), frame["step_index"].to_numpy())
+    if "temperature_c" not in frame:
+        frame["temperature_c"] = np.nan
+    frame = frame[COLUMNS].astype({"time_s": float, "current_a": float, "voltage_v": float, "temperature_c": float,
+                                   "cycle_index": "int64", "step_index": "int64", "step_type": str})
+    frame.attrs.update({"source": str(path), "format": fmt, "current_convention": convention})
+    return frame
+
+
+def _signed_by_state(magnitude: np.ndarray, kinds: np.ndarray) -> np.ndarray:
+    sign = np.where(kinds == "discharge", 1.0, np.where(kinds == "charge", -1.0, 0.0))
+    return np.abs(magnitude) * sign
+
+
+def _hms_to_seconds(values: pd.Series) -> pd.Series:
+    """'hh:mm:ss(.f)' with hours past 24 or a 'Nd ' day prefix, or plain seconds."""
+    def one(v):
+        if isinstance(v, (int, float)):
+            return float(v)
+        v = str(v).strip()
+        days = 0.0
+        if "d" in v:
+            d, _, v = v.partition("d")
+            days = float(d.strip() or 0)
+        parts = [float(p) for p in v.strip().split(":")]
+        seconds = 0.0
+        for p in parts:
+            seconds = seconds * 60 + p
+        return days * 86400 + seconds
+
+    return values.map(one)
+
+
+def read_maccor(path: Path) -> pd.DataFrame:
+    text = Path(path).read_bytes().decode("latin-1")
+    lines = text.splitlines()
+    header = next((i for i, line in enumerate(lines[:50]) if line.startswith("Rec#") or "\tAmps\t" in line), None)
+    if header is None:
+        _fail(path, "Maccor export without a 'Rec#' header line in its first 50 lines")
+    df = pd.read_csv(io.StringIO("\n".join(lines[header:])), sep="\t", low_memory=False)
+    df.columns = [c.strip() for c in df.columns]
+    need = {"Amps", "Volts"}
+    if not need <= set(df.columns):
+        _fail(path, f"Maccor export lacks columns {sorted(need - set(df.columns))}")
+    if "Test (Sec)" in df:
+        time_s = pd.to_numeric(df["Test (Sec)"], errors="coerce")
+    elif "Test (Min)" in df:
+        time_s = pd.to_numeric(df["Test (Min)"], errors="coerce") * 60
+    elif "TestTime" in df:
+        time_s = _hms_to_seconds(df["TestTime"])
+    else:
+        _fail(path, "Maccor export without 'Test (Sec)', 'Test (Min)' or 'TestTime'")
+    amps = pd.to_numeric(df["Amps"], errors="coerce").to_numpy()
+    if "State" in df:
+        state = df["State"].astype(str).str.strip().str.upper().str[0]
+        kinds = np.select([state == "D", state == "C"], ["discharge", "charge"], "rest")
+        current, convention = _signed_by_state(amps, kinds), "Maccor State column (D = discharge), |Amps|"
+    else:
+        current, convention = -amps, "Maccor Amps, negative = discharge"
+        kinds = _step_type_from_current(current)
+    temp_col = next((c for c in df.columns if re.search(r"temp", c, re.I)), None)
+    frame = pd.DataFrame({
+        "time_s": time_s, "current_a": current, "voltage_v": pd.to_numeric(df["Volts"], errors="coerce"),
+        "temperature_c": pd.to_numeric(df[temp_col], errors="coerce") if temp_col else np.nan,
+        "cycle_index": pd.to_numeric(df.get("Cyc#"), errors="coerce") if "Cyc#" in df else np.nan,
+        "step_index": pd.to_numeric(df.get("Step"), errors="coerce") if "Step" in df else np.nan,
+        "step_type": kinds,
+    })
+    return _finish(frame, path, "maccor", convention)
+
+
+def _neware_kind(step_type: str) -> str:
+    s = step_type.lower()
+    if "dchg" in s or "discharge" in s:
+        return "discharge"
+    if "chg" in s or "charge" in s:
+        return "charge"
+    return "rest"
+
+
+def read_neware(path: Path) -> pd.DataFrame:
+    """Neware three-level export: cycle rows, step rows (one leading empty field) and
+    record rows (two leading empty fields), each with its own header line."""
+    text = Path(path).read_bytes().decode("latin-1").lstrip("\ufeff")
+    rows = list(csv.reader(io.StringIO(text)))
+    if len(rows) < 4:
+        _fail(path, "Neware export needs three header lines and data")
+    record_header = rows[2]
+    step_header = rows[1]
+
+    def col(header, pattern):
+        return next((i for i, h in enumerate(header) if re.search(pattern, h, re.I)), None)
+
+    i_time = col(record_header, r"^total time") or col(record_header, r"^time")
+    i_cur = col(record_header, r"^current")
+    i_volt = col(record_header, r"^voltage")
+    i_temp = col(record_header, r"^T1|temp")
+    i_step_idx = col(step_header, r"step index")
+    i_step_type = col(step_header, r"step type")
+    if None in (i_time, i_cur, i_volt, i_step_type):
+        _fail(path, "Neware export: record header needs Total Time, Current and Voltage; step header needs Step Type")
+    records, cycle, step, kind = [], 0, 0, "rest"
+    for row in rows[3:]:
+        if not row or not any(row):
+            continue
+        if row[0].strip():
+            cycle = int(float(row[0]))
+        elif len(row) > 1 and row[1].strip():
+            step = int(float(row[i_step_idx])) if i_step_idx is not None else step + 1
+            kind = _neware_kind(row[i_step_type])
+        else:
+            records.append((row[i_time], row[i_cur], row[i_volt], row[i_temp] if i_temp is not None and i_temp < len(row) else "",
+                            cycle, step, kind))
+    if not records:
+        _fail(path, "Neware export without record rows (two leading empty fields)")
+    df = pd.DataFrame(records, columns=["time", "current", "voltage", "temp", "cycle_index", "step_index", "step_type"])
+    current = _signed_by_state(pd.to_numeric(df["current"], errors="coerce").to_numpy(), df["step_type"].to_numpy())
+    frame = pd.DataFrame({
+        "time_s": _hms_to_seconds(df["time"]), "current_a": current,
+        "voltage_v": pd.to_numeric(df["voltage"], errors="coerce"),
+        "temperature_c": pd.to_numeric(df["temp"], errors="coerce"),
+        "cycle_index": df["cycle_index"], "step_index": df["step_index"], "step_type": df["step_type"],
+    })
+    return _finish(frame, path, "neware", "Neware step type (DChg = discharge), |Current|")
+
+
+def _find(columns, *patterns):
+    for pattern in patterns:
+        for c in columns:
+            if re.search(pattern, c, re.I):
+                return c
+    return None
+
+
+def read_arbin(path: Path) -> pd.DataFrame:
+    df = pd.read_csv(path, low_memory=False, encoding="latin-1")
+    t = _find(df.columns, r"^test_time")
+    i = _find(df.columns, r"^current")
+    v = _find(df.columns, r"^voltage")
+    if None in (t, i, v):
+        _fail(path, "Arbin CSV needs Test_Time, Current and Voltage columns")
+    temp = _find(df.columns, r"^temperature|aux_temperature")
+    current = -pd.to_numeric(df[i], errors="coerce")
+    frame = pd.DataFrame({
+        "time_s": pd.to_numeric(df[t], errors="coerce"), "current_a": current,
+        "voltage_v": pd.to_numeric(df[v], errors="coerce"),
+        "temperature_c": pd.to_numeric(df[temp], errors="coerce") if temp else np.nan,
+        "cycle_index": pd.to_numeric(df[_find(df.columns, r"^cycle_index")], errors="coerce") if _find(df.columns, r"^cycle_index") else np.nan,
+        "step_index": pd.to_numeric(df[_find(df.columns, r"^step_index")], errors="coerce") if _find(df.columns, r"^step_index") else np.nan,
+    })
+    frame["step_type"] = _per_step_type(frame)
+    return _finish(frame, path, "arbin", "Arbin Current, positive = charge (flipped)")
+
+
+def _per_step_type(frame: pd.DataFrame) -> np.ndarray:
+    """Each cycler step takes the type of its median current."""
+    kinds = _step_type_from_current(frame["current_a"].to_numpy(float))
+    if frame["step_index"].isna().all():
+        return kinds
+    block = (frame["step_index"] != frame["step_index"].shift()).cumsum()
+    median = frame["current_a"].groupby(block).transform("median").to_numpy(float)
+    scale = np.nanmax(np.abs(frame["current_a"].to_numpy(float)))
+    return np.where(median > REST_FRACTION * scale, "discharge", np.where(median < -REST_FRACTION * scale, "charge", "rest"))
+
+
+def read_biologic(path: Path) -> pd.DataFrame:
+    text = Path(path).read_bytes().decode("latin-1")
+    lines = text.splitlines()
+    match = re.search(r"Nb header lines\s*:\s*(\d+)", text[:5000])
+    skip = int(match.group(1)) - 1 if match else 0
+    body = "\n".join(lines[skip:])
+    if re.search(r"\d,\d", "\n".join(lines[skip + 1: skip + 5])):
+        body = body.replace(",", ".")  # decimal comma exports
+    df = pd.read_csv(io.StringIO(body), sep="\t", low_memory=False)
+    t = _find(df.columns, r"^time/s")
+    i = _find(df.columns, r"^<?I>?/mA", r"^I/mA", r"^control/V/mA")
+    v = _find(df.columns, r"^Ecell/V", r"^Ewe/V", r"^<Ewe>/V")
+    if None in (t, i, v):
+        _fail(path, "BioLogic text export needs time/s, I/mA and Ewe/V (or Ecell/V) columns")
+    temp = _find(df.columns, r"temperature", r"^T/")
+    cyc = _find(df.columns, r"^cycle number")
+    frame = pd.DataFrame({
+        "time_s": pd.to_numeric(df[t], errors="coerce"),
+        "current_a": -pd.to_numeric(df[i], errors="coerce") / 1000.0,
+        "voltage_v": pd.to_numeric(df[v], errors="coerce"),
+        "temperature_c": pd.to_numeric(df[temp], errors="coerce") if temp else np.nan,
+        "cycle_index": pd.to_numeric(df[cyc], errors="coerce") if cyc else np.nan,
+        "step_index": pd.to_numeric(df["Ns"], errors="coerce") if "Ns" in df else np.nan,
+    })
+    frame["step_type"] = _per_step_type(frame)
+    return _finish(frame, path, "biologic", "BioLogic I/mA, positive = oxidation/charge (flipped, mA -> A)")
+
+
+def infer_discharge_sign(current, voltage) -> float:
+    """+1 if positive current is discharge in this data, -1 otherwise (voltage falls on discharge)."""
+    current = np.asarray(current, dtype=float)
+    dv = np.diff(np.asarray(voltage, dtype=float))
+    i = current[1:]
+    scale = np.nanmax(np.abs(i)) if len(i) else 0
+    mask = (np.abs(i) > 0.05 * scale) & (dv != 0)
+    if mask.sum() < 3:
+        raise ValueError("too few loaded points with voltage change to infer the current sign")
+    return 1.0 if np.mean(np.sign(i[mask]) * np.sign(dv[mask])) < 0 else -1.0
+
+
+def read_csv_generic(path: Path, columns: dict | None = None, current_sign: str = "auto",
+                     current_unit: str = "A") -> pd.DataFrame:
+    """Any CSV: ``columns`` maps normalised names to the file's; else names are matched."""
+    df = pd.read_csv(path, sep=None, engine="python", encoding="latin-1")
+    mapping = dict(columns or {})
+    guesses = {
+        "time_s": (r"^time_?s$", r"^test_?time", r"^time"),
+        "current_a": (r"^current", r"^amps?$", r"^i(\b|_)"),
+        "voltage_v": (r"^voltage", r"^volts?$", r"^ecell", r"^ewe", r"^u(\b|_)"),
+        "temperature_c": (r"temp",),
+        "cycle_index": (r"^cycle",),
+        "step_index": (r"^step_?index$", r"^step$"),
+    }
+    for name, patterns in guesses.items():
+        if name not in mapping:
+            found = _find(df.columns, *patterns)
+            if found is not None:
+                mapping[name] = found
+    missing = [n for n in ("time_s", "current_a", "voltage_v") if n not in mapping or mapping[n] not in df.columns]
+    if missing:
+        _fail(path, f"CSV lacks columns for {missing}; found {list(df.columns)[:10]}; pass a column mapping")
+    current = pd.to_numeric(df[mapping["current_a"]], errors="coerce").to_numpy(float)
+    if current_unit == "mA":
+        current = current / 1000.0
+    voltage = pd.to_numeric(df[mapping["voltage_v"]], errors="coerce").to_numpy(float)
+    if current_sign == "auto":
+        sign = infer_discharge_sign(current, voltage)
+        convention = f"inferred from data: {'positive' if sign > 0 else 'negative'} = discharge"
+    elif current_sign in ("discharge-positive", "discharge-negative"):
+        sign = 1.0 if current_sign == "discharge-positive" else -1.0
+        convention = f"stated: {current_sign}"
+    else:
+        _fail(path, f"current_sign '{current_sign}' not allowed; allowed: auto, discharge-positive, discharge-negative")
+    frame = pd.DataFrame({"time_s": pd.to_numeric(df[mapping["time_s"]], errors="coerce"),
+                          "current_a": sign * current, "voltage_v": voltage})
+    for name in ("temperature_c", "cycle_index", "step_index"):
+        if name in mapping:
+            frame[name] = pd.to_numeric(df[mapping[name]], errors="coerce")
+    if "step_index" in frame:
+        frame["step_type"] = _per_step_type(frame)
+    return _finish(frame, path, "csv", convention)
+
+
+READERS = {"maccor": read_maccor, "neware": read_neware, "arbin": read_arbin, "biologic": read_biologic,
+           "csv": read_csv_generic}
+
+
+def read_cycler(path: str | Path, format: str = "auto", **kwargs) -> pd.DataFrame:
+    """Read a cycler export into the normalised frame (see module docstring)."""
+    path = Path(path)
+    if not path.is_file():
+        _fail(path, "no such file")
+    if format not in FORMATS:
+        _fail(path, f"format '{format}' not allowed; allowed: {', '.join(FORMATS)}")
+    fmt = detect_format(path) if format == "auto" else format
+    try:
+        return READERS[fmt](path, **kwargs) if fmt == "csv" else READERS[fmt](path)
+    except ReaderError:
+        raise
+    except (ValueError, KeyError, IndexError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        _fail(path, f"could not be read as {fmt}: {type(exc).__name__}: {str(exc).splitlines()[0][:150]}")
+
+
+def _integrate_ah(frame: pd.DataFrame) -> np.ndarray:
+    """Charge moved between records, A.h (trapezoid on time; per record)."""
+    t = frame["time_s"].to_numpy(float)
+    i = frame["current_a"].to_numpy(float)
+    dq = np.zeros(len(t))
+    dq[1:] = 0.5 * (i[1:] + i[:-1]) * np.diff(t) / 3600.0
+    return dq
+
+
+def cycle_capacities(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per cycle: charge and discharge capacity (A.h), integrated from current and time,
+    so per-step capacity resets in the export do not matter."""
+    dq = _integrate_ah(frame)
+    same_step = frame["step_index"].eq(frame["step_index"].shift()).to_numpy()
+    dq[~same_step] = 0.0  # no integration across step boundaries
+    kind = frame["step_type"].to_numpy()
+    out = pd.DataFrame({
+        "cycle_index": frame["cycle_index"].to_numpy(),
+        "discharge_capacity_ah": np.where(kind == "discharge", np.clip(dq, 0, None), 0.0),
+        "charge_capacity_ah": np.where(kind == "charge", np.clip(-dq, 0, None), 0.0),
+    })
+    return out.groupby("cycle_index", as_index=False).sum()
+
+
+def discharge_segments(frame: pd.DataFrame, min_duration_s: float = 60.0, cc_tolerance: float = 0.02) -> list[pd.DataFrame]:
+    """Constant-current discharge steps: time from step start, current, voltage, capacity."""
+    segments = []
+    block = (frame["step_index"] != frame["step_index"].shift()).cumsum()
+    for _, g in frame.groupby(block, sort=False):
+        if g["step_type"].iloc[0] != "discharge" or len(g) < 5:
+            continue
+        i = g["current_a"].to_numpy(float)
+        core = i[len(i) // 10: max(len(i) // 10 + 1, 9 * len(i) // 10)]
+        if np.std(core) > cc_tolerance * abs(np.mean(core)):
+            continue
+        t = g["time_s"].to_numpy(float) - g["time_s"].iloc[0]
+        if t[-1] < min_duration_s:
+            continue
+        q = np.concatenate([[0.0], np.cumsum(0.5 * (i[1:] + i[:-1]) * np.diff(t) / 3600.0)])
+        segments.append(pd.DataFrame({"time_s": t, "current_a": i, "voltage_v": g["voltage_v"].to_numpy(float),
+                                      "discharged_ah": q,
+                                      "temperature_c": g["temperature_c"].to_numpy(float)}))
+    return segments
+
+
+def read_spectrum(path: str | Path) -> pd.DataFrame:
+    """An impedance spectrum CSV -> sweep_id, soc, frequency_hz, z_real_ohm, z_imag_ohm.
+
+    Accepts a header with frequency / real / imaginary columns (``-Im`` columns are
+    negated back to Z''), an optional ``soc`` column (% or fraction; one sweep per
+    SOC), or a headerless file of three columns (frequency, Z', Z''). Output uses
+    Z = Z' + jZ'' with capacitive Z'' < 0.
+    """
+    path = Path(path)
+    if not path.is_file():
+        _fail(path, "no such file")
+    first = _head(path, 2048).lstrip("\ufeff").splitlines()[0] if _head(path, 2048).strip() else ""
+    try:
+        has_header = bool(re.search(r"[A-Za-z]", first.replace("e-", "").replace("e+", "").replace("E-", "").replace("E+", "")))
+        df = pd.read_csv(path, sep=None, engine="python", header=0 if has_header else None)
+    except (pd.errors.ParserError, ValueError) as exc:
+        _fail(path, f"not a spectrum CSV: {str(exc).splitlines()[0][:120]}")
+    if not has_header:
+        if df.shape[1] < 3:
+            _fail(path, "headerless spectrum needs three columns: frequency (Hz), Z' (ohm), Z'' (ohm)")
+        f, zr, zi = df.iloc[:, 0], df.iloc[:, 1], df.iloc[:, 2]
+        soc = pd.Series(np.nan, index=df.index)
+    else:
+        cf = _find(df.columns, r"^freq")
+        cr = _find(df.columns, r"^z_?real", r"^re\(z\)", r"^z'$", r"^zre")
+        ci = _find(df.columns, r"^z_?imag", r"^-?im\(z\)", r"^z''$", r"^-z''", r"^zim", r"^-zim")
+        if None in (cf, cr, ci):
+            _fail(path, f"spectrum CSV needs frequency, real and imaginary columns; found {list(df.columns)}")
+        f, zr, zi = df[cf], df[cr], df[ci]
+        if ci.strip().startswith("-"):
+            zi = -zi
+        cs = _find(df.columns, r"^soc")
+        soc = df[cs].astype(float) if cs else pd.Series(np.nan, index=df.index)
+        if soc.max() > 1.0:
+            soc = soc / 100.0
+    out = pd.DataFrame({"soc": soc.astype(float).values, "frequency_hz": pd.to_numeric(f, errors="coerce").values,
+                        "z_real_ohm": pd.to_numeric(zr, errors="coerce").values,
+                        "z_imag_ohm": pd.to_numeric(zi, errors="coerce").values}).dropna(subset=["frequency_hz"])
+    if out.empty or (out["frequency_hz"] <= 0).any():
+        _fail(path, "spectrum needs positive frequencies")
+    key = out["soc"].fillna(-1).map(lambda s: "all" if s < 0 else f"soc{round(s * 100):03d}")
+    out.insert(0, "sweep_id", path.stem + "-" + key)
+    return out.reset_index(drop=True)

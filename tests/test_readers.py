@@ -1,0 +1,122 @@
+"""Readers on every real file in shared/realdata, asserting facts of the files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pybamm_factory.calibrate.readers import (COLUMNS, ReaderError, cycle_capacities, detect_format,
+                                              discharge_segments, read_cycler, read_spectrum)
+
+
+def test_maccor_export(realdata):
+    path = realdata / "maccor" / "xTESLADIAG_000038.078"
+    assert detect_format(path) == "maccor"
+    frame = read_cycler(path)
+    assert list(frame.columns) == COLUMNS
+    dis = frame[frame["step_type"] == "discharge"]["current_a"]
+    assert dis.min() > 4.6 and dis.max() < 4.8  # 4.70 A, positive = discharge
+    assert (frame.loc[frame["step_type"] == "charge", "current_a"] < 0).all()
+    caps = cycle_capacities(frame).set_index("cycle_index")["discharge_capacity_ah"]
+    assert caps.iloc[0] == pytest.approx(3.99, abs=0.01)
+    assert caps.loc[20] == pytest.approx(3.78, abs=0.01)  # fade 3.99 -> 3.78 Ah over 20 cycles
+    assert np.all(np.diff(caps.loc[0:20].to_numpy()) < 0)
+    assert np.all(np.diff(frame["time_s"]) >= 0)
+
+
+def test_neware_three_level_export(realdata):
+    path = realdata / "neware" / "nw_regular_export_ife_example.csv"
+    assert detect_format(path) == "neware"
+    frame = read_cycler(path)
+    assert frame["temperature_c"].notna().all()
+    assert 0.45 < frame.loc[frame["step_type"] == "discharge", "current_a"].median() <= 0.5
+    caps = cycle_capacities(frame).set_index("cycle_index")["discharge_capacity_ah"]
+    assert caps.iloc[0] == pytest.approx(0.331, abs=0.003)
+    assert caps.iloc[-1] == pytest.approx(0.263, abs=0.003)
+    assert frame["cycle_index"].nunique() == 20
+
+
+def test_arbin_csv(realdata):
+    path = realdata / "arbin" / "arbin_example.csv"
+    assert detect_format(path) == "arbin"
+    frame = read_cycler(path)
+    dis = frame[frame["step_type"] == "discharge"]
+    assert dis["current_a"].max() == pytest.approx(4.4, abs=0.1)  # 4C on a ~1.1 Ah cell, positive = discharge
+    caps = cycle_capacities(frame)["discharge_capacity_ah"]
+    assert caps.between(1.0, 1.15).all()
+    assert frame["temperature_c"].between(25, 40).all()
+
+
+def test_wmg_generic_csv_sign_is_inferred(realdata):
+    path = realdata / "lgm50_wmg" / "LGM50_25C_0.5C.csv"
+    frame = read_cycler(path)
+    assert "negative = discharge" in frame.attrs["current_convention"]
+    segments = discharge_segments(frame)
+    assert len(segments) == 1
+    seg = segments[0]
+    assert seg["current_a"].mean() == pytest.approx(2.5, abs=0.02)
+    assert seg["discharged_ah"].iloc[-1] == pytest.approx(4.84, abs=0.03)
+    stated = read_cycler(path, format="csv", current_sign="discharge-negative")
+    np.testing.assert_allclose(stated["current_a"], frame["current_a"])
+
+
+@pytest.mark.parametrize("name", ["LGM50_0C_0.1C.csv", "LGM50_10C_1C.csv", "LGM50_45C_1.5C.csv", "LGM50_25C_2C.csv"])
+def test_every_wmg_rate_gives_a_cc_discharge(realdata, name):
+    frame = read_cycler(realdata / "lgm50_wmg" / name)
+    seg = discharge_segments(frame)[0]
+    assert 3.5 < seg["discharged_ah"].iloc[-1] < 5.2
+    assert seg["voltage_v"].iloc[-1] < 2.7
+
+
+def test_crlf_unsigned_current_and_preamble_variants(tmp_path):
+    """A Maccor-like export with CRLF, two preamble lines and unsigned Amps + State."""
+    lines = ["Today's Date 01/01/2025", "Procedure: x", "Rec#\tCyc#\tStep\tTest (Sec)\tAmps\tVolts\tState\tAmp-hr"]
+    t = 0.0
+    rec = 1
+    for cyc in range(2):
+        for state, amps, v0, dv in (("C", 1.0, 3.6, +0.05), ("D", 1.0, 4.1, -0.05)):
+            for k in range(10):
+                lines.append(f"{rec}\t{cyc}\t{1 if state == 'C' else 2}\t{t:.1f}\t{amps}\t{v0 + dv * k:.3f}\t{state}\t{k * 0.01}")
+                t += 36.0
+                rec += 1
+    path = tmp_path / "x.txt"
+    path.write_bytes("\r\n".join(lines).encode())
+    frame = read_cycler(path)
+    assert set(frame["step_type"]) == {"charge", "discharge"}
+    assert (frame.loc[frame["step_type"] == "discharge", "current_a"] > 0).all()
+    caps = cycle_capacities(frame)
+    assert caps["discharge_capacity_ah"].iloc[0] == pytest.approx(0.09, abs=1e-6)
+
+
+def test_biologic_text_export(tmp_path):
+    body = ["EC-Lab ASCII FILE", "Nb header lines : 3", "", "time/s\tEcell/V\tI/mA\tcycle number\tNs"]
+    for k in range(20):
+        body.append(f"{k * 10}\t{4.0 - 0.01 * k}\t-1000\t1\t1")
+    path = tmp_path / "b.mpt"
+    path.write_text("\n".join(body))
+    frame = read_cycler(path)
+    assert frame.attrs["format"] == "biologic"
+    assert frame["current_a"].iloc[0] == pytest.approx(1.0)  # -1000 mA reduction -> 1 A discharge
+
+
+def test_bad_files_fail_with_one_line(tmp_path, realdata):
+    junk = tmp_path / "junk.csv"
+    junk.write_text("a,b,c\n1,2,3\n")
+    with pytest.raises(ReaderError, match=r"junk.csv: unrecognised export; expected a Maccor"):
+        read_cycler(junk)
+    with pytest.raises(ReaderError, match="no such file"):
+        read_cycler(tmp_path / "missing.csv")
+    with pytest.raises(ReaderError, match="format 'xlsx' not allowed"):
+        read_cycler(realdata / "arbin" / "arbin_example.csv", format="xlsx")
+    with pytest.raises(ReaderError, match="Maccor export without a 'Rec#' header"):
+        read_cycler(realdata / "arbin" / "arbin_example.csv", format="maccor")
+
+
+def test_spectrum_readers(realdata):
+    lt = read_spectrum(realdata / "lgm50lt_eis" / "LGM50LT_eis_25C.csv")
+    assert lt["sweep_id"].nunique() == 9
+    assert sorted(lt["soc"].unique()) == pytest.approx([0.1 * k for k in range(1, 10)])
+    assert (lt.groupby("sweep_id").size() == 67).all()
+    ex = read_spectrum(realdata / "eis_example" / "impedance_example.csv")
+    assert ex["sweep_id"].nunique() == 1 and len(ex) > 50
+    assert (ex["z_imag_ohm"] < 0).mean() > 0.8  # capacitive part negative, as stored
