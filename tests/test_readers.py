@@ -5,8 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pybamm_factory.calibrate.readers import (COLUMNS, ReaderError, cycle_capacities, detect_format,
-                                              discharge_segments, read_cycler, read_spectrum)
+from pybamm_factory.calibrate.readers import (
+    COLUMNS,
+    ReaderError,
+    cycle_capacities,
+    detect_format,
+    discharge_segments,
+    read_cycler,
+    read_spectrum,
+)
 
 
 def test_maccor_export(realdata):

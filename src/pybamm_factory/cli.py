@@ -168,5 +168,55 @@ def eis_features(files, out):
         frame.to_csv(out, index=False)
 
 
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Normalised Parquet file to write.")
+@click.option("--format", "fmt", type=click.Choice(["auto", "maccor", "neware", "arbin", "biologic", "csv"]),
+              default="auto", help="Export format; auto detects it from the header.")
+@_user_errors
+def read(file, out, fmt):
+    """Read a cycler export into the normalised frame (current positive = discharge)."""
+    from .calibrate import cycle_capacities, read_cycler
+
+    frame = read_cycler(file, format=fmt)
+    frame.attrs = {}
+    frame.to_parquet(out, index=False)
+    caps = cycle_capacities(frame)
+    click.echo(f"{file}: {len(frame)} records, {caps['cycle_index'].nunique()} cycles, "
+               f"discharge capacity {caps['discharge_capacity_ah'].iloc[0]:.4g} -> "
+               f"{caps['discharge_capacity_ah'].iloc[-1]:.4g} A.h -> {out}")
+
+
+@main.command()
+@click.option("--data", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Cycler export(s) whose first CC discharge is fitted. Repeat for several curves.")
+@click.option("--held-out", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Cycler export(s) only scored, never fitted.")
+@click.option("--fit", "fit_names", multiple=True, required=True,
+              help="PyBaMM parameter to fit (repeat), e.g. 'Positive electrode active material volume fraction'.")
+@click.option("--parameter-set", default="Chen2020", help="PyBaMM parameter set to start from.")
+@click.option("--base-design", default="default", help="Design whose structure the calibrated design keeps.")
+@click.option("--model", type=click.Choice(["spme", "dfn"]), default="spme", help="Model used for the fit.")
+@click.option("--max-evaluations", default=200, type=click.IntRange(min=5), help="Optimiser budget.")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Calibrated design YAML to write (report and figure go beside it).")
+@_user_errors
+def calibrate(data, held_out, fit_names, parameter_set, base_design, model, max_evaluations, out):
+    """Fit parameters to measured voltage curves and write a calibrated design."""
+    from .calibrate import calibrate as run_calibration
+
+    report = run_calibration(list(data), list(fit_names), out, parameter_set=parameter_set, held_out=list(held_out),
+                             base_design=base_design, model=model, max_evaluations=max_evaluations)
+    click.echo(f"{'curve':<34} {'before [mV]':>12} {'after [mV]':>11}")
+    for name, before in report["rmse_before_mv"].items():
+        click.echo(f"{name:<34} {before:12.1f} {report['rmse_after_mv'][name]:11.1f}")
+    for name, p in report["parameters"].items():
+        click.echo(f"{name}: {p['initial']:.5g} -> {p['fitted']:.5g} +/- {p['std']:.2g}")
+    click.echo(f"design: {report['design']}  report: {Path(report['figure']).parent}")
+
+
 if __name__ == "__main__":
     main()

@@ -1,1 +1,37 @@
-"""Calibration: cycler readers, parameter fits, calibrated designs."""
+"""Calibration: read cycler exports, fit PyBaMM parameters, write a calibrated design."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .design_writer import calibrated_design, check_names, plot_fit, write_design
+from .fit import CalibrationError, Curve, FitResult, VoltageProblem, fit_parameters
+from .readers import ReaderError, cycle_capacities, discharge_segments, read_cycler, read_spectrum
+
+__all__ = ["CalibrationError", "Curve", "FitResult", "ReaderError", "VoltageProblem", "calibrate",
+           "cycle_capacities", "discharge_segments", "fit_parameters", "read_cycler", "read_spectrum"]
+
+
+def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter_set: str = "Chen2020",
+              held_out: list[str | Path] = (), base_design: str | Path = "default", model: str = "spme",
+              max_evaluations: int = 200, report_dir: str | Path | None = None) -> dict:
+    """Fit ``fit`` parameters to the CC discharges in ``data``; write the design and a report.
+
+    Returns the report (also written as ``calibration_report.json`` with a figure of
+    measured vs simulated curves before and after, beside the design by default).
+    """
+    check_names(list(fit))
+    curves = [Curve.from_file(p) for p in data]
+    held = [Curve.from_file(p) for p in held_out]
+    problem = VoltageProblem(parameter_set, list(fit), model=model)
+    result = fit_parameters(problem, curves, held, max_evaluations=max_evaluations)
+    raw = calibrated_design(base_design, result, parameter_set, [c.name for c in curves])
+    design_path = write_design(raw, out)
+    report_dir = Path(report_dir) if report_dir else design_path.parent / f"{design_path.stem}_calibration"
+    figure = plot_fit(problem, curves, held, result, report_dir / "fit_before_after.png")
+    report = {"design": str(design_path), "parameter_set": parameter_set, "model": model,
+              "fitted_curves": [str(p) for p in data], "held_out_curves": [str(p) for p in held_out],
+              "optimiser": "scipy.optimize.least_squares (trf)", "figure": str(figure), **result.as_dict()}
+    (report_dir / "calibration_report.json").write_text(json.dumps(report, indent=2))
+    return report

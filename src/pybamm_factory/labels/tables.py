@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-
 from .capacity import EOL_SOH, dc_resistance_ohm, end_of_life, rpt_capacity_ah
 from .curves import ica_dva_features
 

@@ -21,6 +21,30 @@ CUMULATIVE_COLUMNS = ("throughput_ah", "sei_loss_ah", "equivalent_full_cycles")
 REQUIRED_LABELS = ("capacity_ah", "soh", "lli_pct", "lam_ne_pct", "lam_pe_pct", "plating_loss_ah",
                    "sei_loss_ah", "resistance_ohm", "rul_source", "throughput_ah")
 NEAR_DUPLICATE_SOH = 1e-9
+PLATING_TOLERANCE_AH = 1e-4  # 0.002 % of a 5 A.h cell: below it, solver noise
+
+
+def physics_problems(labels: pd.DataFrame) -> list[str]:
+    """Non-physical label values of one or more samples, as short sentences.
+
+    The same rules flag a sample in its worker (its status becomes ``failed``) and
+    block the gate when they appear in rows of ``ok`` samples.
+    """
+    out = []
+    if labels.empty:
+        return out
+    rules = [
+        ((labels["soh"] <= 0) | (labels["soh"] > SOH_MAX), f"SOH outside (0, {SOH_MAX}]"),
+        (labels["capacity_ah"] < 0, "negative capacity"),
+        (labels["resistance_ohm"] < 0, "negative resistance"),
+        ((labels[["lli_pct", "lam_ne_pct", "lam_pe_pct"]] < -NEGATIVE_TOLERANCE).any(axis=1), "negative LLI or LAM"),
+        (labels["plating_loss_ah"] < -PLATING_TOLERANCE_AH, "negative plated-lithium loss"),
+    ]
+    for mask, text in rules:
+        if mask.any():
+            row = labels[mask].iloc[0]
+            out.append(f"{text} at cycle {int(row['cycle'])}")
+    return out
 
 
 @dataclass
@@ -98,6 +122,7 @@ def check_labels(labels: pd.DataFrame, solver_log: pd.DataFrame) -> list[CheckRe
                           "rows of ok samples with null labels, or ok samples without label rows")
     if labels.empty:
         return [missing]
+    labels = ok_rows  # rows of flagged samples are reported under solver_failures
     numeric = labels.select_dtypes("number")
     soh = labels["soh"]
     results = [
@@ -108,6 +133,8 @@ def check_labels(labels: pd.DataFrame, solver_log: pd.DataFrame) -> list[CheckRe
         _result("negative_lli_lam", True,
                 labels[(labels[["lli_pct", "lam_ne_pct", "lam_pe_pct"]] < -NEGATIVE_TOLERANCE).any(axis=1)],
                 f"LLI or LAM below -{NEGATIVE_TOLERANCE} %"),
+        _result("negative_plating_loss", True, labels[labels["plating_loss_ah"] < -PLATING_TOLERANCE_AH],
+                f"plated-lithium capacity loss below -{PLATING_TOLERANCE_AH} A.h"),
         _result("non_finite_values", True, labels[np.isinf(numeric.to_numpy(dtype=float)).any(axis=1)],
                 "+/-inf in any numeric label column"),
     ]

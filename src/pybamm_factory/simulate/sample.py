@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import math
 import time
 
-import numpy as np
 import pandas as pd
 
 from ..design.spec import Design
 from ..labels import curve_table, label_rows, spectrum_features
+from ..quality.checks import physics_problems
 from .aging import get_aging_engine
 from .eis import get_eis_engine
 
@@ -92,6 +91,10 @@ def simulate_sample(design: Design, row: dict) -> dict[str, pd.DataFrame]:
         tables["labels"] = pd.DataFrame(label_rows(ids, run.snapshots, engine.nominal_capacity_ah, run.status))
         tables["curves"] = _curves(ids, run.snapshots)
         tables["spectra"], tables["impedance_features"], eis_time = _eis(design, row, run.snapshots)
+        problems = physics_problems(tables["labels"])
+        if problems and run.status == "ok":
+            run.status, run.failure_reason = "failed", "non-physical result: " + "; ".join(problems)
+            tables["labels"]["solver_status"] = "failed"
     except Exception as exc:  # post-processing failure is recorded, not raised
         run.status = "failed"
         run.failure_reason = f"post-processing {type(exc).__name__}: {str(exc)[:200]}"
