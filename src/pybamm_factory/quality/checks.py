@@ -101,9 +101,10 @@ def check_spectra(spectra: pd.DataFrame) -> list[CheckResult]:
         return [CheckResult("duplicate_spectrum_points", True, 0), CheckResult("non_monotone_frequency", True, 0),
                 CheckResult("negative_real_impedance", True, 0)]
     dup = spectra[spectra.duplicated(["sweep_id", "frequency_hz"], keep="first")]
-    diffs = spectra.groupby("sweep_id", sort=False)["frequency_hz"].diff()
-    sign = np.sign(diffs).groupby(spectra["sweep_id"]).agg(lambda s: s.dropna().nunique())
-    nonmono = [sid for sid, n in sign.items() if n > 1] + list(spectra.loc[diffs == 0, "sweep_id"].unique())
+    unique = spectra.drop_duplicates(["sweep_id", "frequency_hz"])  # repeats are their own check
+    diffs = unique.groupby("sweep_id", sort=False)["frequency_hz"].diff()
+    sign = np.sign(diffs).groupby(unique["sweep_id"]).agg(lambda s: s.dropna().nunique())
+    nonmono = [sid for sid, n in sign.items() if n > 1]
     negative = spectra[spectra["z_real_ohm"] <= 0]
     return [
         _result("duplicate_spectrum_points", True, dup, "rows repeating (sweep_id, frequency_hz)", "sweep_id"),

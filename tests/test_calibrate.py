@@ -1,0 +1,74 @@
+"""Calibration on the real LG M50 curves (reduced: SPMe, one curve, two parameters)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+
+from pybamm_factory import api
+from pybamm_factory.calibrate import CalibrationError, Curve, VoltageProblem, calibrate, fit_parameters
+from pybamm_factory.calibrate.readers import ReaderError
+
+FIT = ["Positive electrode active material volume fraction", "Initial concentration in negative electrode [mol.m-3]"]
+
+
+@pytest.fixture(scope="module")
+def reduced(realdata, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cal") / "calibrated.yaml"
+    report = calibrate([realdata / "lgm50_wmg" / "LGM50_25C_0.5C.csv"], FIT, out, parameter_set="Chen2020",
+                       held_out=[realdata / "lgm50_wmg" / "LGM50_25C_1C.csv"], base_design="smoke", max_evaluations=40)
+    return report, out
+
+
+def test_reduced_calibration_lowers_rmse_threefold(reduced):
+    report, _ = reduced
+    before = report["rmse_before_mv"]["LGM50_25C_0.5C"]
+    after = report["rmse_after_mv"]["LGM50_25C_0.5C"]
+    assert before > 50  # uncalibrated Chen2020 is far off this cell's curve
+    assert after * 3 <= before, (before, after)
+    held = report["rmse_after_mv"]["LGM50_25C_1C (held out)"]
+    assert held < report["rmse_before_mv"]["LGM50_25C_1C (held out)"]
+    for p in report["parameters"].values():
+        assert p["std"] >= 0 and p["fitted"] > 0
+
+
+def test_calibrated_design_is_centred_on_the_fit_and_runs(reduced, tmp_path):
+    report, path = reduced
+    raw = yaml.safe_load(path.read_text())
+    for name in FIT:
+        spec = raw["varied"][name]
+        assert spec["distribution"] == "normal"
+        assert spec["mean"] == pytest.approx(report["parameters"][name]["fitted"])
+        assert spec["low"] < spec["mean"] < spec["high"]
+    out = api.run(path, samples=2, workers=1, seed=1, out=tmp_path / "run", quiet=True)
+    log = pd.read_parquet(out / "solver_log.parquet")
+    assert (log["status"] == "ok").all()
+    manifest = pd.read_parquet(out / "manifest.parquet")
+    spec = raw["varied"][FIT[0]]
+    assert manifest[FIT[0]].between(spec["low"], spec["high"]).all()
+
+
+def test_bad_inputs_fail_clearly(realdata, tmp_path):
+    with pytest.raises(ReaderError, match="unrecognised export"):
+        Curve.from_file(realdata / "eis_example" / "impedance_example.csv")
+    with pytest.raises(CalibrationError, match="'Flux capacitor' is not a parameter of Chen2020"):
+        VoltageProblem("Chen2020", ["Flux capacitor"])
+    rest_only = tmp_path / "rest.csv"
+    rest_only.write_text("time_s,current_a,voltage_v\n" + "".join(f"{k},0.0,{3.9 - 1e-4 * k}\n" for k in range(50)))
+    with pytest.raises((CalibrationError, ReaderError)):
+        Curve.from_file(rest_only)
+
+
+def test_fit_recovers_a_known_parameter_from_simulated_data():
+    """Identifiability check: simulate with a known value, fit from a wrong start."""
+    import numpy as np
+
+    problem = VoltageProblem("Chen2020", ["Positive electrode active material volume fraction"])
+    q = np.linspace(0, 4.5, 80)
+    truth = Curve("truth", q, np.zeros_like(q), 2.5, 7200.0, 298.15)
+    truth.voltage_v = problem.simulate(truth, [0.60])
+    keep = truth.voltage_v > 2.6
+    truth = Curve("truth", q[keep], truth.voltage_v[keep], 2.5, 7200.0, 298.15)
+    result = fit_parameters(problem, [truth], max_evaluations=30)
+    assert result.values[0] == pytest.approx(0.60, rel=0.01)

@@ -1,0 +1,90 @@
+"""EIS: simulated spectra at aging snapshots, features on simulated and real spectra."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from pybamm_factory.calibrate.readers import read_spectrum
+from pybamm_factory.cli import main
+from pybamm_factory.labels import KK_THRESHOLD, spectrum_features
+from pybamm_factory.labels.impedance import kk_residual
+from pybamm_factory.simulate import simulate_sample
+from tests.physics_designs import row_for, tiny_design
+
+SEI = "SEI solvent diffusivity [m2.s-1]"
+
+
+@pytest.fixture(scope="module")
+def sei_run():
+    design = tiny_design(cycles=6, interval=3, eis=True)
+    return simulate_sample(design, row_for(design, **{SEI: 1e-18}))
+
+
+def test_spectra_positive_real_part_and_grid(sei_run):
+    spectra = sei_run["spectra"]
+    assert (spectra["z_real_ohm"] > 0).all()
+    assert spectra.groupby("sweep_id")["frequency_hz"].apply(lambda f: (np.diff(f) < 0).all()).all()
+    assert (spectra.groupby("sweep_id").size() == 31).all()
+    # a capacitive arc: most points below the real axis
+    assert (spectra["z_imag_ohm"] < 0).mean() > 0.9
+
+
+def test_impedance_grows_with_sei(sei_run):
+    feats = sei_run["impedance_features"].sort_values("cycle")
+    labels = sei_run["labels"]
+    assert labels["sei_loss_ah"].iloc[-1] > labels["sei_loss_ah"].iloc[0]
+    fresh, aged = feats.iloc[0], feats.iloc[-1]
+    assert aged["r_ct_ohm"] > 1.02 * fresh["r_ct_ohm"]
+    spectra = sei_run["spectra"]
+    arc = lambda c: spectra[spectra["cycle"] == c]["z_real_ohm"].max()  # noqa: E731
+    assert arc(feats["cycle"].max()) > arc(0)
+
+
+def test_features_finite_and_kk_consistent(sei_run):
+    feats = sei_run["impedance_features"]
+    for col in ("r_ohm_ohm", "r_ct_ohm", "f_peak_hz", "kk_residual"):
+        assert np.isfinite(feats[col]).all(), col
+    assert (feats["r_ohm_ohm"] > 0).all() and (feats["r_ct_ohm"] > 0).all()
+    assert (feats["kk_residual"] < KK_THRESHOLD).all()
+
+
+def test_kk_test_can_fail():
+    f = np.logspace(3, -2, 40)
+    w = 2 * np.pi * f
+    z = 0.01 + 0.02 / (1 + 1j * w * 0.02) + 0.005 / np.sqrt(1j * w)
+    assert kk_residual(f, z) < 0.002
+    drift = z + 0.01 * np.linspace(0, 1, len(f)) ** 2  # real part drifts during the sweep
+    assert kk_residual(f, drift) > KK_THRESHOLD
+
+
+def test_lgm50lt_features_match_hand_check(realdata):
+    spectra = read_spectrum(realdata / "lgm50lt_eis" / "LGM50LT_eis_25C.csv")
+    rows = []
+    for _, g in spectra.groupby("sweep_id"):
+        rows.append({"soc": g["soc"].iloc[0], **spectrum_features(g["frequency_hz"], g["z_real_ohm"], g["z_imag_ohm"])})
+    feats = pd.DataFrame(rows)
+    assert len(feats) == 9
+    assert feats["r_ohm_ohm"].between(0.010, 0.020).all()
+    assert feats["r_ct_ohm"].between(0.0005, 0.01).all()
+    assert feats["f_peak_hz"].between(1, 1000).all()
+    assert (feats["kk_residual"] < KK_THRESHOLD).all()
+    # hand check at 10 % SOC: Z'' changes sign between the file's rows at 628.811 Hz
+    # (Z' 14.4287 mOhm, Z'' +0.1715 mOhm) and 502.2321 Hz (Z' 14.6211, Z'' -0.1645):
+    # linear interpolation to Z'' = 0 gives 14.4287 + 0.1715/0.3360 * 0.1924 = 14.527 mOhm.
+    hand = 14.4287 + 0.1715 / (0.1715 + 0.1645) * (14.6211 - 14.4287)
+    r10 = feats.loc[np.isclose(feats["soc"], 0.1), "r_ohm_ohm"].iloc[0]
+    assert r10 * 1000 == pytest.approx(hand, abs=0.05)  # tolerance 0.05 mOhm
+
+
+def test_eis_features_cli_reads_both_real_files(realdata, tmp_path):
+    out = tmp_path / "feats.csv"
+    result = CliRunner().invoke(main, ["eis-features", str(realdata / "lgm50lt_eis" / "LGM50LT_eis_25C.csv"),
+                                       str(realdata / "eis_example" / "impedance_example.csv"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    feats = pd.read_csv(out)
+    assert len(feats) == 10 and feats["r_ohm_ohm"].gt(0).all()
+    printed = CliRunner().invoke(main, ["eis-features", str(realdata / "eis_example" / "impedance_example.csv")])
+    assert "r_ct_ohm" in printed.output
