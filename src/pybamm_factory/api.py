@@ -106,6 +106,17 @@ def write_card(out: Path, design: Design, meta: dict, tables: dict, quality: dic
     store.atomic_write_text(Path(out) / "README.md", text)
 
 
+def refresh_card(out: str | Path) -> None:
+    """Re-render a finished dataset's card and checksums (after augmentation, say)."""
+    out = Path(out)
+    design = load_design(out / "design.yaml")
+    tables = {name: pd.read_parquet(out / f"{name}.parquet") for name in card_mod.DATA_TABLES}
+    quality = json.loads((out / "quality_report.json").read_text())
+    meta = json.loads((out / "metadata.json").read_text())
+    figures = sorted(p.name for p in (out / "figures").glob("*.png"))
+    write_card(out, design, meta, tables, quality, figures)
+
+
 def run(design: str | Path | Design | None = None, samples: int = 200, workers: int = 4, seed: int = 7,
         out: str | Path | None = None, backend: str = "local", scheduler: str | None = None,
         quiet: bool = False, command: str | None = None) -> Path:

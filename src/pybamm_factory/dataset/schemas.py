@@ -19,10 +19,32 @@ import pyarrow as pa
 _ARROW = {"number": pa.float64(), "integer": pa.int64(), "string": pa.string(), "boolean": pa.bool_()}
 
 
+GENERATED_PREFIX = "generated_"
+NOT_GENERATED = ("kk_residual",)  # generators do not produce a KK test of a spectrum they never made
+
+
 @lru_cache(maxsize=None)
 def load_schema(table: str) -> dict:
+    """A table's JSON schema; ``generated_<table>`` is <table> plus the generation flags."""
+    if table.startswith(GENERATED_PREFIX):
+        return _generated_schema(load_schema(table.removeprefix(GENERATED_PREFIX)))
     path = resources.files("pybamm_factory") / "schemas" / f"{table}.schema.json"
     schema = json.loads(path.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return schema
+
+
+def _generated_schema(base: dict) -> dict:
+    schema = json.loads(json.dumps(base))
+    schema["title"] = "Generated rows: " + base["title"]
+    for name in NOT_GENERATED:
+        if name in schema["properties"]:
+            schema["properties"][name]["type"] = ["number", "null"]
+    schema["properties"]["is_generated"] = {"type": "boolean", "description": "true: made by a generator, not by physics"}
+    schema["properties"]["generator_id"] = {"type": "string", "description": "Which trained generator made the row"}
+    schema["properties"].setdefault("protocol_id", {"type": "string", "description": "Protocol of the conditions"})
+    schema["required"] = list(base["required"]) + ["is_generated", "generator_id"]
+    schema["additionalProperties"] = {"type": "number", "description": "A condition the row was generated at"}
     jsonschema.Draft202012Validator.check_schema(schema)
     return schema
 
