@@ -75,7 +75,7 @@ def run_naive(design, rows):
     return time.perf_counter() - t0, np.array(walls)
 
 
-def reference_errors(design, rows, results, n=2):
+def reference_errors(design, rows, results, n=4):
     raw = copy.deepcopy(design.raw)
     raw["solver"] = {**raw.get("solver", {}), "rtol": 1e-8, "atol": 1e-8}
     raw["mesh"] = {k: 2 * v for k, v in design.mesh.items()}
@@ -83,6 +83,8 @@ def reference_errors(design, rows, results, n=2):
     errs = {"soh": 0.0, "lli_pct": 0.0, "r_ct_ohm_rel": 0.0}
     for row, res in zip(rows[:n], results[:n]):
         tight = simulate_sample(ref, row)
+        print(f"  {row['sample_id']}: SOH factory {np.round(res['labels']['soh'].values, 4).tolist()} "
+              f"reference {np.round(tight['labels']['soh'].values, 4).tolist()}")
         errs["soh"] = max(errs["soh"], float(np.max(np.abs(tight["labels"]["soh"].values - res["labels"]["soh"].values))))
         errs["lli_pct"] = max(errs["lli_pct"], float(np.max(np.abs(tight["labels"]["lli_pct"].values - res["labels"]["lli_pct"].values))))
         a, b = tight["impedance_features"]["r_ct_ohm"].values, res["impedance_features"]["r_ct_ohm"].values

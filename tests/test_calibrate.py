@@ -72,3 +72,18 @@ def test_fit_recovers_a_known_parameter_from_simulated_data():
     truth = Curve("truth", q[keep], truth.voltage_v[keep], 2.5, 7200.0, 298.15)
     result = fit_parameters(problem, [truth], max_evaluations=30)
     assert result.values[0] == pytest.approx(0.60, rel=0.01)
+
+
+@pytest.mark.slow
+def test_aging_fit_to_measured_fade_lowers_error(realdata):
+    from pybamm_factory.calibrate import fit_aging, measured_fade
+
+    path = realdata / "maccor" / "xTESLADIAG_000038.078"
+    fade = measured_fade(path)
+    assert fade["first_capacity_ah"] == pytest.approx(3.99, abs=0.01)
+    assert fade["discharge_c_rate"] == pytest.approx(4.70 / 3.99, rel=0.02)
+    report = fit_aging(path, base_design="smoke", rpt_interval=10, decades=2.0, starting_value=2.5e-21,
+                       max_evaluations=8)
+    assert report["rmse_ah_after"] < 0.5 * report["rmse_ah_before"]
+    assert report["rmse_ah_after"] < 0.05  # A.h, on a 3.99 A.h cell
+    assert report["fitted"] > 2.5e-21

@@ -218,6 +218,27 @@ def calibrate(data, held_out, fit_names, parameter_set, base_design, model, max_
     click.echo(f"design: {report['design']}  report: {Path(report['figure']).parent}")
 
 
+@main.command("calibrate-aging")
+@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Cycler export with repeated cycles (its discharge capacity per cycle is the fade curve).")
+@click.option("--fit", "parameter", default="SEI solvent diffusivity [m2.s-1]",
+              help="Degradation-rate parameter to fit (searched in log10).")
+@click.option("--base-design", default="default", help="Design whose model and options simulate the fade.")
+@click.option("--rpt-interval", default=5, type=click.IntRange(min=1), help="Cycles between simulated reference tests.")
+@click.option("--max-evaluations", default=25, type=click.IntRange(min=3), help="Optimiser budget.")
+@click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Calibrated design YAML to write (a JSON report goes beside it).")
+@_user_errors
+def calibrate_aging(data, parameter, base_design, rpt_interval, max_evaluations, out):
+    """Fit a degradation rate to a measured capacity-vs-cycle series and write a design."""
+    from .calibrate import calibrate_aging as run
+
+    r = run(data, parameter, out, base_design=base_design, rpt_interval=rpt_interval, max_evaluations=max_evaluations)
+    click.echo(f"{parameter}: {r['starting_value']:.4g} -> {r['fitted']:.4g} (log10 std {r['log10_std']:.3f}); "
+               f"fade RMSE {1000 * r['rmse_ah_before']:.1f} -> {1000 * r['rmse_ah_after']:.1f} mA.h over "
+               f"{len(r['measured_cycles'])} cycles; design: {r['design']}")
+
+
 @main.command()
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--model", type=click.Choice(["cvae", "wgan"]), default="cvae",

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .aging_fit import fit_aging, measured_fade
 from .design_writer import calibrated_design, check_names, plot_fit, write_design
 from .fit import CalibrationError, Curve, FitResult, VoltageProblem, fit_parameters
 from .readers import ReaderError, cycle_capacities, discharge_segments, read_cycler, read_spectrum
 
-__all__ = ["CalibrationError", "Curve", "FitResult", "ReaderError", "VoltageProblem", "calibrate",
+__all__ = ["CalibrationError", "Curve", "FitResult", "ReaderError", "VoltageProblem", "calibrate", "calibrate_aging",
+           "fit_aging", "measured_fade",
            "cycle_capacities", "discharge_segments", "fit_parameters", "read_cycler", "read_spectrum"]
 
 
@@ -34,4 +36,21 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
               "fitted_curves": [str(p) for p in data], "held_out_curves": [str(p) for p in held_out],
               "optimiser": "scipy.optimize.least_squares (trf)", "figure": str(figure), **result.as_dict()}
     (report_dir / "calibration_report.json").write_text(json.dumps(report, indent=2))
+    return report
+
+
+def calibrate_aging(data: str | Path, parameter: str, out: str | Path, base_design: str | Path = "default",
+                    rpt_interval: int = 5, max_evaluations: int = 25) -> dict:
+    """Fit a degradation-rate parameter to a measured fade curve; write the design and report."""
+    import numpy as np
+
+    report = fit_aging(data, parameter, base_design=base_design, rpt_interval=rpt_interval,
+                       max_evaluations=max_evaluations)
+    std = report["std"] if np.isfinite(report["std"]) else 0.1 * report["fitted"]
+    fit = FitResult([parameter], np.array([report["starting_value"]]), np.array([report["fitted"]]), np.array([std]),
+                    np.array([[std**2]]))
+    raw = calibrated_design(base_design, fit, "the base design's parameter set", [Path(data).name])
+    design_path = write_design(raw, out)
+    report["design"] = str(design_path)
+    Path(design_path.with_name(design_path.stem + "_aging_calibration.json")).write_text(json.dumps(report, indent=2))
     return report
