@@ -92,12 +92,32 @@ def reference_errors(design, rows, results, n=4):
     return errs
 
 
+def parallel_efficiency(design, samples: int, seed: int) -> None:
+    """Whole runs (pool, writing, gate, card) at 1 and 2 workers on the same samples."""
+    import tempfile
+    from pathlib import Path
+
+    from pybamm_factory import api
+
+    walls = {}
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            api.run(design, samples=samples, workers=workers, seed=seed, out=Path(tmp) / "run", quiet=True)
+            walls[workers] = time.perf_counter() - t
+    eff = walls[1] / (2 * walls[2])
+    print(f"whole run, {samples} samples: 1 worker {walls[1]:.1f} s, 2 workers {walls[2]:.1f} s, "
+          f"parallel efficiency {eff:.2f} (goal >= 0.8)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--design", default="benchmark")
     parser.add_argument("--samples", type=int, default=6)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--parallel-samples", type=int, default=0,
+                        help="also time whole runs of this many samples at 1 and 2 workers")
     args = parser.parse_args()
     design = load_design(args.design)
     rows = build_manifest(design, args.samples, args.seed).to_dict("records")
@@ -114,6 +134,8 @@ def main():
     print(f"factory / bare-solver throughput: {per_min(f_total) / bare:.3f}  (goal >= 0.85)")
     print(f"factory / naive throughput:       {per_min(f_total) / per_min(n_total):.2f}  (goal >= 1.5; naive does no EIS)")
     print(f"peak RSS of this process after the factory run: {f_rss:.0f} MiB")
+    if args.parallel_samples:
+        parallel_efficiency(design, args.parallel_samples, args.seed)
     if not args.skip_reference:
         errs = reference_errors(design, rows, results)
         print(f"label error vs tight reference (rtol 1e-8, mesh x2): SOH {errs['soh']:.5f}, LLI {errs['lli_pct']:.4f} %, "

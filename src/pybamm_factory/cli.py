@@ -246,7 +246,7 @@ def calibrate_aging(data, parameter, base_design, rpt_interval, max_evaluations,
 @click.option("--samples", "-n", default=200, type=click.IntRange(min=1), help="Generated cells to write.")
 @click.option("--seed", default=0, type=int, help="Seed of training and generation.")
 @click.option("--epochs", default=None, type=click.IntRange(min=1),
-              help="Training epochs (cvae) or generator steps (wgan) [default: 600 / 1500].")
+              help="Training epochs (cvae) or generator steps (wgan) [default: 1500].")
 @click.option("--conditions", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="CSV or Parquet of conditions to generate at (manifest columns); default: drawn from the design.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")

@@ -210,7 +210,7 @@ def augment(root: str | Path, model: str = "cvae", samples: int = 200, seed: int
 
     torch.manual_seed(seed)  # weight initialisation draws from the global generator
     net = MODELS[model](x_train.shape[1], space.basis.shape[0])
-    epochs = epochs or (600 if model == "cvae" else 1500)
+    epochs = epochs or 1500
     with _progress(epochs, quiet) as bar:
         history = net.fit(space.scale_x(x_train), space.scale_y(y_train), seed, epochs=epochs, progress=bar.update)
     fingerprint = [sorted(train_ids), net.config(), seed, epochs, samples, conditions is None]

@@ -44,7 +44,8 @@ class Curve:
     voltage_v: np.ndarray
     current_a: float
     duration_s: float
-    temperature_k: float
+    temperature_k: float  # mean surface temperature during the discharge
+    start_temperature_k: float = None  # at the start (ambient for a lumped thermal model)
 
     @classmethod
     def from_file(cls, path: str | Path, points: int = POINTS_PER_CURVE) -> Curve:
@@ -57,15 +58,21 @@ class Curve:
         q = seg["discharged_ah"].to_numpy()
         grid = np.linspace(q[0], q[-1], points)
         temp = seg["temperature_c"].to_numpy()
-        temperature_c = float(np.nanmean(temp)) if np.isfinite(temp).any() else 25.0
+        known = np.isfinite(temp)
+        temperature_c = float(np.nanmean(temp)) if known.any() else 25.0
+        start_c = float(temp[known][0]) if known.any() else 25.0
         return cls(path.stem, grid, np.interp(grid, q, seg["voltage_v"].to_numpy()),
-                   float(seg["current_a"].mean()), float(seg["time_s"].iloc[-1]), temperature_c + 273.15)
+                   float(seg["current_a"].mean()), float(seg["time_s"].iloc[-1]), temperature_c + 273.15,
+                   start_c + 273.15)
 
 
 class VoltageProblem:
     """Simulates a CC discharge for given parameter values (the model is built once)."""
 
-    def __init__(self, parameter_set: str, fit_names: list[str], model: str = "spme", mesh: dict | None = None):
+    def __init__(self, parameter_set: str, fit_names: list[str], model: str = "spme", mesh: dict | None = None,
+                 thermal: str = "isothermal"):
+        """``thermal``: 'isothermal' at each curve's mean measured temperature, or 'lumped'
+        (a lumped thermal model whose ambient and initial temperature is the first reading)."""
         pv = pybamm.ParameterValues(parameter_set)
         missing = [n for n in fit_names if n not in pv.keys()]
         if missing:
@@ -80,7 +87,8 @@ class VoltageProblem:
         for name in fit_names + ["Current function [A]", "Ambient temperature [K]", "Initial temperature [K]"]:
             pv[name] = "[input]"
         cls = pybamm.lithium_ion.SPMe if model == "spme" else pybamm.lithium_ion.DFN
-        self.sim = pybamm.Simulation(cls(), parameter_values=pv, solver=pybamm.IDAKLUSolver(rtol=1e-6, atol=1e-6),
+        self.thermal = thermal
+        self.sim = pybamm.Simulation(cls({"thermal": thermal}), parameter_values=pv, solver=pybamm.IDAKLUSolver(rtol=1e-6, atol=1e-6),
                                      var_pts=mesh or {"x_n": 10, "x_s": 5, "x_p": 10, "r_n": 15, "r_p": 15},
                                      output_variables=["Voltage [V]", "Discharge capacity [A.h]"])
         self.simulations = 0
@@ -88,8 +96,9 @@ class VoltageProblem:
     def simulate(self, curve: Curve, values) -> np.ndarray:
         """Simulated voltage at the curve's measured discharged capacities."""
         inputs = dict(zip(self.fit_names, map(float, values)))
-        inputs.update({"Current function [A]": curve.current_a, "Ambient temperature [K]": curve.temperature_k,
-                       "Initial temperature [K]": curve.temperature_k})
+        temperature = curve.temperature_k if self.thermal == "isothermal" else (curve.start_temperature_k or curve.temperature_k)
+        inputs.update({"Current function [A]": curve.current_a, "Ambient temperature [K]": temperature,
+                       "Initial temperature [K]": temperature})
         t_end = 1.5 * curve.duration_s
         try:
             sol = self.sim.solve([0, t_end], inputs=inputs, t_interp=np.linspace(0, t_end, 600))
