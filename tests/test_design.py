@@ -55,6 +55,10 @@ MALFORMED = [
     ("bad model option", _with("model_options/SEI", "magic"), "field 'model_options'"),
     ("fixed not a number", _with("fixed", {"Initial SEI thickness [m]": "thin"}), "expected a number"),
     ("split fractions", _with("splits", {"train": 0.9, "val": 0.2, "test": 0.1}), "sum to 1"),
+    ("geometry parameter varied", _with("varied/Negative particle radius [m]", {"low": 4e-6, "high": 6e-6}),
+     "sets the mesh geometry"),
+    ("holdout side", _with("splits/holdout", {"column": "ambient_temperature_k", "side": "middle"}),
+     "field 'splits.holdout.side': 'middle' is not allowed; allowed: high, low"),
 ]
 
 

@@ -10,6 +10,7 @@ import copy
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -21,6 +22,9 @@ SAMPLERS = ("lhs", "sobol")
 DISTRIBUTIONS = ("uniform", "log-uniform", "normal")
 SOLVERS = ("IDAKLUSolver", "CasadiSolver")
 MESH_KEYS = ("x_n", "x_s", "x_p", "r_n", "r_p")
+# parameters that set the mesh geometry: PyBaMM cannot take them as input parameters
+GEOMETRY = re.compile(r"(electrode|separator) thickness \[m\]$|particle radius \[m\]$|^Electrode (height|width) \[m\]$")
+HOLDOUT_SIDES = ("high", "low")
 
 TOP_LEVEL_KEYS = {
     "name": str,
@@ -310,6 +314,9 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
             _fail(src, f"varied.{name}", f"'{name}' is not a parameter of {raw['parameter_set']}")
         if callable(pv[name]):
             _fail(src, f"varied.{name}", "is a function of state in this parameter set; only scalar parameters can be varied")
+        if GEOMETRY.search(name):
+            _fail(src, f"varied.{name}", "sets the mesh geometry, which PyBaMM cannot take as an input parameter; "
+                  "vary an equation parameter (e.g. an active material volume fraction) instead")
         varied[name] = _distribution(src, f"varied.{name}", spec)
         if varied[name].low == varied[name].high:
             _fail(src, f"varied.{name}", "empty range: low must be < high")
@@ -376,6 +383,17 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
     splits_raw = raw.get("splits", {})
     _check_keys(src, "splits", splits_raw, ("train", "val", "test", "stratify", "holdout"))
     splits = SplitSettings(**splits_raw)
+    if splits.stratify is not None and not isinstance(splits.stratify, str):
+        _fail(src, "splits.stratify", "expected a manifest column name, optionally 'COLUMN:BINS'")
+    if splits.holdout is not None:
+        if not isinstance(splits.holdout, dict) or "column" not in splits.holdout:
+            _fail(src, "splits.holdout", "expected a mapping with 'column', 'side' (high|low) and 'fraction'")
+        _check_keys(src, "splits.holdout", splits.holdout, ("column", "side", "fraction"))
+        if splits.holdout.get("side", "high") not in HOLDOUT_SIDES:
+            _fail(src, "splits.holdout.side", f"'{splits.holdout['side']}' is not allowed; allowed: high, low")
+        fraction = _number(src, "splits.holdout.fraction", splits.holdout.get("fraction", 0.2))
+        if not 0 < fraction < 1:
+            _fail(src, "splits.holdout.fraction", f"must lie in (0, 1), got {fraction}")
     fractions = [splits.train, splits.val, splits.test]
     if any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
         _fail(src, "splits", f"train/val/test must be >= 0 and sum to 1, got {fractions}")
