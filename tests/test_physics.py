@@ -86,3 +86,18 @@ def test_projection_from_early_rpts_lands_near_observed_end_of_life():
     assert abs(projected.eol_cycle - observed) <= 0.15 * observed, (projected, observed)
     rul = labels["rul_to_80_cycles"].to_numpy()
     assert rul[0] == pytest.approx(observed) and np.all(np.diff(rul) <= 0) and rul.min() >= 0
+
+
+def test_solve_that_breaks_down_keeps_earlier_snapshots_and_says_why():
+    """SEI that clogs the pores ends the experiment early (PyBaMM's event or an IDA failure
+    as porosity nears zero): the reason is recorded, earlier RPTs are kept and flagged."""
+    design = tiny_design(options={"SEI": "solvent-diffusion limited", "SEI porosity change": "true"},
+                         varied={SEI: {"distribution": "log-uniform", "low": 1e-18, "high": 1e-15}}, cycles=40, interval=4)
+    tables = simulate_sample(design, row_for(design, **{SEI: 5e-18}))
+    log = tables["solver_log"].iloc[0]
+    assert log["status"] in ("infeasible", "failed")
+    assert log["failure_reason"], "a non-ok sample always says why"
+    assert 2 <= log["rpts_completed"] == len(tables["labels"])
+    assert log["cycles_completed"] < 40
+    assert (tables["labels"]["solver_status"] == log["status"]).all()
+    assert tables["labels"]["soh"].is_monotonic_decreasing
