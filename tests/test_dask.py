@@ -10,11 +10,10 @@ import time
 
 import pandas as pd
 import pytest
+from dask import distributed  # noqa: E402  (the dask extra is part of the test install)
 
 from pybamm_factory import api
 from pybamm_factory.dataset.card import DATA_TABLES
-
-from dask import distributed  # noqa: E402  (the dask extra is part of the test install)
 
 TIMING = ["wall_time_s", "solve_time_s", "eis_time_s"]
 
