@@ -127,3 +127,19 @@ def test_spectrum_readers(realdata):
     ex = read_spectrum(realdata / "eis_example" / "impedance_example.csv")
     assert ex["sweep_id"].nunique() == 1 and len(ex) > 50
     assert (ex["z_imag_ohm"] < 0).mean() > 0.8  # capacitive part negative, as stored
+
+
+def test_read_cli_writes_normalised_parquet(realdata, tmp_path):
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from pybamm_factory.cli import main
+
+    out = tmp_path / "maccor.parquet"
+    result = CliRunner().invoke(main, ["read", str(realdata / "maccor" / "xTESLADIAG_000038.078"), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "3.987 -> 2.228 A.h" in result.output or "discharge capacity 3.98" in result.output
+    frame = pd.read_parquet(out)
+    assert list(frame.columns) == COLUMNS and len(frame) > 10000
+    bad = CliRunner().invoke(main, ["read", str(realdata / "eis_example" / "impedance_example.csv"), "-o", str(out)])
+    assert bad.exit_code == 2 and "unrecognised export" in bad.output
