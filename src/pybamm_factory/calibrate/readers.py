@@ -258,14 +258,14 @@ def read_arbin(path: Path) -> pd.DataFrame:
     v = _find(df.columns, r"^voltage")
     if None in (t, i, v):
         _fail(path, "Arbin CSV needs Test_Time, Current and Voltage columns")
-    temp = _find(df.columns, r"^temperature|aux_temperature")
-    current = -pd.to_numeric(df[i], errors="coerce")
+    def numeric(pattern):
+        column = _find(df.columns, pattern)
+        return pd.to_numeric(df[column], errors="coerce") if column else np.nan
+
     frame = pd.DataFrame({
-        "time_s": pd.to_numeric(df[t], errors="coerce"), "current_a": current,
-        "voltage_v": pd.to_numeric(df[v], errors="coerce"),
-        "temperature_c": pd.to_numeric(df[temp], errors="coerce") if temp else np.nan,
-        "cycle_index": pd.to_numeric(df[_find(df.columns, r"^cycle_index")], errors="coerce") if _find(df.columns, r"^cycle_index") else np.nan,
-        "step_index": pd.to_numeric(df[_find(df.columns, r"^step_index")], errors="coerce") if _find(df.columns, r"^step_index") else np.nan,
+        "time_s": numeric(r"^test_time"), "current_a": -pd.to_numeric(df[i], errors="coerce"),
+        "voltage_v": numeric(r"^voltage"), "temperature_c": numeric(r"^temperature|aux_temperature"),
+        "cycle_index": numeric(r"^cycle_index"), "step_index": numeric(r"^step_index"),
     })
     frame["step_type"] = _per_step_type(frame)
     return _finish(frame, path, "arbin", "Arbin Current, positive = charge (flipped)")
