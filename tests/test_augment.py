@@ -39,6 +39,8 @@ def test_loss_decreases_and_generated_tables_pass_schemas(small_dataset, cvae_re
     assert "ambient_temperature_k" in labels.columns  # the conditions used travel with the rows
     # physics tables untouched and the card re-verified with the new files
     assert verify(small_dataset) == []
+    listed = (small_dataset / "checksums.sha256").read_text()
+    assert f"augment/{cvae_report['generator_id']}/labels.parquet" in listed
     assert "Generated cells live under" in (small_dataset / "README.md").read_text()
 
 

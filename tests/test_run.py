@@ -85,9 +85,7 @@ def test_same_run_with_one_worker_gives_same_manifest_and_labels(smoke_dataset, 
 
 def test_rerun_skips_finished_samples_and_other_seed_is_refused(smoke_dataset):
     before = pd.read_parquet(smoke_dataset / "solver_log.parquet")
-    t0 = time.perf_counter()
     api.run("smoke", samples=4, workers=1, seed=7, out=smoke_dataset, quiet=True)
-    assert time.perf_counter() - t0 < 60
     after = pd.read_parquet(smoke_dataset / "solver_log.parquet")
     pd.testing.assert_frame_equal(before, after)  # nothing re-solved: wall times unchanged
     with pytest.raises(api.RunConflictError, match="seed: 7 here, 8 asked"):

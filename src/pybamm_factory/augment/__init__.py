@@ -69,10 +69,10 @@ def _eol(space, decoded):
 
 
 def _score(space, model_cells, x_gen, test_cells, x_test, train_cells, x_train, seed):
-    real = space_features(space, test_cells)
-    fake_at_test = space_features(space, model_cells["at_test"])
-    train_feat = space_features(space, train_cells)
-    gen_feat = space_features(space, model_cells["generated"])
+    real = cells.metric_features(space, test_cells)
+    fake_at_test = cells.metric_features(space, model_cells["at_test"])
+    train_feat = cells.metric_features(space, train_cells)
+    gen_feat = cells.metric_features(space, model_cells["generated"])
     z = lambda a: (a - train_feat.mean(0)) / np.where(train_feat.std(0) > 0, train_feat.std(0), 1.0)  # noqa: E731
     tr_x, tr_y = _tstr_rows(space, x_train, train_cells)
     te_x, te_y = _tstr_rows(space, x_test, test_cells)
@@ -94,10 +94,6 @@ def _score(space, model_cells, x_gen, test_cells, x_test, train_cells, x_train, 
         out["tstr_eol_mae_cycles"] = metrics.tstr_mae(x_gen[m_ge], eol_ge[m_ge], x_test[m_te], eol_te[m_te], seed)
         out["trtr_eol_mae_cycles"] = metrics.tstr_mae(x_train[m_tr], eol_tr[m_tr], x_test[m_te], eol_te[m_te], seed)
     return out
-
-
-def space_features(space, decoded):
-    return cells.metric_features(space, decoded)
 
 
 class _NoiseGenerator:
@@ -242,7 +238,7 @@ def augment(root: str | Path, model: str = "cvae", samples: int = 200, seed: int
         sets = {"at_test": _generate(gen, space, x_test, seed + 7), "generated": decoded if gen is net else _generate(gen, space, x_gen, seed)}
         scores[name] = _score(space, sets, x_gen, test_cells, x_test, train_cells, x_train, seed)
     # the floor: how well the same classifier tells physics train cells from physics test cells
-    train_feat, test_feat = space_features(space, train_cells), space_features(space, test_cells)
+    train_feat, test_feat = cells.metric_features(space, train_cells), cells.metric_features(space, test_cells)
     z = (train_feat.std(0) > 0)
     scores["physics_train_vs_test"] = {"classifier_auc": metrics.classifier_auc(
         (test_feat[:, z] - train_feat[:, z].mean(0)) / train_feat[:, z].std(0),

@@ -27,6 +27,12 @@ def _mlp(n_in: int, n_out: int, hidden: int = 128, depth: int = 2) -> nn.Sequent
     return nn.Sequential(*layers)
 
 
+def _step(optimiser, loss) -> None:
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+
+
 def _seed(seed: int) -> torch.Generator:
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True)
@@ -64,9 +70,7 @@ class ConditionalVAE(nn.Module):
             for i in range(0, len(xt), batch):
                 idx = order[i:i + batch]
                 loss = self.loss(xt[idx], yt[idx], gen)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+                _step(opt, loss)
                 total += float(loss.detach()) * len(idx)
             history.append(total / len(xt))
             if progress:
@@ -116,17 +120,11 @@ class ConditionalWGAN(nn.Module):
                 real, cond = yt[idx], xt[idx]
                 fake = self.generator(torch.cat([cond, torch.randn((len(idx), self.noise), generator=gen)], 1)).detach()
                 w = self.critic(torch.cat([real, cond], 1)).mean() - self.critic(torch.cat([fake, cond], 1)).mean()
-                loss_c = -w + self.gp_weight * self._gradient_penalty(real, fake, cond, gen)
-                opt_c.zero_grad()
-                loss_c.backward()
-                opt_c.step()
+                _step(opt_c, -w + self.gp_weight * self._gradient_penalty(real, fake, cond, gen))
             idx = torch.randint(0, n, (min(batch, n),), generator=gen)
             cond = xt[idx]
             fake = self.generator(torch.cat([cond, torch.randn((len(idx), self.noise), generator=gen)], 1))
-            loss_g = -self.critic(torch.cat([fake, cond], 1)).mean()
-            opt_g.zero_grad()
-            loss_g.backward()
-            opt_g.step()
+            _step(opt_g, -self.critic(torch.cat([fake, cond], 1)).mean())
             history.append(float(w.detach()))
             if progress:
                 progress(1)

@@ -53,7 +53,7 @@ def data_files(root: Path) -> list[Path]:
     """Files covered by checksums: tables, generated tables, reports, metadata, figures."""
     root = Path(root)
     files = sorted(root.glob("*.parquet")) + sorted(root.glob("*.json")) + sorted((root / "figures").glob("*.png"))
-    files += sorted((root / "augment").glob("*")) if (root / "augment").exists() else []
+    files += sorted((root / "augment").rglob("*")) if (root / "augment").exists() else []
     return [f for f in files if f.is_file()]
 
 

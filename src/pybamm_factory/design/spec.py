@@ -286,7 +286,7 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
         if key not in raw:
             _fail(src, key, "is required")
     for key, typ in TOP_LEVEL_KEYS.items():
-        if key in raw and not isinstance(raw[key], typ) or (typ is int and isinstance(raw.get(key), bool)):
+        if key in raw and (not isinstance(raw[key], typ) or (typ is int and isinstance(raw[key], bool))):
             _fail(src, key, f"expected {typ.__name__}, got {type(raw[key]).__name__}")
     model = raw["model"]
     if model not in MODELS:

@@ -115,14 +115,14 @@ def check_spectra(spectra: pd.DataFrame) -> list[CheckResult]:
 
 def check_labels(labels: pd.DataFrame, solver_log: pd.DataFrame) -> list[CheckResult]:
     ok = _ok_samples(solver_log)
-    ok_rows = labels[labels["sample_id"].isin(ok)] if not labels.empty else labels
-    missing_rows = ok_rows[ok_rows[list(REQUIRED_LABELS)].isna().any(axis=1)] if len(ok_rows) else ok_rows
-    no_rows = sorted(ok - set(labels["sample_id"])) if not labels.empty else sorted(ok)
+    if labels.empty:
+        return [CheckResult("missing_labels", True, len(ok), sorted(ok)[:5], "ok samples without label rows")]
+    ok_rows = labels[labels["sample_id"].isin(ok)]
+    missing_rows = ok_rows[ok_rows[list(REQUIRED_LABELS)].isna().any(axis=1)]
+    no_rows = sorted(ok - set(labels["sample_id"]))
     missing = CheckResult("missing_labels", True, len(missing_rows) + len(no_rows),
                           (missing_rows["sample_id"].drop_duplicates().head(5).tolist() + no_rows[:5])[:5],
                           "rows of ok samples with null labels, or ok samples without label rows")
-    if labels.empty:
-        return [missing]
     labels = ok_rows  # rows of flagged samples are reported under solver_failures
     numeric = labels.select_dtypes("number")
     soh = labels["soh"]
@@ -190,8 +190,7 @@ def run_checks(tables: dict[str, pd.DataFrame]) -> list[CheckResult]:
     empty = pd.DataFrame()
     results = [check_duplicates(tables["manifest"]), check_near_duplicates(tables.get("labels", empty))]
     results += check_solver(tables["solver_log"], tables["manifest"])
-    results += check_labels(tables.get("labels", empty), tables["solver_log"]) if len(tables.get("labels", empty)) else \
-        [CheckResult("missing_labels", True, len(_ok_samples(tables["solver_log"])), [], "ok samples without label rows")]
+    results += check_labels(tables.get("labels", empty), tables["solver_log"])
     results += check_spectra(tables.get("spectra", empty))
     results.append(check_kk(tables.get("impedance_features", empty)))
     if "splits" in tables:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 
 import pandas as pd
@@ -56,14 +57,19 @@ def _eis(design: Design, row: dict, snapshots):
 _WARM: set[str] = set()
 
 
+@functools.lru_cache(maxsize=1)
+def _libc():
+    import ctypes
+
+    return ctypes.CDLL("libc.so.6")
+
+
 def _release_memory() -> None:
     """Return freed heap pages to the OS (glibc). Solves allocate and free many small
     blocks; without a trim a long-lived worker's resident size creeps up by tens of MB per
     sample, which loky reads as a leak and answers by restarting the worker."""
     try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        _libc().malloc_trim(0)
     except (OSError, AttributeError):  # not glibc: nothing to do
         pass
 
