@@ -15,7 +15,7 @@ from dask import distributed  # noqa: E402  (the dask extra is part of the test 
 from pybamm_factory import api
 from pybamm_factory.dataset.card import DATA_TABLES
 
-TIMING = ["wall_time_s", "solve_time_s", "eis_time_s"]
+TIMING = ["wall_time_s", "solve_time_s", "eis_time_s", "solver_time_s", "eis_solver_time_s"]
 
 
 def _same_tables(a, b):

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from pybamm_factory.calibrate.readers import read_spectrum
 from pybamm_factory.cli import main
 from pybamm_factory.labels import KK_THRESHOLD, spectrum_features
-from pybamm_factory.labels.impedance import kk_residual
+from pybamm_factory.labels.impedance import CIRCUIT, circuit_fit, circuit_initial_guess, geometric_features, kk_residual
 from pybamm_factory.simulate import simulate_sample
 from tests.physics_designs import row_for, tiny_design
 
@@ -88,3 +88,31 @@ def test_eis_features_cli_reads_both_real_files(realdata, tmp_path):
     assert len(feats) == 10 and feats["r_ohm_ohm"].gt(0).all()
     printed = CliRunner().invoke(main, ["eis-features", str(realdata / "eis_example" / "impedance_example.csv")])
     assert "r_ct_ohm" in printed.output
+
+
+def _impedance_py_fit(f, z, geo):
+    """The same circuit fitted by impedance.py itself (the reference for circuit_fit)."""
+    from impedance.models.circuits import CustomCircuit
+
+    order = np.argsort(f)[::-1]
+    f, z = np.asarray(f)[order], np.asarray(z)[order]
+    keep = -z.imag > 0
+    f, z = f[keep], z[keep]
+    circuit = CustomCircuit(CIRCUIT, initial_guess=list(circuit_initial_guess(f, z, geo)))
+    circuit.fit(f, z, bounds=([0, 0, 0, 0.3, 0], [np.inf, np.inf, np.inf, 1.0, np.inf]), maxfev=4000)
+    residual = np.sqrt(np.mean(np.abs(circuit.predict(f) - z) ** 2 / np.abs(z) ** 2))
+    return circuit.parameters_[1], residual
+
+
+def test_circuit_fit_agrees_with_impedance_py(realdata, sei_run):
+    spectra = [g for _, g in read_spectrum(realdata / "lgm50lt_eis" / "LGM50LT_eis_25C.csv").groupby("sweep_id")]
+    spectra += [g for _, g in sei_run["spectra"].groupby("sweep_id")][:2]
+    assert len(spectra) == 11
+    for g in spectra:
+        f = g["frequency_hz"].to_numpy()
+        z = g["z_real_ohm"].to_numpy() + 1j * g["z_imag_ohm"].to_numpy()
+        geo = geometric_features(f, z)
+        ours, residual = circuit_fit(f, z, geo)
+        theirs, their_residual = _impedance_py_fit(f, z, geo)
+        assert ours == pytest.approx(theirs, rel=0.02), g["sweep_id"].iloc[0]
+        assert residual <= 1.02 * their_residual + 1e-4

@@ -18,7 +18,7 @@ from pybamm_factory import api
 from pybamm_factory.dataset import validate_frame, verify
 from pybamm_factory.dataset.card import DATA_TABLES
 
-TIMING_COLUMNS = ["wall_time_s", "solve_time_s", "eis_time_s"]
+TIMING_COLUMNS = ["wall_time_s", "solve_time_s", "eis_time_s", "solver_time_s", "eis_solver_time_s"]
 
 
 def _sha(path: Path) -> str:

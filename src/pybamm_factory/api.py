@@ -83,11 +83,14 @@ def finalise(out: Path, design: Design, seed: int, samples: int, command: str) -
     manifest = pd.read_parquet(out / "manifest.parquet")
     tables = {"manifest": manifest}
     for name in RESULT_TABLES:
+        if name in store.LARGE_TABLES:  # written in slices, never whole in memory
+            store.write_compacted(out, name, manifest)
+            continue
         tables[name] = store.compact_table(out, name, manifest)
         store.atomic_write_parquet(tables[name], out / f"{name}.parquet", name)
     tables["splits"] = make_splits(manifest, tables["solver_log"], design.splits, seed)
     store.atomic_write_parquet(tables["splits"], out / "splits.parquet", "splits")
-    quality = report(run_checks(tables))
+    quality = report(run_checks(tables, spectra_slices=store.iter_row_groups(out / "spectra.parquet")))
     store.atomic_write_text(out / "quality_report.json", json.dumps(quality, indent=2, default=str))
     meta = card_mod.build_metadata(design, seed, samples, command)
     store.atomic_write_text(out / "metadata.json", json.dumps(meta, indent=2, default=str))
@@ -110,7 +113,7 @@ def refresh_card(out: str | Path) -> None:
     """Re-render a finished dataset's card and checksums (after augmentation, say)."""
     out = Path(out)
     design = load_design(out / "design.yaml")
-    tables = {name: pd.read_parquet(out / f"{name}.parquet") for name in card_mod.DATA_TABLES}
+    tables = {name: pd.read_parquet(out / f"{name}.parquet") for name in card_mod.DATA_TABLES if name not in store.LARGE_TABLES}
     quality = json.loads((out / "quality_report.json").read_text())
     meta = json.loads((out / "metadata.json").read_text())
     figures = sorted(p.name for p in (out / "figures").glob("*.png"))
@@ -134,13 +137,14 @@ def check(root: str | Path, report_path: str | Path | None = None) -> dict:
     """Re-run the quality gate on a dataset directory; optionally write the report."""
     root = Path(root)
     tables = {}
-    for name in ("manifest", "solver_log", "labels", "spectra", "impedance_features", "splits"):
+    for name in ("manifest", "solver_log", "labels", "impedance_features", "splits"):
         path = root / f"{name}.parquet"
         if path.exists():
             tables[name] = pd.read_parquet(path)
     if "manifest" not in tables or "solver_log" not in tables:
         raise FileNotFoundError(f"{root}: not a dataset directory (needs manifest.parquet and solver_log.parquet)")
-    quality = report(run_checks(tables))
+    spectra = root / "spectra.parquet"
+    quality = report(run_checks(tables, spectra_slices=store.iter_row_groups(spectra) if spectra.exists() else None))
     if report_path is not None:
         store.atomic_write_text(Path(report_path), json.dumps(quality, indent=2, default=str))
     return quality

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from ..design.spec import Design
 from .schemas import validate_frame
@@ -95,6 +96,13 @@ def _fmt(x, digits=3):
     return "n/a" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.{digits}g}"
 
 
+def _row_count(root: Path, tables: dict[str, pd.DataFrame], table: str) -> int:
+    """Rows of a table in memory, else from its Parquet footer (large tables stay on disk)."""
+    if table in tables:
+        return len(tables[table])
+    return pq.ParquetFile(Path(root) / f"{table}.parquet").metadata.num_rows
+
+
 def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.DataFrame], quality: dict,
                 figures: list[str], checksums: dict[str, str], augmentation: str = "") -> str:
     template = string.Template((resources.files("pybamm_factory") / "data_cards" / "dataset_card.md").read_text())
@@ -125,7 +133,8 @@ def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.Dat
         "model_name": design.model.upper(),
         "parameter_set": design.parameter_set,
         "parameter_set_source": design.parameter_set_source or "as shipped with PyBaMM",
-        "table_rows": "\n".join(f"| `{t}.parquet` | {len(tables[t])} | {ROW_MEANING[t]} |" for t in DATA_TABLES if t in tables),
+        "table_rows": "\n".join(f"| `{t}.parquet` | {_row_count(root, tables, t)} | {ROW_MEANING[t]} |"
+                                for t in DATA_TABLES if t in tables or (Path(root) / f"{t}.parquet").exists()),
         "model_options": json.dumps(design.model_options),
         "mesh": json.dumps(design.mesh),
         "solver": design.solver.name, "rtol": design.solver.rtol, "atol": design.solver.atol,

@@ -91,6 +91,17 @@ def impedance_trajectories(features: pd.DataFrame, path: Path) -> str:
     return _save(fig, path)
 
 
+def _sample_rows(root: Path, tables: dict[str, pd.DataFrame], table: str, sample_id: str) -> pd.DataFrame:
+    """One sample's rows of a table held in memory or, for large tables, read from disk."""
+    if table in tables:
+        frame = tables[table]
+        return frame[frame["sample_id"] == sample_id] if len(frame) else frame
+    path = Path(root) / f"{table}.parquet"
+    if not path.exists():
+        return pd.DataFrame()
+    return pd.read_parquet(path, filters=[("sample_id", "==", sample_id)])
+
+
 def all_figures(root: Path, tables: dict[str, pd.DataFrame]) -> list[str]:
     """Draw every figure the tables allow; returns file names under ``figures/``."""
     out = Path(root) / "figures"
@@ -102,10 +113,12 @@ def all_figures(root: Path, tables: dict[str, pd.DataFrame]) -> list[str]:
         # the sample that aged most shows the clearest changes
         last = labels.sort_values("cycle").groupby("sample_id").tail(1)
         example = last.sort_values(["soh", "sample_id"]).iloc[0]["sample_id"]
-        if len(tables.get("curves", [])):
-            names.append(rpt_curves(tables["curves"], example, out / "rpt_curves.png"))
-        if len(tables.get("spectra", [])):
-            names.append(nyquist_fresh_vs_aged(tables["spectra"], example, out / "nyquist_fresh_vs_aged.png"))
+        curves = _sample_rows(root, tables, "curves", example)
+        if len(curves):
+            names.append(rpt_curves(curves, example, out / "rpt_curves.png"))
+        spectra = _sample_rows(root, tables, "spectra", example)
+        if len(spectra):
+            names.append(nyquist_fresh_vs_aged(spectra, example, out / "nyquist_fresh_vs_aged.png"))
         if len(tables.get("impedance_features", [])):
             names.append(impedance_trajectories(tables["impedance_features"], out / "impedance_features_vs_cycle.png"))
     return names

@@ -6,7 +6,8 @@ Layout of a run directory::
     run.json                  design hash, seed and sample count (guards resume)
     design.yaml               the design as given
     .parts/<table>/<sample_id>.parquet   one file per sample and table, as it finishes
-    <table>.parquet           compacted tables, sorted by sample_index, then row keys
+    <table>.parquet           compacted tables, sorted by sample_index, then row keys;
+                              curves and spectra in row groups of 64 samples
 
 A sample is finished when its ``solver_log`` part exists; that part is written last,
 so a run killed at any moment loses at most the samples still in flight.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -33,6 +35,9 @@ ROW_KEYS = {
     "impedance_features": ["cycle", "soc"],
 }
 DESCENDING = {"frequency_hz"}
+# tables that grow with samples x cycles x points: compacted and checked in slices
+LARGE_TABLES = ("curves", "spectra")
+SAMPLES_PER_ROW_GROUP = 64
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -74,20 +79,23 @@ def finished_samples(root: Path) -> set[str]:
     return {p.stem for p in folder.glob("*.parquet")}
 
 
-def compact_table(root: Path, table: str, manifest: pd.DataFrame) -> pd.DataFrame:
-    """Gather the parts of ``table`` for the manifest's samples, in a fixed order."""
-    folder = Path(root) / PARTS / table
+def _gather(folder: Path, sample_ids) -> list[pd.DataFrame]:
     frames = []
-    for sample_id in manifest["sample_id"]:
+    for sample_id in sample_ids:
         path = folder / f"{sample_id}.parquet"
         if path.exists():
-            frames.append(pd.read_parquet(path))
-    frames = [f for f in frames if len(f)]
+            frame = pd.read_parquet(path)
+            if len(frame):
+                frames.append(frame)
+    return frames
+
+
+def _ordered(frames: list[pd.DataFrame], table: str, manifest: pd.DataFrame) -> pd.DataFrame:
+    """Rows in manifest order, then by the table's row keys; schema columns first."""
     schema = load_schema(table)
     if not frames:
-        frame = pd.DataFrame({c: pd.Series(dtype="object") for c in schema["properties"]})
-    else:
-        frame = pd.concat(frames, ignore_index=True)
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in schema["properties"]})
+    frame = pd.concat(frames, ignore_index=True)
     order = dict(zip(manifest["sample_id"], manifest["sample_index"]))
     frame["_order"] = frame["sample_id"].map(order)
     keys = ["_order"] + [k for k in ROW_KEYS.get(table, []) if k in frame.columns]
@@ -95,6 +103,61 @@ def compact_table(root: Path, table: str, manifest: pd.DataFrame) -> pd.DataFram
     frame = frame.drop(columns="_order").reset_index(drop=True)
     columns = [c for c in schema["properties"] if c in frame.columns]
     return frame[columns + [c for c in frame.columns if c not in columns]]
+
+
+def compact_table(root: Path, table: str, manifest: pd.DataFrame) -> pd.DataFrame:
+    """Gather the parts of ``table`` for the manifest's samples, in a fixed order."""
+    return _ordered(_gather(Path(root) / PARTS / table, manifest["sample_id"]), table, manifest)
+
+
+def write_compacted(root: Path, table: str, manifest: pd.DataFrame,
+                    on_chunk: Callable[[pd.DataFrame], None] | None = None) -> int:
+    """Compact a large table to ``<table>.parquet`` a slice of samples at a time.
+
+    Each slice of ``SAMPLES_PER_ROW_GROUP`` manifest samples becomes one row group, so
+    memory stays flat in the number of samples and a reader can take one row group
+    (whole samples, whole sweeps) at a time. ``on_chunk`` sees each slice (checks).
+    Returns the number of rows written.
+    """
+    root = Path(root)
+    folder, path = root / PARTS / table, root / f"{table}.parquet"
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    writer, rows = None, 0
+    try:
+        for start in range(0, len(manifest), SAMPLES_PER_ROW_GROUP):
+            part = manifest.iloc[start:start + SAMPLES_PER_ROW_GROUP]
+            frames = _gather(folder, part["sample_id"])
+            if not frames:
+                continue
+            frame = _ordered(frames, table, manifest)
+            arrow = pa.Table.from_pandas(frame, schema=arrow_schema(load_schema(table), frame), preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(tmp, arrow.schema, compression="zstd")
+            writer.write_table(arrow)
+            rows += len(frame)
+            if on_chunk is not None:
+                on_chunk(frame)
+    finally:
+        if writer is not None:
+            writer.close()
+    if writer is None:
+        atomic_write_parquet(_ordered([], table, manifest), path, table)
+        return 0
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return rows
+
+
+def iter_row_groups(path: Path, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+    """A Parquet file one row group at a time (whole samples for compacted tables)."""
+    parquet = pq.ParquetFile(path)
+    for i in range(parquet.num_row_groups):
+        yield parquet.read_row_group(i, columns=columns).to_pandas()
+
+
+def table_rows(path: Path) -> int:
+    return pq.ParquetFile(path).metadata.num_rows
 
 
 def read_table(root: Path, table: str) -> pd.DataFrame:

@@ -7,6 +7,7 @@ failed samples are kept and flagged by design, and excluded from the splits.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -166,7 +167,33 @@ def check_solver(solver_log: pd.DataFrame, manifest: pd.DataFrame) -> list[Check
     ]
 
 
+def merge_results(parts: list[list[CheckResult]]) -> list[CheckResult]:
+    """Add up the same checks run on slices of a table (counts summed, first examples kept)."""
+    merged: dict[str, CheckResult] = {}
+    for results in parts:
+        for r in results:
+            if r.name not in merged:
+                merged[r.name] = CheckResult(r.name, r.blocking, 0, [], r.description)
+            m = merged[r.name]
+            m.count += r.count
+            m.examples = (m.examples + [e for e in r.examples if e not in m.examples])[:5]
+            m.description = m.description or r.description
+    return list(merged.values())
+
+
+def check_spectra_slices(slices: Iterable[pd.DataFrame]) -> tuple[list[CheckResult], pd.DataFrame]:
+    """Spectrum checks over slices of whole sweeps; also returns the (sweep_id, sample_id) pairs."""
+    parts, sweeps = [], []
+    for spectra in slices:
+        parts.append(check_spectra(spectra))
+        if len(spectra):
+            sweeps.append(spectra[["sweep_id", "sample_id"]].drop_duplicates())
+    results = merge_results(parts) if parts else check_spectra(pd.DataFrame())
+    return results, (pd.concat(sweeps, ignore_index=True) if sweeps else pd.DataFrame(columns=["sweep_id", "sample_id"]))
+
+
 def check_leakage(splits: pd.DataFrame, spectra: pd.DataFrame) -> list[CheckResult]:
+    """Leakage across splits; ``spectra`` needs only its sweep_id and sample_id columns."""
     used = splits[splits["split"] != "excluded"]
     design_splits = used.groupby("cell_design_id")["split"].nunique()
     leaked_designs = design_splits[design_splits > 1].index.tolist()
@@ -185,16 +212,22 @@ def check_leakage(splits: pd.DataFrame, spectra: pd.DataFrame) -> list[CheckResu
     ]
 
 
-def run_checks(tables: dict[str, pd.DataFrame]) -> list[CheckResult]:
-    """All checks over a dict of tables (manifest, solver_log, labels, spectra, ...)."""
+def run_checks(tables: dict[str, pd.DataFrame], spectra_slices: Iterable[pd.DataFrame] | None = None) -> list[CheckResult]:
+    """All checks over a dict of tables (manifest, solver_log, labels, spectra, ...).
+
+    A large spectra table can come as ``spectra_slices`` (whole sweeps per slice, e.g.
+    the row groups of spectra.parquet) instead of ``tables["spectra"]``.
+    """
     empty = pd.DataFrame()
     results = [check_duplicates(tables["manifest"]), check_near_duplicates(tables.get("labels", empty))]
     results += check_solver(tables["solver_log"], tables["manifest"])
     results += check_labels(tables.get("labels", empty), tables["solver_log"])
-    results += check_spectra(tables.get("spectra", empty))
+    spectrum_results, sweeps = check_spectra_slices(spectra_slices if spectra_slices is not None
+                                                    else [tables.get("spectra", empty)])
+    results += spectrum_results
     results.append(check_kk(tables.get("impedance_features", empty)))
     if "splits" in tables:
-        results += check_leakage(tables["splits"], tables.get("spectra", empty))
+        results += check_leakage(tables["splits"], sweeps)
     return results
 
 
