@@ -28,8 +28,8 @@ import numpy as np
 import pybamm
 
 from pybamm_factory.design import build_manifest, load_design, parse_design
-from pybamm_factory.simulate import simulate_sample
 from pybamm_factory.labels import curve_table, label_rows, spectrum_features
+from pybamm_factory.simulate import simulate_sample
 from pybamm_factory.simulate.aging import (
     SUMMARY_COLUMNS,
     AgingEngine,
@@ -171,7 +171,8 @@ def main():
     print(f"{'factory':<10} {per_min(f_total):12.2f} {np.percentile(f_walls, 50):8.2f} {np.percentile(f_walls, 90):8.2f}")
     print(f"{'bare':<10} {bare:12.2f} {'':>8} {'':>8}")
     print(f"{'naive':<10} {per_min(n_total):12.2f} {np.percentile(n_walls, 50):8.2f} {np.percentile(n_walls, 90):8.2f}")
-    print(f"{'naive-aging':<10} {per_min(a_total):12.2f} {np.percentile(a_walls, 50):8.2f} {np.percentile(a_walls, 90):8.2f}  (aging solve only)")
+    print(f"{'naive-aging':<10} {per_min(a_total):12.2f} {np.percentile(a_walls, 50):8.2f} "
+          f"{np.percentile(a_walls, 90):8.2f}  (aging solve only)")
     print(f"factory / bare-solver throughput: {per_min(f_total) / bare:.3f}  (goal >= 0.85)")
     print(f"factory / naive throughput:       {per_min(f_total) / per_min(n_total):.2f}  (goal >= 1.5; same outputs)")
     print(f"factory / naive-aging throughput: {per_min(f_total) / per_min(a_total):.2f}  (naive-aging skips EIS and labels)")
