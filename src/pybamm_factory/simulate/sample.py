@@ -59,6 +59,10 @@ def _eis(design: Design, row: dict, snapshots):
 _WARM: set[str] = set()
 
 
+M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+MMAP_THRESHOLD_BYTES = 64 * 1024
+
+
 @functools.lru_cache(maxsize=1)
 def _libc():
     import ctypes
@@ -66,13 +70,29 @@ def _libc():
     return ctypes.CDLL("libc.so.6")
 
 
+@functools.lru_cache(maxsize=1)
+def configure_allocator() -> bool:
+    """Serve blocks of 64 KiB and more from mmap in this worker (glibc only).
+
+    Solves allocate and free many medium-sized work arrays. glibc's default raises its
+    mmap threshold after the first large free and then carves those arrays out of the
+    heap, where they leave holes it cannot return: a worker's resident size then grows
+    by 25-50 MB per sample with no more memory in use (measured with mallinfo2), and
+    joblib's loky reads that as a leak and restarts the worker, which loses its built
+    models. A fixed 64 KiB threshold keeps the resident size flat (measured: 476 -> 485
+    MiB over 8 samples, against 516 -> 685 MiB without).
+    """
+    try:
+        return bool(_libc().mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        return False
+
+
 def _release_memory() -> None:
-    """Return freed heap pages to the OS (glibc). Solves allocate and free many small
-    blocks; without a trim a long-lived worker's resident size creeps up by tens of MB per
-    sample, which loky reads as a leak and answers by restarting the worker."""
+    """Return freed heap pages to the OS after a sample (glibc)."""
     try:
         _libc().malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to do
+    except (OSError, AttributeError):
         pass
 
 
@@ -85,6 +105,7 @@ def warm_worker(design: Design) -> None:
     """
     if design.content_hash in _WARM:
         return
+    configure_allocator()
     midpoint = {name: float(dist.ppf(0.5)) for name, dist in design.varied.items()}
     for protocol in design.protocols:
         row = {**midpoint, "charge_c_rate": float(protocol.charge_c_rate.ppf(0.5)),
