@@ -4,22 +4,23 @@
 
 The dataset is written as samples finish, so peak memory should not grow with the
 number of samples: the script prints both peaks and their ratio (goal: within 10 %,
-under 1 GiB per worker).
+under 1 GiB per worker). Each size runs in a fresh process, so one run's imports and
+caches do not count against the next.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import subprocess
+import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import psutil
 import yaml
 
-from pybamm_factory import api
 from pybamm_factory.design import parse_design
 from pybamm_factory.design.spec import resolve_design_path
 
@@ -32,29 +33,36 @@ def cheap_design():
     return parse_design(raw, "memory-bench")
 
 
+RUN = """
+import sys
+from pathlib import Path
+sys.path.insert(0, {script_dir!r})
+from bench_memory import cheap_design
+import pybamm_factory.api as api
+api.run(cheap_design(), samples={samples}, workers={workers}, seed=1, out=Path({out!r}), quiet=True)
+"""
+
+
 def measure(samples: int, workers: int) -> tuple[float, float]:
-    me = psutil.Process()
+    """Each size runs in a fresh Python process (the run's parent), watched from here."""
     peaks = {"parent": 0.0, "worker": 0.0}
-    done = threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peaks["parent"] = max(peaks["parent"], me.memory_info().rss)
-            for child in me.children(recursive=True):
-                try:
-                    peaks["worker"] = max(peaks["worker"], child.memory_info().rss)
-                except psutil.Error:
-                    pass
-            time.sleep(0.2)
-
-    watcher = threading.Thread(target=sample, daemon=True)
-    watcher.start()
     with tempfile.TemporaryDirectory() as tmp:
+        code = RUN.format(script_dir=str(Path(__file__).resolve().parent), samples=samples, workers=workers,
+                          out=str(Path(tmp) / "run"))
         t0 = time.perf_counter()
-        api.run(cheap_design(), samples=samples, workers=workers, seed=1, out=Path(tmp) / "run", quiet=True)
+        proc = subprocess.Popen([sys.executable, "-c", code])
+        parent = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            try:
+                peaks["parent"] = max(peaks["parent"], parent.memory_info().rss)
+                for child in parent.children(recursive=True):
+                    peaks["worker"] = max(peaks["worker"], child.memory_info().rss)
+            except psutil.Error:
+                pass
+            time.sleep(0.2)
         wall = time.perf_counter() - t0
-    done.set()
-    watcher.join()
+        if proc.returncode != 0:
+            raise SystemExit(f"run of {samples} samples failed with exit code {proc.returncode}")
     mib = 2 ** 20
     print(f"{samples:>6} samples: {wall:7.1f} s, {60 * samples / wall:6.1f} samples/min, "
           f"peak parent {peaks['parent'] / mib:6.0f} MiB, peak worker {peaks['worker'] / mib:6.0f} MiB")

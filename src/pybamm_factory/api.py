@@ -13,6 +13,7 @@ from .dataset import card as card_mod
 from .dataset import figures as figures_mod
 from .dataset import store
 from .design import Design, build_manifest, load_design
+from .memory import configure_allocator
 from .quality import make_splits, report, run_checks
 from .simulate import TABLES
 from .simulate.runner import run_samples
@@ -125,6 +126,7 @@ def run(design: str | Path | Design | None = None, samples: int = 200, workers: 
         quiet: bool = False, command: str | None = None) -> Path:
     """Build the manifest, solve every sample (resuming), and write the dataset. Returns its path."""
     design = design if isinstance(design, Design) else load_design(design)
+    configure_allocator()  # this process writes every sample's parts: keep its heap compact
     out = Path(out) if out is not None else default_out_dir(design, samples, seed)
     manifest = _prepare(design, samples, seed, out)
     simulate_missing(design, manifest, out, workers, backend, scheduler, quiet)

@@ -20,9 +20,13 @@ def _save(fig, path: Path) -> str:
 
 
 def soh_trajectories(labels: pd.DataFrame, path: Path) -> str:
+    from matplotlib.collections import LineCollection
+
     fig, ax = plt.subplots(figsize=(6, 4))
-    for _, g in labels.groupby("sample_id", sort=False):
-        ax.plot(g["cycle"], g["soh"], lw=0.8, alpha=0.6)
+    # one artist for all samples: thousands of Line2D objects cost tens of MB
+    lines = [g[["cycle", "soh"]].to_numpy(dtype=float) for _, g in labels.groupby("sample_id", sort=False)]
+    ax.add_collection(LineCollection(lines, linewidths=0.8, alpha=0.6, colors=plt.get_cmap("tab10").colors))
+    ax.autoscale()
     ax.axhline(0.8, color="k", ls="--", lw=0.8, label="SOH 0.8")
     ax.set_xlabel("cycle")
     ax.set_ylabel("SOH (RPT capacity / initial)")

@@ -106,8 +106,18 @@ def _ordered(frames: list[pd.DataFrame], table: str, manifest: pd.DataFrame) -> 
 
 
 def compact_table(root: Path, table: str, manifest: pd.DataFrame) -> pd.DataFrame:
-    """Gather the parts of ``table`` for the manifest's samples, in a fixed order."""
-    return _ordered(_gather(Path(root) / PARTS / table, manifest["sample_id"]), table, manifest)
+    """Gather the parts of ``table`` for the manifest's samples, in a fixed order.
+
+    Parts are concatenated a slice of samples at a time, so thousands of one-sample
+    frames (each with its own overhead) are never held at once.
+    """
+    folder, ids = Path(root) / PARTS / table, manifest["sample_id"].tolist()
+    slices = []
+    for start in range(0, len(ids), SAMPLES_PER_ROW_GROUP):
+        frames = _gather(folder, ids[start:start + SAMPLES_PER_ROW_GROUP])
+        if frames:
+            slices.append(pd.concat(frames, ignore_index=True))
+    return _ordered(slices, table, manifest)
 
 
 def write_compacted(root: Path, table: str, manifest: pd.DataFrame,

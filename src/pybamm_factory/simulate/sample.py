@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import time
 
 import pandas as pd
 
 from ..design.spec import Design
 from ..labels import curve_table, label_rows, spectrum_features
+from ..memory import configure_allocator, release_memory
 from ..quality.checks import physics_problems
 from .aging import get_aging_engine
 from .eis import get_eis_engine
@@ -57,43 +57,6 @@ def _eis(design: Design, row: dict, snapshots):
 
 
 _WARM: set[str] = set()
-
-
-M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
-MMAP_THRESHOLD_BYTES = 64 * 1024
-
-
-@functools.lru_cache(maxsize=1)
-def _libc():
-    import ctypes
-
-    return ctypes.CDLL("libc.so.6")
-
-
-@functools.lru_cache(maxsize=1)
-def configure_allocator() -> bool:
-    """Serve blocks of 64 KiB and more from mmap in this worker (glibc only).
-
-    Solves allocate and free many medium-sized work arrays. glibc's default raises its
-    mmap threshold after the first large free and then carves those arrays out of the
-    heap, where they leave holes it cannot return: a worker's resident size then grows
-    by 25-50 MB per sample with no more memory in use (measured with mallinfo2), and
-    joblib's loky reads that as a leak and restarts the worker, which loses its built
-    models. A fixed 64 KiB threshold keeps the resident size flat (measured: 476 -> 485
-    MiB over 8 samples, against 516 -> 685 MiB without).
-    """
-    try:
-        return bool(_libc().mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
-    except (OSError, AttributeError):  # not glibc: nothing to do
-        return False
-
-
-def _release_memory() -> None:
-    """Return freed heap pages to the OS after a sample (glibc)."""
-    try:
-        _libc().malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
 
 
 def warm_worker(design: Design) -> None:
@@ -156,7 +119,7 @@ def simulate_sample(design: Design, row: dict) -> dict[str, pd.DataFrame]:
         "cycles_completed": int(run.cycles_completed),
         "rpts_completed": len(run.snapshots),
     }])
-    _release_memory()
+    release_memory()
     return tables
 
 
