@@ -100,7 +100,7 @@ def naive_sample(design, row, with_eis: bool):
     for snap in out.snapshots:
         curve_table(snap.discharged_ah, snap.voltage_v)
         for soc in design.eis.socs:
-            z = eis.impedance(eis.aged_inputs(row, snap, soc))
+            z, _ = eis.impedance(eis.aged_inputs(row, snap, soc))
             spectrum_features(eis.frequencies_hz, z.real, z.imag)
 
 

@@ -77,12 +77,17 @@ class ConditionalVAE(nn.Module):
                 progress(1)
         return history
 
-    @torch.no_grad()
     def sample(self, x: np.ndarray, seed: int) -> np.ndarray:
-        gen = torch.Generator().manual_seed(seed)
-        xt = torch.tensor(x, dtype=torch.float32)
-        z = torch.randn((len(xt), self.latent), generator=gen)
-        return self.decoder(torch.cat([xt, z], 1)).numpy().astype(float)
+        return _sample_from_noise(self.decoder, x, self.latent, seed)
+
+
+@torch.no_grad()
+def _sample_from_noise(net: nn.Module, x: np.ndarray, noise_dim: int, seed: int) -> np.ndarray:
+    """Outputs of a conditional net fed [conditions, seeded standard-normal noise]."""
+    gen = torch.Generator().manual_seed(seed)
+    xt = torch.tensor(x, dtype=torch.float32)
+    z = torch.randn((len(xt), noise_dim), generator=gen)
+    return net(torch.cat([xt, z], 1)).numpy().astype(float)
 
 
 class ConditionalWGAN(nn.Module):
@@ -130,11 +135,8 @@ class ConditionalWGAN(nn.Module):
                 progress(1)
         return history
 
-    @torch.no_grad()
     def sample(self, x: np.ndarray, seed: int) -> np.ndarray:
-        gen = torch.Generator().manual_seed(seed)
-        xt = torch.tensor(x, dtype=torch.float32)
-        return self.generator(torch.cat([xt, torch.randn((len(xt), self.noise), generator=gen)], 1)).numpy().astype(float)
+        return _sample_from_noise(self.generator, x, self.noise, seed)
 
 
 MODELS = {"cvae": ConditionalVAE, "wgan": ConditionalWGAN}

@@ -105,19 +105,20 @@ def _ordered(frames: list[pd.DataFrame], table: str, manifest: pd.DataFrame) -> 
     return frame[columns + [c for c in frame.columns if c not in columns]]
 
 
-def compact_table(root: Path, table: str, manifest: pd.DataFrame) -> pd.DataFrame:
-    """Gather the parts of ``table`` for the manifest's samples, in a fixed order.
-
-    Parts are concatenated a slice of samples at a time, so thousands of one-sample
-    frames (each with its own overhead) are never held at once.
-    """
+def _sample_slices(root: Path, table: str, manifest: pd.DataFrame) -> Iterator[pd.DataFrame]:
+    """The parts of ``table``, concatenated ``SAMPLES_PER_ROW_GROUP`` manifest samples at a
+    time (slices without rows are skipped), so thousands of one-sample frames, each with
+    its own overhead, are never held at once."""
     folder, ids = Path(root) / PARTS / table, manifest["sample_id"].tolist()
-    slices = []
     for start in range(0, len(ids), SAMPLES_PER_ROW_GROUP):
         frames = _gather(folder, ids[start:start + SAMPLES_PER_ROW_GROUP])
         if frames:
-            slices.append(pd.concat(frames, ignore_index=True))
-    return _ordered(slices, table, manifest)
+            yield pd.concat(frames, ignore_index=True)
+
+
+def compact_table(root: Path, table: str, manifest: pd.DataFrame) -> pd.DataFrame:
+    """Gather the parts of ``table`` for the manifest's samples, in a fixed order."""
+    return _ordered(list(_sample_slices(root, table, manifest)), table, manifest)
 
 
 def write_compacted(root: Path, table: str, manifest: pd.DataFrame,
@@ -129,17 +130,12 @@ def write_compacted(root: Path, table: str, manifest: pd.DataFrame,
     (whole samples, whole sweeps) at a time. ``on_chunk`` sees each slice (checks).
     Returns the number of rows written.
     """
-    root = Path(root)
-    folder, path = root / PARTS / table, root / f"{table}.parquet"
+    path = Path(root) / f"{table}.parquet"
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     writer, rows = None, 0
     try:
-        for start in range(0, len(manifest), SAMPLES_PER_ROW_GROUP):
-            part = manifest.iloc[start:start + SAMPLES_PER_ROW_GROUP]
-            frames = _gather(folder, part["sample_id"])
-            if not frames:
-                continue
-            frame = _ordered(frames, table, manifest)
+        for frame in _sample_slices(root, table, manifest):
+            frame = _ordered([frame], table, manifest)
             arrow = pa.Table.from_pandas(frame, schema=arrow_schema(load_schema(table), frame), preserve_index=False)
             if writer is None:
                 writer = pq.ParquetWriter(tmp, arrow.schema, compression="zstd")

@@ -144,7 +144,6 @@ class AgingEngine:
         )
         self.build_time_s = time.perf_counter() - t0
         self._built = False
-        self._solver_time_s = 0.0
 
     def _steps(self):
         p, a, q = self.protocol, self.design.aging, self.nominal_capacity_ah
@@ -197,12 +196,12 @@ class AgingEngine:
         """Drop the simulation's reference to its last solution (it only costs memory)."""
         self.sim._solution = None
 
-    def _solve(self, cycles, inputs, start, recorder):
+    def _solve(self, cycles, inputs, start, recorder, out: AgingRun):
         # Steps with input-valued currents share their built models across
         # experiments, so the experiment can change between blocks without a rebuild.
         self.sim.experiment = pybamm.Experiment(cycles)
         sol = self.sim.solve(inputs=inputs, starting_solution=start, callbacks=[recorder])
-        self._solver_time_s += _seconds(sol.solve_time)
+        out.solver_time_s += seconds(sol.solve_time)  # this block's steps only (start is a state)
         return sol
 
     def run(self, row: dict) -> AgingRun:
@@ -213,16 +212,15 @@ class AgingEngine:
         out = AgingRun()
         recorder = _FailureRecorder()
         t0 = time.perf_counter()
-        self._solver_time_s = 0.0
         state = None
         cycle = 0
         try:
-            sol = self._solve([self.rpt_cycle], inputs, None, recorder)
+            sol = self._solve([self.rpt_cycle], inputs, None, recorder, out)
             self._take_snapshot(sol, 0, out, recorder)
             state = sol.last_state
             while out.status == "ok" and cycle < a.max_cycles:
                 n = min(a.rpt_interval_cycles, a.max_cycles - cycle)
-                sol = self._solve([self.aging_cycle] * n + [self.rpt_cycle], inputs, state, recorder)
+                sol = self._solve([self.aging_cycle] * n + [self.rpt_cycle], inputs, state, recorder, out)
                 done = self._count_aging_cycles(sol, n, recorder)
                 cycle += done
                 out.cycles_completed = cycle
@@ -238,7 +236,6 @@ class AgingEngine:
             out.status = "failed"
             out.failure_reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
         out.solve_time_s = time.perf_counter() - t0
-        out.solver_time_s = self._solver_time_s
         self._forget_solution()
         if out.status == "ok" and not out.snapshots:
             out.status, out.failure_reason = "failed", "no reference test completed"
@@ -285,7 +282,7 @@ class AgingEngine:
         ))
 
 
-def _seconds(value) -> float:
+def seconds(value) -> float:
     """PyBaMM reports times as TimerTime objects; a plain float of seconds."""
     return float(getattr(value, "value", value) or 0.0)
 

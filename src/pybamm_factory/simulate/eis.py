@@ -19,13 +19,11 @@ model has no plating film); the README says so.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pybamm
 
 from ..design.spec import Design
-from .aging import RptSnapshot, base_parameter_values, make_model
+from .aging import RptSnapshot, base_parameter_values, make_model, seconds
 
 SEI_THICKNESS = "Initial SEI thickness [m]"
 C_NEG = "Initial concentration in negative electrode [mol.m-3]"
@@ -59,9 +57,6 @@ class EisEngine:
         model = make_model(design.model, options)
         self.sim = pybamm.EISSimulation(model, parameter_values=pv, var_pts=design.mesh or None)
         self._input_order = None
-        self.solve_time_s = 0.0  # wall time in EISSimulation.solve
-        self.solver_time_s = 0.0  # PyBaMM's own EISSolution.solve_time
-        self.spectra_solved = 0
 
     def default_inputs(self) -> dict:
         """The parameter set's own values of every EIS input (a fresh cell)."""
@@ -93,14 +88,10 @@ class EisEngine:
         })
         return inputs
 
-    def impedance(self, inputs: dict) -> np.ndarray:
-        """Complex impedance (ohm) on the design's frequency grid."""
-        t0 = time.perf_counter()
+    def impedance(self, inputs: dict) -> tuple[np.ndarray, float]:
+        """Complex impedance (ohm) on the design's frequency grid, and PyBaMM's solve time (s)."""
         solution = self.sim.solve(self.frequencies_hz, inputs=self._ordered(inputs))
-        self.solve_time_s += time.perf_counter() - t0
-        self.solver_time_s += float(getattr(solution.solve_time, "value", solution.solve_time))
-        self.spectra_solved += 1
-        return np.asarray(solution.impedance)
+        return np.asarray(solution.impedance), seconds(solution.solve_time)
 
 
 _EIS: dict = {}
