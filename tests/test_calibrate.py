@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -10,14 +11,17 @@ from pybamm_factory import api
 from pybamm_factory.calibrate import CalibrationError, Curve, VoltageProblem, calibrate, fit_parameters
 from pybamm_factory.calibrate.readers import ReaderError
 
-FIT = ["Positive electrode active material volume fraction", "Initial concentration in negative electrode [mol.m-3]"]
+FIT = ["Positive electrode active material volume fraction", "Initial concentration in negative electrode [mol.m-3]",
+       "Positive particle diffusivity [m2.s-1] (factor)"]  # a function of state in OKane2022, fitted as a multiplier
+WMG = "lgm50_wmg"
 
 
 @pytest.fixture(scope="module")
 def reduced(realdata, tmp_path_factory):
     out = tmp_path_factory.mktemp("cal") / "calibrated.yaml"
-    report = calibrate([realdata / "lgm50_wmg" / "LGM50_25C_0.5C.csv"], FIT, out, parameter_set="Chen2020",
-                       held_out=[realdata / "lgm50_wmg" / "LGM50_25C_1C.csv"], base_design="smoke", max_evaluations=40)
+    # parameter set: the smoke design's (OKane2022), temperature: each file's logged trace
+    report = calibrate([realdata / WMG / "LGM50_25C_0.5C.csv"], FIT, out, held_out=[realdata / WMG / "LGM50_25C_1C.csv"],
+                       base_design="smoke", max_evaluations=40)
     return report, out
 
 
@@ -31,6 +35,9 @@ def test_reduced_calibration_lowers_rmse_threefold(reduced):
     assert held < report["rmse_before_mv"]["LGM50_25C_1C (held out)"]
     for p in report["parameters"].values():
         assert p["std"] >= 0 and p["fitted"] > 0
+        assert p["bounds"][0] <= p["fitted"] <= p["bounds"][1] and p["at_bound"] in (None, "lower", "upper")
+    assert report["parameter_set"] == "OKane2022" and report["model"] == "spme" and "notes" not in report
+    assert set(report["temperature_source"].values()) == {"measured trace"}
 
 
 def test_calibrated_design_is_centred_on_the_fit_and_runs(reduced, tmp_path):
@@ -54,6 +61,8 @@ def test_bad_inputs_fail_clearly(realdata, tmp_path):
         Curve.from_file(realdata / "eis_example" / "impedance_example.csv")
     with pytest.raises(CalibrationError, match="'Flux capacitor' is not a parameter of Chen2020"):
         VoltageProblem("Chen2020", ["Flux capacitor"])
+    with pytest.raises(CalibrationError, match="'warm' is not allowed; allowed: ambient, mean, measured, lumped"):
+        VoltageProblem("Chen2020", ["Contact resistance [Ohm]"], thermal="warm")
     rest_only = tmp_path / "rest.csv"
     rest_only.write_text("time_s,current_a,voltage_v\n" + "".join(f"{k},0.0,{3.9 - 1e-4 * k}\n" for k in range(50)))
     with pytest.raises((CalibrationError, ReaderError)):
@@ -87,3 +96,42 @@ def test_aging_fit_to_measured_fade_lowers_error(realdata):
     assert report["rmse_ah_after"] < 0.5 * report["rmse_ah_before"]
     assert report["rmse_ah_after"] < 0.05  # A.h, on a 3.99 A.h cell
     assert report["fitted"] > 2.5e-21
+
+
+def test_factor_scales_a_function_parameter(realdata):
+    """'<name> (factor)' keeps the parameter set's function and multiplies it: 1 changes nothing."""
+    curve = Curve.from_file(realdata / WMG / "LGM50_25C_2C.csv")
+    eps = "Positive electrode active material volume fraction"
+    plain = VoltageProblem("OKane2022", [eps])
+    scaled = VoltageProblem("OKane2022", [eps, "Positive particle diffusivity [m2.s-1] (factor)"])
+    assert scaled.initial[1] == 1.0
+    x = plain.initial[0]
+    v_plain = plain.simulate(curve, [x])
+    np.testing.assert_allclose(scaled.simulate(curve, [x, 1.0]), v_plain, atol=1e-6)
+    v_slow = scaled.simulate(curve, [x, 0.1])
+    # slower solid diffusion: lower voltage under load and an earlier cut-off
+    assert v_slow.mean() < v_plain.mean() - 0.01
+    with pytest.raises(CalibrationError, match=r"fit 'Positive particle diffusivity \[m2.s-1\] \(factor\)'"):
+        VoltageProblem("OKane2022", ["Positive particle diffusivity [m2.s-1]"])
+
+
+def test_measured_temperature_trace_drives_the_model(realdata):
+    """At 2C the cell logs ~30 K of self-heating; following it lowers the overpotential."""
+    curve = Curve.from_file(realdata / WMG / "LGM50_25C_2C.csv")
+    assert curve.temperature_source == "measured trace"
+    assert curve.trace_temperature_k.max() - curve.trace_temperature_k[0] > 10
+    names = ["Positive electrode active material volume fraction"]
+    measured = VoltageProblem("OKane2022", names, thermal="measured")
+    held_at_start = VoltageProblem("OKane2022", names, thermal="ambient")
+    x = measured.initial
+    v_traced, v_start = measured.simulate(curve, x), held_at_start.simulate(curve, x)
+    assert v_traced.mean() > v_start.mean() + 0.01  # Arrhenius kinetics and transport in the warmer cell
+
+
+def test_curve_without_temperature_is_held_at_25c_and_says_so(tmp_path):
+    path = tmp_path / "cc.csv"
+    rows = [f"{k * 10},2.5,{4.1 - 0.8 * k / 600:.5f}" for k in range(600)]
+    path.write_text("time_s,current_a,voltage_v\n" + "\n".join(rows) + "\n")
+    curve = Curve.from_file(path)
+    assert curve.trace_time_s is None and curve.temperature_source == "assumed 25 degC"
+    assert curve.current_a == pytest.approx(2.5)

@@ -57,6 +57,12 @@ MALFORMED = [
     ("split fractions", _with("splits", {"train": 0.9, "val": 0.2, "test": 0.1}), "sum to 1"),
     ("geometry parameter varied", _with("varied/Negative particle radius [m]", {"low": 4e-6, "high": 6e-6}),
      "sets the mesh geometry"),
+    ("function varied without factor", _with("varied/Negative particle diffusivity [m2.s-1]", {"low": 1e-14, "high": 5e-14}),
+     "vary 'Negative particle diffusivity [m2.s-1] (factor)' (a multiplier on the function) instead"),
+    ("factor of an unknown parameter", _with("varied/Flux capacitor [F] (factor)", {"low": 0.5, "high": 2}),
+     "'Flux capacitor [F]' is not a parameter of OKane2022"),
+    ("factor of a geometry parameter", _with("varied/Negative particle radius [m] (factor)", {"low": 0.5, "high": 2}),
+     "sets the mesh geometry"),
     ("holdout side", _with("splits/holdout", {"column": "ambient_temperature_k", "side": "middle"}),
      "field 'splits.holdout.side': 'middle' is not allowed; allowed: high, low"),
 ]

@@ -197,24 +197,34 @@ def read(file, out, fmt):
               help="Cycler export(s) only scored, never fitted.")
 @click.option("--fit", "fit_names", multiple=True, required=True,
               help="PyBaMM parameter to fit (repeat), e.g. 'Positive electrode active material volume fraction'.")
-@click.option("--parameter-set", default="Chen2020", help="PyBaMM parameter set to start from.")
+@click.option("--parameter-set", default=None,
+              help="PyBaMM parameter set to fit with [default: the base design's, so fit and runs share one model].")
 @click.option("--base-design", default="default", help="Design whose structure the calibrated design keeps.")
-@click.option("--model", type=click.Choice(["spme", "dfn"]), default="spme", help="Model used for the fit.")
+@click.option("--model", type=click.Choice(["spme", "dfn"]), default=None,
+              help="Model used for the fit [default: the base design's].")
+@click.option("--thermal", type=click.Choice(["ambient", "mean", "measured", "lumped"]), default="ambient", show_default=True,
+              help="Cell temperature during each fitted discharge. ambient: held at the file's first reading; mean: held "
+                   "at its mean reading; measured: follows the file's logged temperature; lumped: PyBaMM's lumped "
+                   "thermal model from the first reading. Files without temperature are held at 25 degC.")
 @click.option("--max-evaluations", default=200, type=click.IntRange(min=5), help="Optimiser budget.")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Calibrated design YAML to write (report and figure go beside it).")
 @_user_errors
-def calibrate(data, held_out, fit_names, parameter_set, base_design, model, max_evaluations, out):
+def calibrate(data, held_out, fit_names, parameter_set, base_design, model, thermal, max_evaluations, out):
     """Fit parameters to measured voltage curves and write a calibrated design."""
     from .calibrate import calibrate as run_calibration
 
     report = run_calibration(list(data), list(fit_names), out, parameter_set=parameter_set, held_out=list(held_out),
-                             base_design=base_design, model=model, max_evaluations=max_evaluations)
+                             base_design=base_design, model=model, thermal=thermal, max_evaluations=max_evaluations)
     click.echo(f"{'curve':<34} {'before [mV]':>12} {'after [mV]':>11}")
     for name, before in report["rmse_before_mv"].items():
         click.echo(f"{name:<34} {before:12.1f} {report['rmse_after_mv'][name]:11.1f}")
     for name, p in report["parameters"].items():
-        click.echo(f"{name}: {p['initial']:.5g} -> {p['fitted']:.5g} +/- {p['std']:.2g}")
+        edge = p["bounds"][0 if p.get("at_bound") == "lower" else 1] if p.get("at_bound") else None
+        bound = f" (stopped at its {p['at_bound']} bound {edge:.3g}; the std is not meaningful)" if edge is not None else ""
+        click.echo(f"{name}: {p['initial']:.5g} -> {p['fitted']:.5g} +/- {p['std']:.2g}{bound}")
+    for note in report.get("notes", []):
+        click.echo(f"note: {note}")
     click.echo(f"design: {report['design']}  report: {Path(report['figure']).parent}")
 
 

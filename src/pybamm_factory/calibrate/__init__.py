@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..design.spec import load_design
 from .aging_fit import fit_aging, measured_fade
 from .design_writer import calibrated_design, check_names, plot_fit, write_design
 from .fit import CalibrationError, Curve, FitResult, VoltageProblem, fit_parameters
@@ -15,26 +16,41 @@ __all__ = ["CalibrationError", "Curve", "FitResult", "ReaderError", "VoltageProb
            "cycle_capacities", "discharge_segments", "fit_parameters", "read_cycler", "read_spectrum"]
 
 
-def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter_set: str = "Chen2020",
-              held_out: list[str | Path] = (), base_design: str | Path = "default", model: str = "spme",
-              max_evaluations: int = 200, report_dir: str | Path | None = None) -> dict:
+def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter_set: str | None = None,
+              held_out: list[str | Path] = (), base_design: str | Path = "default", model: str | None = None,
+              thermal: str = "ambient", max_evaluations: int = 200, report_dir: str | Path | None = None) -> dict:
     """Fit ``fit`` parameters to the CC discharges in ``data``; write the design and a report.
 
     Returns the report (also written as ``calibration_report.json`` with a figure of
     measured vs simulated curves before and after, beside the design by default).
+    ``parameter_set`` and ``model`` default to the base design's, so the fit and the runs
+    of the calibrated design share one model; others are allowed and the report says so.
     """
     check_names(list(fit))
+    design = load_design(base_design)
+    parameter_set = parameter_set or design.parameter_set
+    model = model or design.model
     curves = [Curve.from_file(p) for p in data]
     held = [Curve.from_file(p) for p in held_out]
-    problem = VoltageProblem(parameter_set, list(fit), model=model)
+    problem = VoltageProblem(parameter_set, list(fit), model=model, thermal=thermal)
     result = fit_parameters(problem, curves, held, max_evaluations=max_evaluations)
     raw = calibrated_design(base_design, result, parameter_set, [c.name for c in curves])
     design_path = write_design(raw, out)
     report_dir = Path(report_dir) if report_dir else design_path.parent / f"{design_path.stem}_calibration"
     figure = plot_fit(problem, curves, held, result, report_dir / "fit_before_after.png")
-    report = {"design": str(design_path), "parameter_set": parameter_set, "model": model,
+    report = {"design": str(design_path), "parameter_set": parameter_set, "model": model, "thermal": thermal,
+              "temperature_source": {c.name: c.temperature_source for c in curves + held},
               "fitted_curves": [str(p) for p in data], "held_out_curves": [str(p) for p in held_out],
               "optimiser": "scipy.optimize.least_squares (trf)", "figure": str(figure), **result.as_dict()}
+    notes = []
+    if parameter_set != design.parameter_set:
+        notes.append(f"fitted with {parameter_set}, but the design runs {design.parameter_set}: fitted scalars carry "
+                     f"over, functions (Arrhenius terms, diffusivities) are {design.parameter_set}'s")
+    if model != design.model:
+        names = {"spme": "SPMe", "dfn": "DFN"}
+        notes.append(f"fitted with the {names[model]} model; the design runs the {names[design.model]} model")
+    if notes:
+        report["notes"] = notes
     (report_dir / "calibration_report.json").write_text(json.dumps(report, indent=2))
     return report
 

@@ -31,7 +31,7 @@ def calibrated_design(base: str | Path, fit: FitResult, parameter_set: str, sour
         spread = std if math.isfinite(std) and std > MIN_RELATIVE_STD * abs(value) else MIN_RELATIVE_STD * abs(value)
         spread = spread or 1e-6
         low = value - TRUNCATION_SIGMAS * spread
-        if name.lower().startswith("contact resistance") or "fraction" in name or "concentration" in name:
+        if name.lower().startswith("contact resistance") or any(w in name for w in ("fraction", "concentration", "factor")):
             low = max(low, 0.0)
         varied[name] = {"distribution": "normal", "mean": float(value), "std": float(spread), "low": float(low),
                         "high": float(value + TRUNCATION_SIGMAS * spread),
@@ -42,7 +42,9 @@ def calibrated_design(base: str | Path, fit: FitResult, parameter_set: str, sour
 
 
 def write_design(raw: dict, path: str | Path) -> Path:
+    """Write the design YAML; its name is the file's stem, so `--design NAME` finds it."""
     path = Path(path)
+    raw = {**raw, "name": path.stem}
     path.parent.mkdir(parents=True, exist_ok=True)
     header = "# Written by `pybamm-factory calibrate`; distributions centred on the fit.\n"
     path.write_text(header + yaml.safe_dump(raw, sort_keys=False))

@@ -7,6 +7,14 @@ is the optimiser (``scipy.optimize.least_squares``, trust-region reflective, in
 parameters scaled by their starting values) and returns values, a covariance
 from the Jacobian at the optimum (s^2 (J^T J)^-1) and per-curve RMSEs.
 
+Temperature (``thermal``): "ambient" (default) holds each curve at its first temperature
+reading, the chamber temperature before the load; "mean" at its mean reading; "measured"
+makes the cell follow the curve's own logged temperature trace (an isothermal model whose
+ambient temperature is that trace, so the parameter set's Arrhenius terms see the
+self-heating; the surface reading stands in for the core); "lumped" solves PyBaMM's lumped
+thermal model from the first reading. A curve without a temperature column is held at
+25 degC and says so.
+
 Residuals compare voltages at the measured discharged capacities; past the simulated
 end of discharge the simulated voltage stays at its last value, so a model that
 runs out of capacity early is penalised.
@@ -22,6 +30,8 @@ import numpy as np
 import pybamm
 from scipy.optimize import least_squares
 
+from ..design.spec import FACTOR_SUFFIX, factor_target
+from ..simulate.inputs import default_value, is_scalar_input, set_inputs
 from .readers import discharge_segments, read_cycler
 
 # starting bounds, relative to the parameter set's value
@@ -31,6 +41,9 @@ ABSOLUTE_BOUNDS = {"Contact resistance [Ohm]": (0.0, 0.05)}
 WIDE_RELATIVE_BOUNDS = (0.05, 20.0)
 WIDE_PATTERNS = ("diffusivity", "conductivity", "rate constant", "exchange")
 POINTS_PER_CURVE = 120
+TRACE_POINTS = 200  # measured temperature trace, thinned to this many points
+ASSUMED_TEMPERATURE_K = 298.15
+THERMAL_MODES = ("ambient", "mean", "measured", "lumped")
 
 
 class CalibrationError(ValueError):
@@ -46,6 +59,12 @@ class Curve:
     duration_s: float
     temperature_k: float  # mean surface temperature during the discharge
     start_temperature_k: float = None  # at the start (ambient for a lumped thermal model)
+    trace_time_s: np.ndarray | None = None  # measured temperature trace (time from the start of discharge)
+    trace_temperature_k: np.ndarray | None = None
+
+    @property
+    def temperature_source(self) -> str:
+        return "measured trace" if self.trace_time_s is not None else f"assumed {self.temperature_k - 273.15:g} degC"
 
     @classmethod
     def from_file(cls, path: str | Path, points: int = POINTS_PER_CURVE) -> Curve:
@@ -57,51 +76,85 @@ class Curve:
         seg = segments[0]
         q = seg["discharged_ah"].to_numpy()
         grid = np.linspace(q[0], q[-1], points)
-        temp = seg["temperature_c"].to_numpy()
-        known = np.isfinite(temp)
-        temperature_c = float(np.nanmean(temp)) if known.any() else 25.0
-        start_c = float(temp[known][0]) if known.any() else 25.0
+        temp_k = seg["temperature_c"].to_numpy() + 273.15
+        time_s = seg["time_s"].to_numpy()
+        known = np.isfinite(temp_k)
+        mean_k = float(np.mean(temp_k[known])) if known.any() else ASSUMED_TEMPERATURE_K
+        start_k = float(temp_k[known][0]) if known.any() else ASSUMED_TEMPERATURE_K
+        trace_t = trace_k = None
+        if known.sum() >= 2:
+            keep = np.unique(np.linspace(0, known.sum() - 1, TRACE_POINTS).astype(int))
+            trace_t, trace_k = time_s[known][keep], temp_k[known][keep]
         return cls(path.stem, grid, np.interp(grid, q, seg["voltage_v"].to_numpy()),
-                   float(seg["current_a"].mean()), float(seg["time_s"].iloc[-1]), temperature_c + 273.15,
-                   start_c + 273.15)
+                   float(seg["current_a"].mean()), float(time_s[-1]), mean_k, start_k, trace_t, trace_k)
 
 
 class VoltageProblem:
-    """Simulates a CC discharge for given parameter values (the model is built once)."""
+    """Simulates a CC discharge for given parameter values.
+
+    The model is built once (temperature is an input), or once per curve for
+    ``thermal="measured"`` (the curve's temperature trace is part of the model).
+    """
 
     def __init__(self, parameter_set: str, fit_names: list[str], model: str = "spme", mesh: dict | None = None,
-                 thermal: str = "isothermal"):
-        """``thermal``: 'isothermal' at each curve's mean measured temperature, or 'lumped'
-        (a lumped thermal model whose ambient and initial temperature is the first reading)."""
+                 thermal: str = "ambient"):
+        if thermal not in THERMAL_MODES:
+            raise CalibrationError(f"thermal: {thermal!r} is not allowed; allowed: {', '.join(THERMAL_MODES)}")
         pv = pybamm.ParameterValues(parameter_set)
-        missing = [n for n in fit_names if n not in pv.keys()]
-        if missing:
-            raise CalibrationError(f"--fit: {missing[0]!r} is not a parameter of {parameter_set}")
-        functions = [n for n in fit_names if callable(pv[n])]
-        if functions:
-            raise CalibrationError(f"--fit: {functions[0]!r} is a function in {parameter_set}; fit scalar parameters")
+        for name in fit_names:
+            target = factor_target(name) or name
+            if target not in pv.keys():
+                raise CalibrationError(f"--fit: {target!r} is not a parameter of {parameter_set}")
+            if not is_scalar_input(pv, name):
+                raise CalibrationError(f"--fit: {name!r} is a function in {parameter_set}; fit '{name}{FACTOR_SUFFIX}' "
+                                       "(a multiplier on it) instead")
         self.parameter_set = parameter_set
         self.fit_names = list(fit_names)
-        self.initial = np.array([float(pv[n]) for n in fit_names])
+        self.initial = np.array([default_value(pv, n) for n in fit_names])
         self.lower_voltage_v = float(pv["Lower voltage cut-off [V]"])
-        for name in fit_names + ["Current function [A]", "Ambient temperature [K]", "Initial temperature [K]"]:
-            pv[name] = "[input]"
-        cls = pybamm.lithium_ion.SPMe if model == "spme" else pybamm.lithium_ion.DFN
+        self.model = model
+        self.mesh = mesh or {"x_n": 10, "x_s": 5, "x_p": 10, "r_n": 15, "r_p": 15}
         self.thermal = thermal
-        self.sim = pybamm.Simulation(cls({"thermal": thermal}), parameter_values=pv, solver=pybamm.IDAKLUSolver(rtol=1e-6, atol=1e-6),
-                                     var_pts=mesh or {"x_n": 10, "x_s": 5, "x_p": 10, "r_n": 15, "r_p": 15},
-                                     output_variables=["Voltage [V]", "Discharge capacity [A.h]"])
+        self._simulations: dict[object, pybamm.Simulation] = {}
         self.simulations = 0
+
+    def _build(self, curve: Curve | None) -> pybamm.Simulation:
+        """A simulation whose temperature is an input (curve None) or the curve's trace."""
+        pv = pybamm.ParameterValues(self.parameter_set)
+        set_inputs(pv, self.fit_names + ["Current function [A]"])
+        if curve is None:
+            pv["Ambient temperature [K]"] = "[input]"
+            pv["Initial temperature [K]"] = "[input]"
+        else:
+            # held at the last reading after the trace ends (the solve runs past the measured end)
+            t = np.append(curve.trace_time_s, curve.trace_time_s[-1] + 10 * curve.duration_s + 1e4)
+            temp = np.append(curve.trace_temperature_k, curve.trace_temperature_k[-1])
+            pv["Ambient temperature [K]"] = lambda y, z, time: pybamm.Interpolant(t, temp, time, interpolator="linear")
+            pv["Initial temperature [K]"] = float(temp[0])
+        options = {"thermal": "lumped" if self.thermal == "lumped" else "isothermal"}
+        cls = pybamm.lithium_ion.SPMe if self.model == "spme" else pybamm.lithium_ion.DFN
+        return pybamm.Simulation(cls(options), parameter_values=pv, solver=pybamm.IDAKLUSolver(rtol=1e-6, atol=1e-6),
+                                 var_pts=self.mesh, output_variables=["Voltage [V]", "Discharge capacity [A.h]"])
+
+    def _simulation_for(self, curve: Curve) -> tuple[pybamm.Simulation, dict]:
+        """The curve's simulation and the inputs that are not fitted parameters."""
+        traced = self.thermal == "measured" and curve.trace_time_s is not None
+        key = (curve.name, curve.duration_s, curve.trace_temperature_k.tobytes()) if traced else "temperature as input"
+        if key not in self._simulations:
+            self._simulations[key] = self._build(curve if traced else None)
+        inputs = {"Current function [A]": curve.current_a}
+        if not traced:
+            temperature = curve.temperature_k if self.thermal == "mean" else (curve.start_temperature_k or curve.temperature_k)
+            inputs.update({"Ambient temperature [K]": temperature, "Initial temperature [K]": temperature})
+        return self._simulations[key], inputs
 
     def simulate(self, curve: Curve, values) -> np.ndarray:
         """Simulated voltage at the curve's measured discharged capacities."""
-        inputs = dict(zip(self.fit_names, map(float, values)))
-        temperature = curve.temperature_k if self.thermal == "isothermal" else (curve.start_temperature_k or curve.temperature_k)
-        inputs.update({"Current function [A]": curve.current_a, "Ambient temperature [K]": temperature,
-                       "Initial temperature [K]": temperature})
+        sim, inputs = self._simulation_for(curve)
+        inputs.update(zip(self.fit_names, map(float, values)))
         t_end = 1.5 * curve.duration_s
         try:
-            sol = self.sim.solve([0, t_end], inputs=inputs, t_interp=np.linspace(0, t_end, 600))
+            sol = sim.solve([0, t_end], inputs=inputs, t_interp=np.linspace(0, t_end, 600))
         except pybamm.SolverError:
             return np.full_like(curve.voltage_v, self.lower_voltage_v)
         self.simulations += 1
@@ -124,13 +177,26 @@ class FitResult:
     rmse_after_mv: dict = field(default_factory=dict)
     wall_time_s: float = 0.0
     simulations: int = 0
+    bounds: list = field(default_factory=list)  # per parameter: (low, high) searched
+
+    def at_bound(self, tolerance: float = 0.01) -> list:
+        """Per parameter: 'lower' / 'upper' where the fit stopped within 1 % of the range from a bound."""
+        flags = []
+        for v, (a, b) in zip(self.values, self.bounds or [(-np.inf, np.inf)] * len(self.values)):
+            m = tolerance * (b - a)
+            flags.append("lower" if v <= a + m else "upper" if v >= b - m else None)
+        return flags
 
     def as_dict(self) -> dict:
+        bounds = self.bounds or [(-np.inf, np.inf)] * len(self.names)
         return {
-            "parameters": {n: {"initial": float(i), "fitted": float(v), "std": float(s)}
-                           for n, i, v, s in zip(self.names, self.initial, self.values, self.std)},
+            "parameters": {n: {"initial": float(i), "fitted": float(v), "std": float(s), "bounds": [float(a), float(b)],
+                               "at_bound": flag}
+                           for n, i, v, s, (a, b), flag in zip(self.names, self.initial, self.values, self.std, bounds,
+                                                               self.at_bound())},
             "covariance": self.covariance.tolist(),
-            "uncertainty_method": "s^2 (J^T J)^-1 at the optimum (Gauss-Newton covariance of least squares)",
+            "uncertainty_method": "s^2 (J^T J)^-1 at the optimum (Gauss-Newton covariance of least squares); "
+                                  "meaningless for a parameter stopped at a bound (at_bound)",
             "rmse_before_mv": self.rmse_before_mv,
             "rmse_after_mv": self.rmse_after_mv,
             "wall_time_s": self.wall_time_s,
@@ -175,7 +241,7 @@ def fit_parameters(problem: VoltageProblem, curves: list[Curve], held_out: list[
     except np.linalg.LinAlgError:
         covariance = np.full((len(values), len(values)), np.nan)
     fit = FitResult(problem.fit_names, problem.initial, values, np.sqrt(np.clip(np.diag(covariance), 0, None)),
-                    covariance)
+                    covariance, bounds=list(zip(lo, hi)))
     for c in list(curves) + list(held_out):
         key = c.name + (" (held out)" if c in held_out else "")
         fit.rmse_before_mv[key] = problem.rmse_mv(c, problem.initial)

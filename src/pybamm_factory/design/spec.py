@@ -25,6 +25,8 @@ MESH_KEYS = ("x_n", "x_s", "x_p", "r_n", "r_p")
 # parameters that set the mesh geometry: PyBaMM cannot take them as input parameters
 GEOMETRY = re.compile(r"(electrode|separator) thickness \[m\]$|particle radius \[m\]$|^Electrode (height|width) \[m\]$")
 HOLDOUT_SIDES = ("high", "low")
+# "<parameter> (factor)" varies a multiplier on a parameter, which may be a function of state
+FACTOR_SUFFIX = " (factor)"
 
 TOP_LEVEL_KEYS = {
     "name": str,
@@ -246,6 +248,11 @@ def _protocol(src, i, spec, pv) -> Protocol:
     return Protocol(str(spec["id"]), charge, discharge, upper, lower, cv, rest)
 
 
+def factor_target(name: str) -> str | None:
+    """The parameter a ``"... (factor)"`` name scales, or None for a plain name."""
+    return name[: -len(FACTOR_SUFFIX)] if name.endswith(FACTOR_SUFFIX) else None
+
+
 def _parameter_set_info(src, name):
     import pybamm
 
@@ -310,11 +317,15 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
 
     varied = {}
     for name, spec in raw.get("varied", {}).items():
-        if name not in pv.keys():
-            _fail(src, f"varied.{name}", f"'{name}' is not a parameter of {raw['parameter_set']}")
-        if callable(pv[name]):
-            _fail(src, f"varied.{name}", "is a function of state in this parameter set; only scalar parameters can be varied")
-        if GEOMETRY.search(name):
+        target = factor_target(name) or name
+        if target not in pv.keys():
+            _fail(src, f"varied.{name}", f"'{target}' is not a parameter of {raw['parameter_set']}")
+        if target == name and callable(pv[name]):
+            _fail(src, f"varied.{name}", f"is a function of state in this parameter set; vary '{name}{FACTOR_SUFFIX}' "
+                  "(a multiplier on the function) instead")
+        if target != name and target in raw.get("varied", {}):
+            _fail(src, f"varied.{name}", f"'{target}' is varied itself; vary it or its factor, not both")
+        if GEOMETRY.search(target):
             _fail(src, f"varied.{name}", "sets the mesh geometry, which PyBaMM cannot take as an input parameter; "
                   "vary an equation parameter (e.g. an active material volume fraction) instead")
         varied[name] = _distribution(src, f"varied.{name}", spec)

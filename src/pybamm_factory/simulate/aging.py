@@ -18,6 +18,7 @@ import numpy as np
 import pybamm
 
 from ..design.spec import Design, Protocol, model_options_for_pybamm
+from .inputs import set_inputs
 
 CHARGE_CURRENT = "Charge current [A]"
 DISCHARGE_CURRENT = "Discharge current [A]"
@@ -126,8 +127,7 @@ class AgingEngine:
         self.protocol = protocol
         pv = base_parameter_values(design)
         pv.update({"Ambient temperature [K]": temperature_k, "Initial temperature [K]": temperature_k})
-        for name in design.varied:
-            pv[name] = "[input]"
+        set_inputs(pv, design.varied)
         self.nominal_capacity_ah = float(pv["Nominal cell capacity [A.h]"])
         self.rpt_current_a = design.aging.rpt_discharge_c_rate * self.nominal_capacity_ah
         self.aging_cycle, self.rpt_cycle = self._steps()

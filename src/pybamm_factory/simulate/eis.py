@@ -24,6 +24,7 @@ import pybamm
 
 from ..design.spec import Design
 from .aging import RptSnapshot, base_parameter_values, make_model, seconds
+from .inputs import default_value, is_scalar_input, set_inputs
 
 SEI_THICKNESS = "Initial SEI thickness [m]"
 C_NEG = "Initial concentration in negative electrode [mol.m-3]"
@@ -46,12 +47,9 @@ class EisEngine:
         self.design = design
         self.frequencies_hz = design.eis.frequencies_hz()
         pv = base_parameter_values(design)
-        self._defaults = {}
         names = list(AGED_STATE_INPUTS) + [n for n in design.varied if n not in AGED_STATE_INPUTS]
-        for name in names:
-            if name in pv.keys() and not callable(pv[name]):
-                self._defaults[name] = float(pv[name])
-                pv[name] = "[input]"
+        self._defaults = {name: default_value(pv, name) for name in names if is_scalar_input(pv, name)}
+        set_inputs(pv, self._defaults)
         options = {k: v for k, v in design.model_options.items() if k not in DEGRADATION_OPTIONS}
         options.update(EIS_OPTIONS)
         model = make_model(design.model, options)
