@@ -61,6 +61,9 @@ def test_bad_inputs_fail_clearly(realdata, tmp_path):
         Curve.from_file(realdata / "eis_example" / "impedance_example.csv")
     with pytest.raises(CalibrationError, match="'Flux capacitor' is not a parameter of Chen2020"):
         VoltageProblem("Chen2020", ["Flux capacitor"])
+    curve = Curve.from_file(realdata / WMG / "LGM50_25C_1C.csv")
+    with pytest.raises(CalibrationError, match="'Contact resistance \\[Ohm\\]' does not change the simulated voltage"):
+        fit_parameters(VoltageProblem("Chen2020", ["Contact resistance [Ohm]"]), [curve])
     with pytest.raises(CalibrationError, match="'warm' is not allowed; allowed: ambient, mean, measured, lumped"):
         VoltageProblem("Chen2020", ["Contact resistance [Ohm]"], thermal="warm")
     rest_only = tmp_path / "rest.csv"
@@ -135,3 +138,18 @@ def test_curve_without_temperature_is_held_at_25c_and_says_so(tmp_path):
     curve = Curve.from_file(path)
     assert curve.trace_time_s is None and curve.temperature_source == "assumed 25 degC"
     assert curve.current_a == pytest.approx(2.5)
+
+
+def test_pybop_optimiser_reaches_the_least_squares_fit(realdata):
+    """PyBOP (SciPyMinimize over per-curve PyBOP problems) lands where scipy least squares does."""
+    names = ["Positive electrode active material volume fraction", "Initial concentration in negative electrode [mol.m-3]"]
+    curve = Curve.from_file(realdata / WMG / "LGM50_25C_0.5C.csv")
+    fits = {opt: fit_parameters(VoltageProblem("OKane2022", names), [curve], max_evaluations=40, optimiser=opt)
+            for opt in ("least-squares", "pybop-minimize")}
+    ls, pb = fits["least-squares"], fits["pybop-minimize"]
+    before, after = pb.rmse_before_mv[curve.name], pb.rmse_after_mv[curve.name]
+    assert after * 3 <= before, (before, after)
+    assert after <= ls.rmse_after_mv[curve.name] + 2.0
+    assert pb.as_dict()["optimiser"] == "pybop-minimize" and np.all(pb.std > 0)
+    with pytest.raises(CalibrationError, match="'adam' is not allowed; allowed: least-squares, pybop-minimize, pybop-xnes"):
+        fit_parameters(VoltageProblem("OKane2022", names), [curve], optimiser="adam")

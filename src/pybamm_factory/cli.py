@@ -196,7 +196,8 @@ def read(file, out, fmt):
 @click.option("--held-out", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Cycler export(s) only scored, never fitted.")
 @click.option("--fit", "fit_names", multiple=True, required=True,
-              help="PyBaMM parameter to fit (repeat), e.g. 'Positive electrode active material volume fraction'.")
+              help="PyBaMM parameter to fit (repeat), e.g. 'Positive electrode active material volume fraction'; "
+                   "a function of state as '<name> (factor)', e.g. 'Negative particle diffusivity [m2.s-1] (factor)'.")
 @click.option("--parameter-set", default=None,
               help="PyBaMM parameter set to fit with [default: the base design's, so fit and runs share one model].")
 @click.option("--base-design", default="default", help="Design whose structure the calibrated design keeps.")
@@ -206,16 +207,21 @@ def read(file, out, fmt):
               help="Cell temperature during each fitted discharge. ambient: held at the file's first reading; mean: held "
                    "at its mean reading; measured: follows the file's logged temperature; lumped: PyBaMM's lumped "
                    "thermal model from the first reading. Files without temperature are held at 25 degC.")
+@click.option("--optimiser", type=click.Choice(["least-squares", "pybop-minimize", "pybop-xnes"]), default="least-squares",
+              show_default=True, help="least-squares: scipy trust-region on the voltage residuals; pybop-minimize: PyBOP's "
+                                      "SciPyMinimize on the summed RMSE; pybop-xnes: PyBOP's XNES, global, needs hundreds "
+                                      "of evaluations.")
 @click.option("--max-evaluations", default=200, type=click.IntRange(min=5), help="Optimiser budget.")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Calibrated design YAML to write (report and figure go beside it).")
 @_user_errors
-def calibrate(data, held_out, fit_names, parameter_set, base_design, model, thermal, max_evaluations, out):
+def calibrate(data, held_out, fit_names, parameter_set, base_design, model, thermal, optimiser, max_evaluations, out):
     """Fit parameters to measured voltage curves and write a calibrated design."""
     from .calibrate import calibrate as run_calibration
 
     report = run_calibration(list(data), list(fit_names), out, parameter_set=parameter_set, held_out=list(held_out),
-                             base_design=base_design, model=model, thermal=thermal, max_evaluations=max_evaluations)
+                             base_design=base_design, model=model, thermal=thermal, max_evaluations=max_evaluations,
+                             optimiser=optimiser)
     click.echo(f"{'curve':<34} {'before [mV]':>12} {'after [mV]':>11}")
     for name, before in report["rmse_before_mv"].items():
         click.echo(f"{name:<34} {before:12.1f} {report['rmse_after_mv'][name]:11.1f}")

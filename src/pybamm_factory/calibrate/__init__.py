@@ -18,7 +18,8 @@ __all__ = ["CalibrationError", "Curve", "FitResult", "ReaderError", "VoltageProb
 
 def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter_set: str | None = None,
               held_out: list[str | Path] = (), base_design: str | Path = "default", model: str | None = None,
-              thermal: str = "ambient", max_evaluations: int = 200, report_dir: str | Path | None = None) -> dict:
+              thermal: str = "ambient", max_evaluations: int = 200, report_dir: str | Path | None = None,
+              optimiser: str = "least-squares") -> dict:
     """Fit ``fit`` parameters to the CC discharges in ``data``; write the design and a report.
 
     Returns the report (also written as ``calibration_report.json`` with a figure of
@@ -33,7 +34,7 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
     curves = [Curve.from_file(p) for p in data]
     held = [Curve.from_file(p) for p in held_out]
     problem = VoltageProblem(parameter_set, list(fit), model=model, thermal=thermal)
-    result = fit_parameters(problem, curves, held, max_evaluations=max_evaluations)
+    result = fit_parameters(problem, curves, held, max_evaluations=max_evaluations, optimiser=optimiser)
     raw = calibrated_design(base_design, result, parameter_set, [c.name for c in curves])
     design_path = write_design(raw, out)
     report_dir = Path(report_dir) if report_dir else design_path.parent / f"{design_path.stem}_calibration"
@@ -41,7 +42,7 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
     report = {"design": str(design_path), "parameter_set": parameter_set, "model": model, "thermal": thermal,
               "temperature_source": {c.name: c.temperature_source for c in curves + held},
               "fitted_curves": [str(p) for p in data], "held_out_curves": [str(p) for p in held_out],
-              "optimiser": "scipy.optimize.least_squares (trf)", "figure": str(figure), **result.as_dict()}
+              "figure": str(figure), **result.as_dict()}
     notes = []
     if parameter_set != design.parameter_set:
         notes.append(f"fitted with {parameter_set}, but the design runs {design.parameter_set}: fitted scalars carry "

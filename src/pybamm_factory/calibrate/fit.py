@@ -118,34 +118,50 @@ class VoltageProblem:
         self._simulations: dict[object, pybamm.Simulation] = {}
         self.simulations = 0
 
-    def _build(self, curve: Curve | None) -> pybamm.Simulation:
-        """A simulation whose temperature is an input (curve None) or the curve's trace."""
+    def traced(self, curve: Curve) -> bool:
+        """Whether the curve's temperature is its logged trace (else a constant)."""
+        return self.thermal == "measured" and curve.trace_time_s is not None
+
+    def temperature_k(self, curve: Curve) -> float:
+        """The constant cell (or, for 'lumped', starting) temperature of an untraced curve."""
+        return curve.temperature_k if self.thermal == "mean" else (curve.start_temperature_k or curve.temperature_k)
+
+    def parameter_values(self, curve: Curve | None) -> pybamm.ParameterValues:
+        """The set with the fitted parameters and current as inputs, and the temperature as an
+        input (curve None) or the curve's own (its trace, or its constant for ``thermal``)."""
         pv = pybamm.ParameterValues(self.parameter_set)
         set_inputs(pv, self.fit_names + ["Current function [A]"])
         if curve is None:
             pv["Ambient temperature [K]"] = "[input]"
             pv["Initial temperature [K]"] = "[input]"
-        else:
+        elif self.traced(curve):
             # held at the last reading after the trace ends (the solve runs past the measured end)
             t = np.append(curve.trace_time_s, curve.trace_time_s[-1] + 10 * curve.duration_s + 1e4)
             temp = np.append(curve.trace_temperature_k, curve.trace_temperature_k[-1])
             pv["Ambient temperature [K]"] = lambda y, z, time: pybamm.Interpolant(t, temp, time, interpolator="linear")
             pv["Initial temperature [K]"] = float(temp[0])
-        options = {"thermal": "lumped" if self.thermal == "lumped" else "isothermal"}
+        else:
+            pv.update({"Ambient temperature [K]": self.temperature_k(curve), "Initial temperature [K]": self.temperature_k(curve)})
+        return pv
+
+    def model_instance(self) -> pybamm.BaseModel:
         cls = pybamm.lithium_ion.SPMe if self.model == "spme" else pybamm.lithium_ion.DFN
-        return pybamm.Simulation(cls(options), parameter_values=pv, solver=pybamm.IDAKLUSolver(rtol=1e-6, atol=1e-6),
-                                 var_pts=self.mesh, output_variables=["Voltage [V]", "Discharge capacity [A.h]"])
+        return cls({"thermal": "lumped" if self.thermal == "lumped" else "isothermal"})
+
+    def _build(self, curve: Curve | None) -> pybamm.Simulation:
+        return pybamm.Simulation(self.model_instance(), parameter_values=self.parameter_values(curve),
+                                 solver=pybamm.IDAKLUSolver(rtol=1e-6, atol=1e-6), var_pts=self.mesh,
+                                 output_variables=["Voltage [V]", "Discharge capacity [A.h]"])
 
     def _simulation_for(self, curve: Curve) -> tuple[pybamm.Simulation, dict]:
         """The curve's simulation and the inputs that are not fitted parameters."""
-        traced = self.thermal == "measured" and curve.trace_time_s is not None
+        traced = self.traced(curve)
         key = (curve.name, curve.duration_s, curve.trace_temperature_k.tobytes()) if traced else "temperature as input"
         if key not in self._simulations:
             self._simulations[key] = self._build(curve if traced else None)
         inputs = {"Current function [A]": curve.current_a}
         if not traced:
-            temperature = curve.temperature_k if self.thermal == "mean" else (curve.start_temperature_k or curve.temperature_k)
-            inputs.update({"Ambient temperature [K]": temperature, "Initial temperature [K]": temperature})
+            inputs.update({"Ambient temperature [K]": self.temperature_k(curve), "Initial temperature [K]": self.temperature_k(curve)})
         return self._simulations[key], inputs
 
     def simulate(self, curve: Curve, values) -> np.ndarray:
@@ -178,6 +194,8 @@ class FitResult:
     wall_time_s: float = 0.0
     simulations: int = 0
     bounds: list = field(default_factory=list)  # per parameter: (low, high) searched
+    optimiser: str = "least-squares"
+    optimiser_message: str = ""
 
     def at_bound(self, tolerance: float = 0.01) -> list:
         """Per parameter: 'lower' / 'upper' where the fit stopped within 1 % of the range from a bound."""
@@ -195,6 +213,8 @@ class FitResult:
                            for n, i, v, s, (a, b), flag in zip(self.names, self.initial, self.values, self.std, bounds,
                                                                self.at_bound())},
             "covariance": self.covariance.tolist(),
+            "optimiser": self.optimiser,
+            "optimiser_message": self.optimiser_message,
             "uncertainty_method": "s^2 (J^T J)^-1 at the optimum (Gauss-Newton covariance of least squares); "
                                   "meaningless for a parameter stopped at a bound (at_bound)",
             "rmse_before_mv": self.rmse_before_mv,
@@ -218,28 +238,65 @@ def _bounds(problem: VoltageProblem):
     return np.array(lo), np.array(hi)
 
 
+def check_sensitivity(problem: VoltageProblem, curve: Curve, x0, lo, hi, step: float = 0.05) -> None:
+    """Refuse to fit a parameter that does not move the simulated voltage at all.
+
+    A parameter can be in the set yet absent from the model's equations (contact
+    resistance without the model option "contact resistance": "true", for instance);
+    least squares would let it drift to a bound and report a meaningless std.
+    """
+    base = problem.simulate(curve, x0)
+    for k, name in enumerate(problem.fit_names):
+        x = np.array(x0, dtype=float)
+        x[k] = x0[k] + step * (hi[k] - lo[k]) if x0[k] + step * (hi[k] - lo[k]) <= hi[k] else x0[k] - step * (hi[k] - lo[k])
+        if np.max(np.abs(problem.simulate(curve, x) - base)) < 1e-9:
+            raise CalibrationError(f"--fit: {name!r} does not change the simulated voltage of {curve.name} "
+                                   f"({problem.model.upper()}, {problem.parameter_set}); the model does not use it "
+                                   "with these options, so it cannot be fitted")
+
+
+OPTIMISERS = ("least-squares", "pybop-minimize", "pybop-xnes")
+
+
 def fit_parameters(problem: VoltageProblem, curves: list[Curve], held_out: list[Curve] = (),
-                   max_evaluations: int = 200) -> FitResult:
-    """Least-squares fit of the problem's parameters to ``curves`` (all at once)."""
+                   max_evaluations: int = 200, optimiser: str = "least-squares") -> FitResult:
+    """Fit the problem's parameters to ``curves`` (all at once).
+
+    ``optimiser``: "least-squares" (scipy's trust-region reflective on the voltage
+    residuals), or PyBOP on an RMSE cost summed over the curves: "pybop-minimize"
+    (PyBOP's SciPyMinimize, gradient-based) or "pybop-xnes" (PyBOP's XNES, a global
+    evolution strategy). Whatever the optimiser, the covariance comes from the
+    residual Jacobian at the optimum and RMSEs from :meth:`VoltageProblem.rmse_mv`.
+    """
+    if optimiser not in OPTIMISERS:
+        raise CalibrationError(f"optimiser: {optimiser!r} is not allowed; allowed: {', '.join(OPTIMISERS)}")
     t0 = time.perf_counter()
     lo, hi = _bounds(problem)
     scale = np.where(np.abs(problem.initial) > 0, np.abs(problem.initial), (hi - lo) / 2 + 1e-12)
     x0 = np.clip(problem.initial, lo, hi)
+    check_sensitivity(problem, curves[0], x0, lo, hi)
 
     def residuals(z):
         values = z * scale
         return np.concatenate([problem.simulate(c, values) - c.voltage_v for c in curves])
 
-    result = least_squares(residuals, x0 / scale, bounds=(lo / scale, hi / scale), x_scale="jac",
-                           diff_step=1e-3, max_nfev=max_evaluations, method="trf")
-    values = result.x * scale
-    dof = max(1, result.fun.size - len(values))
-    s2 = float(result.fun @ result.fun) / dof
-    jac = result.jac / scale  # d residual / d parameter (unscaled)
-    try:
-        covariance = s2 * np.linalg.pinv(jac.T @ jac)
-    except np.linalg.LinAlgError:
-        covariance = np.full((len(values), len(values)), np.nan)
+    if optimiser == "least-squares":
+        result = least_squares(residuals, x0 / scale, bounds=(lo / scale, hi / scale), x_scale="jac",
+                               diff_step=1e-3, max_nfev=max_evaluations, method="trf")
+        values, fun, jac = result.x * scale, result.fun, result.jac / scale
+        message = f"{result.message} ({result.nfev} evaluations)"
+    else:
+        try:
+            from .pybop_fit import fit_with_pybop
+        except ImportError as exc:
+            raise CalibrationError(f"--optimiser {optimiser} needs PyBOP: pip install 'pybamm-factory[calibrate]' ({exc})") from exc
+
+        values, message = fit_with_pybop(problem, curves, lo, hi, x0, optimiser.removeprefix("pybop-"), max_evaluations)
+        if np.allclose(values, x0, rtol=1e-9, atol=0):
+            raise CalibrationError(f"--optimiser {optimiser}: PyBOP stopped at the starting point ({message}), usually because "
+                                   "a trial solve failed and left no gradient; use --optimiser least-squares")
+        fun, jac = residuals(values / scale), _jacobian(residuals, values / scale, lo / scale, hi / scale) / scale
+    covariance = _covariance(fun, jac)
     fit = FitResult(problem.fit_names, problem.initial, values, np.sqrt(np.clip(np.diag(covariance), 0, None)),
                     covariance, bounds=list(zip(lo, hi)))
     for c in list(curves) + list(held_out):
@@ -248,4 +305,28 @@ def fit_parameters(problem: VoltageProblem, curves: list[Curve], held_out: list[
         fit.rmse_after_mv[key] = problem.rmse_mv(c, values)
     fit.wall_time_s = time.perf_counter() - t0
     fit.simulations = problem.simulations
+    fit.optimiser, fit.optimiser_message = optimiser, message
     return fit
+
+
+def _jacobian(residuals, z, lo, hi, step: float = 1e-3) -> np.ndarray:
+    """Forward-difference d residual / d z, stepping inwards at a bound."""
+    base = residuals(z)
+    columns = []
+    for k in range(len(z)):
+        h = step * max(abs(z[k]), 1.0)
+        h = h if z[k] + h <= hi[k] else -h
+        dz = np.array(z, dtype=float)
+        dz[k] += h
+        columns.append((residuals(dz) - base) / h)
+    return np.column_stack(columns)
+
+
+def _covariance(fun: np.ndarray, jac: np.ndarray) -> np.ndarray:
+    """s^2 (J^T J)^-1 with s^2 the residual variance (Gauss-Newton)."""
+    dof = max(1, fun.size - jac.shape[1])
+    s2 = float(fun @ fun) / dof
+    try:
+        return s2 * np.linalg.pinv(jac.T @ jac)
+    except np.linalg.LinAlgError:
+        return np.full((jac.shape[1], jac.shape[1]), np.nan)
