@@ -286,16 +286,9 @@ def fit_parameters(problem: VoltageProblem, curves: list[Curve], held_out: list[
         values, fun, jac = result.x * scale, result.fun, result.jac / scale
         message = f"{result.message} ({result.nfev} evaluations)"
     else:
-        try:
-            from .pybop_fit import fit_with_pybop
-        except ImportError as exc:
-            raise CalibrationError(f"--optimiser {optimiser} needs PyBOP: pip install 'pybamm-factory[calibrate]' ({exc})") from exc
-
-        values, message = fit_with_pybop(problem, curves, lo, hi, x0, optimiser.removeprefix("pybop-"), max_evaluations)
-        if np.allclose(values, x0, rtol=1e-9, atol=0):
-            raise CalibrationError(f"--optimiser {optimiser}: PyBOP stopped at the starting point ({message}), usually because "
-                                   "a trial solve failed and left no gradient; use --optimiser least-squares")
-        fun, jac = residuals(values / scale), _jacobian(residuals, values / scale, lo / scale, hi / scale) / scale
+        values, message = _pybop_optimum(problem, curves, optimiser, lo, hi, x0, max_evaluations)
+        jac, fun = _jacobian(residuals, values / scale, hi / scale)
+        jac = jac / scale
     covariance = _covariance(fun, jac)
     fit = FitResult(problem.fit_names, problem.initial, values, np.sqrt(np.clip(np.diag(covariance), 0, None)),
                     covariance, bounds=list(zip(lo, hi)))
@@ -309,17 +302,29 @@ def fit_parameters(problem: VoltageProblem, curves: list[Curve], held_out: list[
     return fit
 
 
-def _jacobian(residuals, z, lo, hi, step: float = 1e-3) -> np.ndarray:
-    """Forward-difference d residual / d z, stepping inwards at a bound."""
+def _pybop_optimum(problem, curves, optimiser: str, lo, hi, x0, max_evaluations: int) -> tuple[np.ndarray, str]:
+    try:
+        from .pybop_fit import fit_with_pybop
+    except ImportError as exc:
+        raise CalibrationError(f"--optimiser {optimiser} needs PyBOP: pip install 'pybamm-factory[calibrate]' ({exc})") from exc
+    values, message = fit_with_pybop(problem, curves, lo, hi, x0, optimiser.removeprefix("pybop-"), max_evaluations)
+    if np.allclose(values, x0, rtol=1e-9, atol=0):
+        raise CalibrationError(f"--optimiser {optimiser}: PyBOP stopped at the starting point ({message}), usually because "
+                               "a trial solve failed and left no gradient; use --optimiser least-squares")
+    return values, message
+
+
+def _jacobian(residuals, z, upper, step: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Forward-difference d residual / d z (stepping inwards at an upper bound) and the residuals at z."""
     base = residuals(z)
     columns = []
     for k in range(len(z)):
         h = step * max(abs(z[k]), 1.0)
-        h = h if z[k] + h <= hi[k] else -h
+        h = h if z[k] + h <= upper[k] else -h
         dz = np.array(z, dtype=float)
         dz[k] += h
         columns.append((residuals(dz) - base) / h)
-    return np.column_stack(columns)
+    return np.column_stack(columns), base
 
 
 def _covariance(fun: np.ndarray, jac: np.ndarray) -> np.ndarray:
