@@ -63,6 +63,8 @@ MALFORMED = [
      "'Flux capacitor [F]' is not a parameter of OKane2022"),
     ("factor of a geometry parameter", _with("varied/Negative particle radius [m] (factor)", {"low": 0.5, "high": 2}),
      "sets the mesh geometry"),
+    ("contact resistance without its option", _with("varied/Contact resistance [Ohm]", {"low": 0.0, "high": 0.02}),
+     "has no effect unless model_options sets 'contact resistance': 'true'"),
     ("holdout side", _with("splits/holdout", {"column": "ambient_temperature_k", "side": "middle"}),
      "field 'splits.holdout.side': 'middle' is not allowed; allowed: high, low"),
 ]

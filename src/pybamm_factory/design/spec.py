@@ -25,6 +25,7 @@ MESH_KEYS = ("x_n", "x_s", "x_p", "r_n", "r_p")
 # parameters that set the mesh geometry: PyBaMM cannot take them as input parameters
 GEOMETRY = re.compile(r"(electrode|separator) thickness \[m\]$|particle radius \[m\]$|^Electrode (height|width) \[m\]$")
 HOLDOUT_SIDES = ("high", "low")
+CONTACT_RESISTANCE = "Contact resistance [Ohm]"  # used by PyBaMM only with the model option of that name
 # "<parameter> (factor)" varies a multiplier on a parameter, which may be a function of state
 FACTOR_SUFFIX = " (factor)"
 
@@ -314,6 +315,8 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
         if name not in pv.keys():
             _fail(src, f"fixed.{name}", f"'{name}' is not a parameter of {raw['parameter_set']}")
         _number(src, f"fixed.{name}", value)
+        if name == CONTACT_RESISTANCE and value and options.get("contact resistance", "false") != "true":
+            _fail(src, f"fixed.{name}", "has no effect unless model_options sets 'contact resistance': 'true'")
 
     varied = {}
     for name, spec in raw.get("varied", {}).items():
@@ -325,6 +328,8 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
                   "(a multiplier on the function) instead")
         if target != name and target in raw.get("varied", {}):
             _fail(src, f"varied.{name}", f"'{target}' is varied itself; vary it or its factor, not both")
+        if target == CONTACT_RESISTANCE and options.get("contact resistance", "false") != "true":
+            _fail(src, f"varied.{name}", "has no effect unless model_options sets 'contact resistance': 'true'")
         if GEOMETRY.search(target):
             _fail(src, f"varied.{name}", "sets the mesh geometry, which PyBaMM cannot take as an input parameter; "
                   "vary an equation parameter (e.g. an active material volume fraction) instead")
