@@ -19,7 +19,7 @@ WMG = "lgm50_wmg"
 @pytest.fixture(scope="module")
 def reduced(realdata, tmp_path_factory):
     out = tmp_path_factory.mktemp("cal") / "calibrated.yaml"
-    # parameter set: the smoke design's (OKane2022), temperature: each file's logged trace
+    # parameter set and model: the smoke design's (OKane2022, SPMe); temperature: each file's first reading
     report = calibrate([realdata / WMG / "LGM50_25C_0.5C.csv"], FIT, out, held_out=[realdata / WMG / "LGM50_25C_1C.csv"],
                        base_design="smoke", max_evaluations=40)
     return report, out
@@ -37,7 +37,9 @@ def test_reduced_calibration_lowers_rmse_threefold(reduced):
         assert p["std"] >= 0 and p["fitted"] > 0
         assert p["bounds"][0] <= p["fitted"] <= p["bounds"][1] and p["at_bound"] in (None, "lower", "upper")
     assert report["parameter_set"] == "OKane2022" and report["model"] == "spme" and "notes" not in report
-    assert set(report["temperature_source"].values()) == {"measured trace"}
+    assert report["thermal"] == "ambient"
+    assert report["temperature_source"] == {"LGM50_25C_0.5C": "first reading, 24.5 degC",
+                                            "LGM50_25C_1C": "first reading, 24.6 degC"}
 
 
 def test_calibrated_design_is_centred_on_the_fit_and_runs(reduced, tmp_path):
@@ -121,11 +123,11 @@ def test_factor_scales_a_function_parameter(realdata):
 def test_measured_temperature_trace_drives_the_model(realdata):
     """At 2C the cell logs ~30 K of self-heating; following it lowers the overpotential."""
     curve = Curve.from_file(realdata / WMG / "LGM50_25C_2C.csv")
-    assert curve.temperature_source == "measured trace"
     assert curve.trace_temperature_k.max() - curve.trace_temperature_k[0] > 10
     names = ["Positive electrode active material volume fraction"]
     measured = VoltageProblem("OKane2022", names, thermal="measured")
     held_at_start = VoltageProblem("OKane2022", names, thermal="ambient")
+    assert measured.temperature_source(curve) == "logged trace"
     x = measured.initial
     v_traced, v_start = measured.simulate(curve, x), held_at_start.simulate(curve, x)
     assert v_traced.mean() > v_start.mean() + 0.01  # Arrhenius kinetics and transport in the warmer cell
@@ -136,7 +138,9 @@ def test_curve_without_temperature_is_held_at_25c_and_says_so(tmp_path):
     rows = [f"{k * 10},2.5,{4.1 - 0.8 * k / 600:.5f}" for k in range(600)]
     path.write_text("time_s,current_a,voltage_v\n" + "\n".join(rows) + "\n")
     curve = Curve.from_file(path)
-    assert curve.trace_time_s is None and curve.temperature_source == "assumed 25 degC"
+    problem = VoltageProblem("OKane2022", ["Positive electrode active material volume fraction"], thermal="measured")
+    assert curve.trace_time_s is None and curve.mean_temperature_k == 298.15
+    assert problem.temperature_source(curve) == "assumed 25 degC (no temperature in the file)"
     assert curve.current_a == pytest.approx(2.5)
 
 

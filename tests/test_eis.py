@@ -116,3 +116,17 @@ def test_circuit_fit_agrees_with_impedance_py(realdata, sei_run):
         theirs, their_residual = _impedance_py_fit(f, z, geo)
         assert ours == pytest.approx(theirs, rel=0.02), g["sweep_id"].iloc[0]
         assert residual <= 1.02 * their_residual + 1e-4
+
+
+def test_factor_on_an_aged_state_input_runs_through_eis():
+    """A design may vary '<aged-state parameter> (factor)': the aging run applies it and the
+    EIS model takes the aged value, so the spectra follow the scaled cell."""
+    factor = "Negative electrode active material volume fraction (factor)"
+    design = tiny_design(varied={factor: {"low": 0.8, "high": 1.1}}, eis=True, cycles=2, interval=2)
+    spectra = {}
+    for value in (0.8, 1.0):
+        tables = simulate_sample(design, row_for(design, **{factor: value}))
+        assert tables["solver_log"]["status"].iloc[0] == "ok", tables["solver_log"]["failure_reason"].iloc[0]
+        spectra[value] = tables["impedance_features"]
+    # less negative active material: less reaction area, a larger charge-transfer arc
+    assert spectra[0.8]["r_ct_ohm"].mean() > spectra[1.0]["r_ct_ohm"].mean()

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..design.spec import load_design
 from .aging_fit import fit_aging, measured_fade
 from .design_writer import calibrated_design, check_names, plot_fit, write_design
-from .fit import CalibrationError, Curve, FitResult, VoltageProblem, fit_parameters
+from .fit import MODEL_LABELS, CalibrationError, Curve, FitResult, VoltageProblem, fit_parameters
 from .readers import ReaderError, cycle_capacities, discharge_segments, read_cycler, read_spectrum
 
 __all__ = ["CalibrationError", "Curve", "FitResult", "ReaderError", "VoltageProblem", "calibrate", "calibrate_aging",
@@ -40,7 +40,7 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
     report_dir = Path(report_dir) if report_dir else design_path.parent / f"{design_path.stem}_calibration"
     figure = plot_fit(problem, curves, held, result, report_dir / "fit_before_after.png")
     report = {"design": str(design_path), "parameter_set": parameter_set, "model": model, "thermal": thermal,
-              "temperature_source": {c.name: c.temperature_source for c in curves + held},
+              "temperature_source": {c.name: problem.temperature_source(c) for c in curves + held},
               "fitted_curves": [str(p) for p in data], "held_out_curves": [str(p) for p in held_out],
               "figure": str(figure), **result.as_dict()}
     notes = []
@@ -48,8 +48,7 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
         notes.append(f"fitted with {parameter_set}, but the design runs {design.parameter_set}: fitted scalars carry "
                      f"over, functions (Arrhenius terms, diffusivities) are {design.parameter_set}'s")
     if model != design.model:
-        names = {"spme": "SPMe", "dfn": "DFN"}
-        notes.append(f"fitted with the {names[model]} model; the design runs the {names[design.model]} model")
+        notes.append(f"fitted with the {MODEL_LABELS[model]} model; the design runs the {MODEL_LABELS[design.model]} model")
     if notes:
         report["notes"] = notes
     (report_dir / "calibration_report.json").write_text(json.dumps(report, indent=2))

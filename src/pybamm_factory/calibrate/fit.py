@@ -30,8 +30,8 @@ import numpy as np
 import pybamm
 from scipy.optimize import least_squares
 
-from ..design.spec import FACTOR_SUFFIX, factor_target
-from ..simulate.inputs import default_value, is_scalar_input, set_inputs
+from ..design.spec import input_name_problem
+from ..simulate.inputs import default_value, set_inputs
 from .readers import discharge_segments, read_cycler
 
 # starting bounds, relative to the parameter set's value
@@ -44,6 +44,7 @@ POINTS_PER_CURVE = 120
 TRACE_POINTS = 200  # measured temperature trace, thinned to this many points
 ASSUMED_TEMPERATURE_K = 298.15
 THERMAL_MODES = ("ambient", "mean", "measured", "lumped")
+MODEL_LABELS = {"spme": "SPMe", "dfn": "DFN"}
 
 
 class CalibrationError(ValueError):
@@ -57,14 +58,10 @@ class Curve:
     voltage_v: np.ndarray
     current_a: float
     duration_s: float
-    temperature_k: float  # mean surface temperature during the discharge
-    start_temperature_k: float = None  # at the start (ambient for a lumped thermal model)
-    trace_time_s: np.ndarray | None = None  # measured temperature trace (time from the start of discharge)
+    mean_temperature_k: float  # mean logged temperature during the discharge (25 degC when none)
+    start_temperature_k: float = None  # first reading: the chamber before the load
+    trace_time_s: np.ndarray | None = None  # logged temperature trace (time from the start of discharge)
     trace_temperature_k: np.ndarray | None = None
-
-    @property
-    def temperature_source(self) -> str:
-        return "measured trace" if self.trace_time_s is not None else f"assumed {self.temperature_k - 273.15:g} degC"
 
     @classmethod
     def from_file(cls, path: str | Path, points: int = POINTS_PER_CURVE) -> Curve:
@@ -102,12 +99,9 @@ class VoltageProblem:
             raise CalibrationError(f"thermal: {thermal!r} is not allowed; allowed: {', '.join(THERMAL_MODES)}")
         pv = pybamm.ParameterValues(parameter_set)
         for name in fit_names:
-            target = factor_target(name) or name
-            if target not in pv.keys():
-                raise CalibrationError(f"--fit: {target!r} is not a parameter of {parameter_set}")
-            if not is_scalar_input(pv, name):
-                raise CalibrationError(f"--fit: {name!r} is a function in {parameter_set}; fit '{name}{FACTOR_SUFFIX}' "
-                                       "(a multiplier on it) instead")
+            problem = input_name_problem(pv, name, parameter_set, verb="fit")
+            if problem:
+                raise CalibrationError(f"--fit: {problem}")
         self.parameter_set = parameter_set
         self.fit_names = list(fit_names)
         self.initial = np.array([default_value(pv, n) for n in fit_names])
@@ -122,9 +116,18 @@ class VoltageProblem:
         """Whether the curve's temperature is its logged trace (else a constant)."""
         return self.thermal == "measured" and curve.trace_time_s is not None
 
-    def temperature_k(self, curve: Curve) -> float:
-        """The constant cell (or, for 'lumped', starting) temperature of an untraced curve."""
-        return curve.temperature_k if self.thermal == "mean" else (curve.start_temperature_k or curve.temperature_k)
+    def held_temperature_k(self, curve: Curve) -> float:
+        """The constant cell (for 'lumped', starting) temperature of a curve not following its trace."""
+        return curve.mean_temperature_k if self.thermal == "mean" else (curve.start_temperature_k or curve.mean_temperature_k)
+
+    def temperature_source(self, curve: Curve) -> str:
+        """What the simulated cell's temperature is, in words (for the report)."""
+        if curve.trace_time_s is None:
+            return f"assumed {curve.mean_temperature_k - 273.15:g} degC (no temperature in the file)"
+        if self.traced(curve):
+            return "logged trace"
+        which = "mean" if self.thermal == "mean" else "first"
+        return f"{which} reading, {self.held_temperature_k(curve) - 273.15:.1f} degC"
 
     def parameter_values(self, curve: Curve | None) -> pybamm.ParameterValues:
         """The set with the fitted parameters and current as inputs, and the temperature as an
@@ -141,7 +144,7 @@ class VoltageProblem:
             pv["Ambient temperature [K]"] = lambda y, z, time: pybamm.Interpolant(t, temp, time, interpolator="linear")
             pv["Initial temperature [K]"] = float(temp[0])
         else:
-            pv.update({"Ambient temperature [K]": self.temperature_k(curve), "Initial temperature [K]": self.temperature_k(curve)})
+            pv.update({"Ambient temperature [K]": self.held_temperature_k(curve), "Initial temperature [K]": self.held_temperature_k(curve)})
         return pv
 
     def model_instance(self) -> pybamm.BaseModel:
@@ -161,7 +164,7 @@ class VoltageProblem:
             self._simulations[key] = self._build(curve if traced else None)
         inputs = {"Current function [A]": curve.current_a}
         if not traced:
-            inputs.update({"Ambient temperature [K]": self.temperature_k(curve), "Initial temperature [K]": self.temperature_k(curve)})
+            inputs.update({"Ambient temperature [K]": self.held_temperature_k(curve), "Initial temperature [K]": self.held_temperature_k(curve)})
         return self._simulations[key], inputs
 
     def simulate(self, curve: Curve, values) -> np.ndarray:
@@ -193,20 +196,23 @@ class FitResult:
     rmse_after_mv: dict = field(default_factory=dict)
     wall_time_s: float = 0.0
     simulations: int = 0
-    bounds: list = field(default_factory=list)  # per parameter: (low, high) searched
+    bounds: list = None  # per parameter: (low, high) searched; unbounded when not given
     optimiser: str = "least-squares"
     optimiser_message: str = ""
+
+    def __post_init__(self):
+        self.bounds = list(self.bounds) if self.bounds else [(-np.inf, np.inf)] * len(self.names)
 
     def at_bound(self, tolerance: float = 0.01) -> list:
         """Per parameter: 'lower' / 'upper' where the fit stopped within 1 % of the range from a bound."""
         flags = []
-        for v, (a, b) in zip(self.values, self.bounds or [(-np.inf, np.inf)] * len(self.values)):
+        for v, (a, b) in zip(self.values, self.bounds):
             m = tolerance * (b - a)
             flags.append("lower" if v <= a + m else "upper" if v >= b - m else None)
         return flags
 
     def as_dict(self) -> dict:
-        bounds = self.bounds or [(-np.inf, np.inf)] * len(self.names)
+        bounds = self.bounds
         return {
             "parameters": {n: {"initial": float(i), "fitted": float(v), "std": float(s), "bounds": [float(a), float(b)],
                                "at_bound": flag}
@@ -238,21 +244,21 @@ def _bounds(problem: VoltageProblem):
     return np.array(lo), np.array(hi)
 
 
-def check_sensitivity(problem: VoltageProblem, curve: Curve, x0, lo, hi, step: float = 0.05) -> None:
+def check_sensitivity(problem: VoltageProblem, curve: Curve, x0, scale, hi, step: float = 0.05) -> None:
     """Refuse to fit a parameter that does not move the simulated voltage at all.
 
     A parameter can be in the set yet absent from the model's equations (contact
     resistance without the model option "contact resistance": "true", for instance);
-    least squares would let it drift to a bound and report a meaningless std.
+    least squares would let it drift to a bound and report a meaningless std. The
+    check is a forward difference of 5 % (of the value, or of half the range at 0) on
+    the first curve.
     """
-    base = problem.simulate(curve, x0)
-    for k, name in enumerate(problem.fit_names):
-        x = np.array(x0, dtype=float)
-        x[k] = x0[k] + step * (hi[k] - lo[k]) if x0[k] + step * (hi[k] - lo[k]) <= hi[k] else x0[k] - step * (hi[k] - lo[k])
-        if np.max(np.abs(problem.simulate(curve, x) - base)) < 1e-9:
+    jac, _ = _jacobian(lambda z: problem.simulate(curve, z * scale), x0 / scale, hi / scale, step=step)
+    for name, column in zip(problem.fit_names, jac.T):
+        if np.max(np.abs(column)) * step < 1e-9:
             raise CalibrationError(f"--fit: {name!r} does not change the simulated voltage of {curve.name} "
-                                   f"({problem.model.upper()}, {problem.parameter_set}); the model does not use it "
-                                   "with these options, so it cannot be fitted")
+                                   f"({MODEL_LABELS[problem.model]}, {problem.parameter_set}); the model does not use "
+                                   "it with these options, so it cannot be fitted")
 
 
 OPTIMISERS = ("least-squares", "pybop-minimize", "pybop-xnes")
@@ -274,7 +280,7 @@ def fit_parameters(problem: VoltageProblem, curves: list[Curve], held_out: list[
     lo, hi = _bounds(problem)
     scale = np.where(np.abs(problem.initial) > 0, np.abs(problem.initial), (hi - lo) / 2 + 1e-12)
     x0 = np.clip(problem.initial, lo, hi)
-    check_sensitivity(problem, curves[0], x0, lo, hi)
+    check_sensitivity(problem, curves[0], x0, scale, hi)
 
     def residuals(z):
         values = z * scale

@@ -20,14 +20,12 @@ import pybop
 
 from .fit import Curve, VoltageProblem
 
-METHODS = {"minimize": pybop.SciPyMinimize, "xnes": pybop.XNES}
-
 
 def _problem_for(problem: VoltageProblem, curve: Curve, lo, hi, x0) -> pybop.Problem:
     pv = problem.parameter_values(curve)
     pv["Current function [A]"] = curve.current_a
-    # a set_inputs "[input]" becomes a PyBOP parameter; a factor keeps its scaled function
-    # searched in the unit cube of the bounds, so parameters of very different size move alike
+    # each fitted name becomes a PyBOP parameter (a factor's scaled function stays in place),
+    # searched in the unit cube of its bounds so parameters of very different size move alike
     pv.update({name: pybop.Parameter(bounds=[float(a), float(b)], initial_value=float(x),
                                      transformation=pybop.UnitHyperCube(float(a), float(b)))
                for name, a, b, x in zip(problem.fit_names, lo, hi, x0)}, check_already_exists=False)
@@ -46,8 +44,8 @@ def fit_with_pybop(problem: VoltageProblem, curves: list[Curve], lo, hi, x0, met
     joint = pybop.MetaProblem(*problems) if len(problems) > 1 else problems[0]
     if method == "minimize":
         optimiser = pybop.SciPyMinimize(joint, pybop.SciPyMinimizeOptions(maxiter=max_evaluations))
-    else:
-        optimiser = METHODS[method](joint, pybop.PintsOptions(max_evaluations=max_evaluations))
+    else:  # "xnes"
+        optimiser = pybop.XNES(joint, pybop.PintsOptions(max_evaluations=max_evaluations))
     result = optimiser.run()
     best = result.best_inputs
     values = np.array([float(np.ravel(best[name])[0]) for name in problem.fit_names])

@@ -263,8 +263,8 @@ def read_arbin(path: Path) -> pd.DataFrame:
         return pd.to_numeric(df[column], errors="coerce") if column else np.nan
 
     frame = pd.DataFrame({
-        "time_s": numeric(r"^test_time"), "current_a": -pd.to_numeric(df[i], errors="coerce"),
-        "voltage_v": numeric(r"^voltage"), "temperature_c": numeric(r"^temperature|aux_temperature"),
+        "time_s": pd.to_numeric(df[t], errors="coerce"), "current_a": -pd.to_numeric(df[i], errors="coerce"),
+        "voltage_v": pd.to_numeric(df[v], errors="coerce"), "temperature_c": numeric(r"^temperature|aux_temperature"),
         "cycle_index": numeric(r"^cycle_index"), "step_index": numeric(r"^step_index"),
     })
     frame["step_type"] = _per_step_type(frame)

@@ -12,11 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from ..design.spec import Design
 from .schemas import validate_frame
-from .store import atomic_write_text
+from .store import atomic_write_text, table_rows
 
 DATA_TABLES = ("manifest", "solver_log", "labels", "curves", "spectra", "impedance_features", "splits")
 ROW_MEANING = {
@@ -100,7 +99,7 @@ def _row_count(root: Path, tables: dict[str, pd.DataFrame], table: str) -> int:
     """Rows of a table in memory, else from its Parquet footer (large tables stay on disk)."""
     if table in tables:
         return len(tables[table])
-    return pq.ParquetFile(Path(root) / f"{table}.parquet").metadata.num_rows
+    return table_rows(Path(root) / f"{table}.parquet")
 
 
 def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.DataFrame], quality: dict,

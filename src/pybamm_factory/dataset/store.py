@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -121,13 +121,12 @@ def compact_table(root: Path, table: str, manifest: pd.DataFrame) -> pd.DataFram
     return _ordered(list(_sample_slices(root, table, manifest)), table, manifest)
 
 
-def write_compacted(root: Path, table: str, manifest: pd.DataFrame,
-                    on_chunk: Callable[[pd.DataFrame], None] | None = None) -> int:
+def write_compacted(root: Path, table: str, manifest: pd.DataFrame) -> int:
     """Compact a large table to ``<table>.parquet`` a slice of samples at a time.
 
     Each slice of ``SAMPLES_PER_ROW_GROUP`` manifest samples becomes one row group, so
     memory stays flat in the number of samples and a reader can take one row group
-    (whole samples, whole sweeps) at a time. ``on_chunk`` sees each slice (checks).
+    (whole samples, whole sweeps) at a time.
     Returns the number of rows written.
     """
     path = Path(root) / f"{table}.parquet"
@@ -141,8 +140,6 @@ def write_compacted(root: Path, table: str, manifest: pd.DataFrame,
                 writer = pq.ParquetWriter(tmp, arrow.schema, compression="zstd")
             writer.write_table(arrow)
             rows += len(frame)
-            if on_chunk is not None:
-                on_chunk(frame)
     finally:
         if writer is not None:
             writer.close()
@@ -163,6 +160,7 @@ def iter_row_groups(path: Path, columns: list[str] | None = None) -> Iterator[pd
 
 
 def table_rows(path: Path) -> int:
+    """Rows of a Parquet file, from its footer."""
     return pq.ParquetFile(path).metadata.num_rows
 
 

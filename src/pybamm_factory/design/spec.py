@@ -254,6 +254,23 @@ def factor_target(name: str) -> str | None:
     return name[: -len(FACTOR_SUFFIX)] if name.endswith(FACTOR_SUFFIX) else None
 
 
+def input_name_problem(pv, name: str, parameter_set: str, verb: str = "vary") -> str | None:
+    """Why ``name`` cannot be a solver input of ``pv`` (None if it can): the parameter is
+    unknown, or it is a function of state named without ``" (factor)"``."""
+    target = factor_target(name) or name
+    if target not in pv.keys():
+        return f"'{target}' is not a parameter of {parameter_set}"
+    if target == name and callable(pv[name]):
+        return (f"'{name}' is a function of state in {parameter_set}; {verb} '{name}{FACTOR_SUFFIX}' "
+                "(a multiplier on the function) instead")
+    return None
+
+
+def _contact_resistance_unused(src, fld, options) -> None:
+    if options.get("contact resistance", "false") != "true":
+        _fail(src, fld, "has no effect unless model_options sets 'contact resistance': 'true'")
+
+
 def _parameter_set_info(src, name):
     import pybamm
 
@@ -315,21 +332,19 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
         if name not in pv.keys():
             _fail(src, f"fixed.{name}", f"'{name}' is not a parameter of {raw['parameter_set']}")
         _number(src, f"fixed.{name}", value)
-        if name == CONTACT_RESISTANCE and value and options.get("contact resistance", "false") != "true":
-            _fail(src, f"fixed.{name}", "has no effect unless model_options sets 'contact resistance': 'true'")
+        if name == CONTACT_RESISTANCE and value:
+            _contact_resistance_unused(src, f"fixed.{name}", options)
 
     varied = {}
     for name, spec in raw.get("varied", {}).items():
         target = factor_target(name) or name
-        if target not in pv.keys():
-            _fail(src, f"varied.{name}", f"'{target}' is not a parameter of {raw['parameter_set']}")
-        if target == name and callable(pv[name]):
-            _fail(src, f"varied.{name}", f"is a function of state in this parameter set; vary '{name}{FACTOR_SUFFIX}' "
-                  "(a multiplier on the function) instead")
+        problem = input_name_problem(pv, name, raw["parameter_set"])
+        if problem:
+            _fail(src, f"varied.{name}", problem)
         if target != name and target in raw.get("varied", {}):
             _fail(src, f"varied.{name}", f"'{target}' is varied itself; vary it or its factor, not both")
-        if target == CONTACT_RESISTANCE and options.get("contact resistance", "false") != "true":
-            _fail(src, f"varied.{name}", "has no effect unless model_options sets 'contact resistance': 'true'")
+        if target == CONTACT_RESISTANCE:
+            _contact_resistance_unused(src, f"varied.{name}", options)
         if GEOMETRY.search(target):
             _fail(src, f"varied.{name}", "sets the mesh geometry, which PyBaMM cannot take as an input parameter; "
                   "vary an equation parameter (e.g. an active material volume fraction) instead")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import pybamm
 
-from ..design.spec import Design
+from ..design.spec import Design, factor_target
 from .aging import RptSnapshot, base_parameter_values, make_model, seconds
 from .inputs import default_value, is_scalar_input, set_inputs
 
@@ -47,7 +47,9 @@ class EisEngine:
         self.design = design
         self.frequencies_hz = design.eis.frequencies_hz()
         pv = base_parameter_values(design)
-        names = list(AGED_STATE_INPUTS) + [n for n in design.varied if n not in AGED_STATE_INPUTS]
+        # the aged state (from the aging run) replaces those inputs, factors on them included
+        names = list(AGED_STATE_INPUTS) + [n for n in design.varied
+                                           if (factor_target(n) or n) not in AGED_STATE_INPUTS]
         self._defaults = {name: default_value(pv, name) for name in names if is_scalar_input(pv, name)}
         set_inputs(pv, self._defaults)
         options = {k: v for k, v in design.model_options.items() if k not in DEGRADATION_OPTIONS}

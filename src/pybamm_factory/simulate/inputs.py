@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pybamm
 
-from ..design.spec import factor_target
+from ..design.spec import factor_target, input_name_problem
 
 
 def default_value(pv: pybamm.ParameterValues, name: str) -> float:
@@ -20,10 +20,7 @@ def default_value(pv: pybamm.ParameterValues, name: str) -> float:
 
 def is_scalar_input(pv: pybamm.ParameterValues, name: str) -> bool:
     """Whether ``name`` can be an input of a model built from ``pv``."""
-    target = factor_target(name)
-    if target is not None:
-        return target in pv.keys()
-    return name in pv.keys() and not callable(pv[name])
+    return input_name_problem(pv, name, "the parameter set") is None
 
 
 def set_inputs(pv: pybamm.ParameterValues, names) -> None:
