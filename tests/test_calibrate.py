@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pybamm
 import pytest
 import yaml
 
@@ -157,3 +158,48 @@ def test_pybop_optimiser_reaches_the_least_squares_fit(realdata):
     assert pb.as_dict()["optimiser"] == "pybop-minimize" and np.all(pb.std > 0)
     with pytest.raises(CalibrationError, match="'adam' is not allowed; allowed: least-squares, pybop-minimize, pybop-xnes"):
         fit_parameters(VoltageProblem("OKane2022", names), [curve], optimiser="adam")
+
+
+def test_leave_one_curve_out_scores_each_rate_and_widens_the_design(realdata, tmp_path):
+    """Three real 25 degC rates: each refit without one curve predicts it worse than the full fit
+    fits it, and the design samples with the larger of the covariance and jackknife spreads."""
+    names = ["Positive electrode active material volume fraction", "Initial concentration in negative electrode [mol.m-3]"]
+    files = [realdata / WMG / f"LGM50_25C_{rate}.csv" for rate in ("0.1C", "0.5C", "1C")]
+    out = tmp_path / "loo.yaml"
+    report = calibrate(files, names, out, base_design="smoke", max_evaluations=40)
+    loo = report["leave_one_curve_out"]
+    assert loo["highest_current_curve"] == "LGM50_25C_1C"
+    assert set(loo["rmse_mv_left_out"]) == {"LGM50_25C_0.1C", "LGM50_25C_0.5C", "LGM50_25C_1C"}
+    for curve, left_out in loo["rmse_mv_left_out"].items():
+        assert left_out >= loo["rmse_mv_fitted_with"][curve] - 0.5, curve
+    raw = yaml.safe_load(out.read_text())
+    for name in names:
+        p = report["parameters"][name]
+        assert p["design_std"] == pytest.approx(max(p["std"], loo["jackknife_std"][name]))
+        assert raw["varied"][name]["std"] == pytest.approx(max(p["design_std"], 0.002 * p["fitted"]))
+        assert p["bounds"][0] <= raw["varied"][name]["low"] < p["fitted"] < raw["varied"][name]["high"] <= p["bounds"][1]
+    c_max = pybamm.ParameterValues("OKane2022")["Maximum concentration in negative electrode [mol.m-3]"]
+    assert raw["varied"][names[1]]["high"] <= report["parameters"][names[1]]["bounds"][1] <= c_max  # never fuller than full
+    # the rates disagree by more than the residual noise suggests (model error, not noise)
+    assert any(loo["jackknife_std"][n] > report["parameters"][n]["std"] for n in names)
+
+
+def test_leave_one_curve_out_is_exact_on_the_models_own_curves():
+    """Curves simulated by the model itself at three rates: every left-out curve is predicted
+    to within a millivolt and the refits agree (no model error to spread)."""
+    from pybamm_factory.calibrate import leave_one_curve_out
+
+    problem = VoltageProblem("Chen2020", ["Positive electrode active material volume fraction"])
+    curves = []
+    for current_a in (1.0, 2.5, 5.0):
+        q = np.linspace(0, 4.0, 60)
+        probe = Curve(f"{current_a} A", q, np.zeros_like(q), current_a, 5.0 * 3600 / current_a, 298.15)
+        voltage = problem.simulate(probe, [0.60])
+        keep = voltage > 2.7
+        curves.append(Curve(probe.name, q[keep], voltage[keep], current_a, probe.duration_s, 298.15))
+    problem.initial = np.array([0.66])
+    full = fit_parameters(problem, curves, max_evaluations=30)
+    loo = leave_one_curve_out(problem, curves, full, max_evaluations=30)
+    assert loo["highest_current_curve"] == "5.0 A"
+    assert max(loo["rmse_mv_left_out"].values()) < 1.0
+    assert loo["jackknife_std"]["Positive electrode active material volume fraction"] < 1e-3

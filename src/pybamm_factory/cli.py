@@ -212,23 +212,38 @@ def read(file, out, fmt):
                                       "SciPyMinimize on the summed RMSE; pybop-xnes: PyBOP's XNES, global, needs hundreds "
                                       "of evaluations.")
 @click.option("--max-evaluations", default=200, type=click.IntRange(min=5), help="Optimiser budget.")
+@click.option("--leave-one-out/--no-leave-one-out", default=True, show_default=True,
+              help="With three or more --data curves, refit once without each and report how well each refit predicts "
+                   "the curve left out (the highest-current one is the rate-extrapolation check); the design's spread "
+                   "becomes the larger of the covariance and jackknife std. Costs one fit per curve.")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Calibrated design YAML to write (report and figure go beside it).")
 @_user_errors
-def calibrate(data, held_out, fit_names, parameter_set, base_design, model, thermal, optimiser, max_evaluations, out):
+def calibrate(data, held_out, fit_names, parameter_set, base_design, model, thermal, optimiser, max_evaluations,
+              leave_one_out, out):
     """Fit parameters to measured voltage curves and write a calibrated design."""
     from .calibrate import calibrate as run_calibration
 
     report = run_calibration(list(data), list(fit_names), out, parameter_set=parameter_set, held_out=list(held_out),
                              base_design=base_design, model=model, thermal=thermal, max_evaluations=max_evaluations,
-                             optimiser=optimiser)
+                             optimiser=optimiser, leave_one_out=leave_one_out)
     click.echo(f"{'curve':<34} {'before [mV]':>12} {'after [mV]':>11}")
     for name, before in report["rmse_before_mv"].items():
         click.echo(f"{name:<34} {before:12.1f} {report['rmse_after_mv'][name]:11.1f}")
     for name, p in report["parameters"].items():
         edge = p["bounds"][0 if p.get("at_bound") == "lower" else 1] if p.get("at_bound") else None
         bound = f" (stopped at its {p['at_bound']} bound {edge:.3g}; the std is not meaningful)" if edge is not None else ""
-        click.echo(f"{name}: {p['initial']:.5g} -> {p['fitted']:.5g} +/- {p['std']:.2g}{bound}")
+        jack = f" (design std {p['design_std']:.2g})" if p["design_std"] > p["std"] else ""
+        click.echo(f"{name}: {p['initial']:.5g} -> {p['fitted']:.5g} +/- {p['std']:.2g}{jack}{bound}")
+    loo = report.get("leave_one_curve_out")
+    if loo:
+        for name, left_out in loo["rmse_mv_left_out"].items():
+            tag = " (highest current: rate extrapolation)" if name == loo["highest_current_curve"] else ""
+            click.echo(f"left out of the fit: {name:<20} {left_out:7.1f} mV ({loo['rmse_mv_fitted_with'][name]:.1f} mV "
+                       f"fitted with it){tag}")
+        wider = [n for n, p in report["parameters"].items() if p["design_std"] > p["std"]]
+        if wider:
+            click.echo(f"design spread widened to the jackknife std (curves disagree beyond the covariance) for: {', '.join(wider)}")
     for note in report.get("notes", []):
         click.echo(f"note: {note}")
     click.echo(f"design: {report['design']}  report: {Path(report['figure']).parent}")

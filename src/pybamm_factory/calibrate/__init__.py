@@ -5,27 +5,32 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from ..design.spec import load_design
 from .aging_fit import fit_aging, measured_fade
 from .design_writer import calibrated_design, check_names, plot_fit, write_design
-from .fit import MODEL_LABELS, CalibrationError, Curve, FitResult, VoltageProblem, fit_parameters
+from .fit import MODEL_LABELS, CalibrationError, Curve, FitResult, VoltageProblem, fit_parameters, leave_one_curve_out
 from .readers import ReaderError, cycle_capacities, discharge_segments, read_cycler, read_spectrum
 
 __all__ = ["CalibrationError", "Curve", "FitResult", "ReaderError", "VoltageProblem", "calibrate", "calibrate_aging",
            "fit_aging", "measured_fade",
-           "cycle_capacities", "discharge_segments", "fit_parameters", "read_cycler", "read_spectrum"]
+           "cycle_capacities", "discharge_segments", "fit_parameters", "leave_one_curve_out", "read_cycler", "read_spectrum"]
 
 
 def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter_set: str | None = None,
               held_out: list[str | Path] = (), base_design: str | Path = "default", model: str | None = None,
               thermal: str = "ambient", max_evaluations: int = 200, report_dir: str | Path | None = None,
-              optimiser: str = "least-squares") -> dict:
+              optimiser: str = "least-squares", leave_one_out: bool = True) -> dict:
     """Fit ``fit`` parameters to the CC discharges in ``data``; write the design and a report.
 
     Returns the report (also written as ``calibration_report.json`` with a figure of
     measured vs simulated curves before and after, beside the design by default).
     ``parameter_set`` and ``model`` default to the base design's, so the fit and the runs
     of the calibrated design share one model; others are allowed and the report says so.
+    ``leave_one_out`` (three or more curves) refits once without each curve, reports how
+    well each refit predicts its left-out curve, and widens the design's spread to the
+    jackknife std where that is larger than the covariance's (:func:`leave_one_curve_out`).
     """
     check_names(list(fit))
     design = load_design(base_design)
@@ -35,6 +40,10 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
     held = [Curve.from_file(p) for p in held_out]
     problem = VoltageProblem(parameter_set, list(fit), model=model, thermal=thermal)
     result = fit_parameters(problem, curves, held, max_evaluations=max_evaluations, optimiser=optimiser)
+    loo = leave_one_curve_out(problem, curves, result, max_evaluations, optimiser) if leave_one_out else None
+    if loo:
+        result.design_std = np.maximum(result.std, list(loo["jackknife_std"].values()))
+        result.design_std_source = "the larger of the fit covariance's and the leave-one-curve-out jackknife's"
     raw = calibrated_design(base_design, result, parameter_set, [c.name for c in curves])
     design_path = write_design(raw, out)
     report_dir = Path(report_dir) if report_dir else design_path.parent / f"{design_path.stem}_calibration"
@@ -42,7 +51,7 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
     report = {"design": str(design_path), "parameter_set": parameter_set, "model": model, "thermal": thermal,
               "temperature_source": {c.name: problem.temperature_source(c) for c in curves + held},
               "fitted_curves": [str(p) for p in data], "held_out_curves": [str(p) for p in held_out],
-              "figure": str(figure), **result.as_dict()}
+              "figure": str(figure), **result.as_dict(), "leave_one_curve_out": loo}
     notes = []
     if parameter_set != design.parameter_set:
         notes.append(f"fitted with {parameter_set}, but the design runs {design.parameter_set}: fitted scalars carry "
@@ -58,8 +67,6 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
 def calibrate_aging(data: str | Path, parameter: str, out: str | Path, base_design: str | Path = "default",
                     rpt_interval: int = 5, max_evaluations: int = 25) -> dict:
     """Fit a degradation-rate parameter to a measured fade curve; write the design and report."""
-    import numpy as np
-
     report = fit_aging(data, parameter, base_design=base_design, rpt_interval=rpt_interval,
                        max_evaluations=max_evaluations)
     std = report["std"] if np.isfinite(report["std"]) else 0.1 * report["fitted"]

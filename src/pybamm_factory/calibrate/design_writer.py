@@ -27,15 +27,16 @@ def calibrated_design(base: str | Path, fit: FitResult, parameter_set: str, sour
     raw["description"] = (f"{design.description} Calibrated: {', '.join(fit.names)} fitted with {parameter_set} "
                           f"to {', '.join(sources)}.").strip()
     varied = raw.setdefault("varied", {})
-    for name, value, std in zip(fit.names, fit.values, fit.std):
+    for name, value, std, (lower, upper) in zip(fit.names, fit.values, fit.spread(), fit.bounds):
         spread = std if math.isfinite(std) and std > MIN_RELATIVE_STD * abs(value) else MIN_RELATIVE_STD * abs(value)
         spread = spread or 1e-6
-        low = value - TRUNCATION_SIGMAS * spread
+        # truncated at 3 std, and never outside the range the fit searched
+        low = max(value - TRUNCATION_SIGMAS * spread, lower)
         if name.lower().startswith("contact resistance") or any(w in name for w in ("fraction", "concentration", "factor")):
             low = max(low, 0.0)
         varied[name] = {"distribution": "normal", "mean": float(value), "std": float(spread), "low": float(low),
-                        "high": float(value + TRUNCATION_SIGMAS * spread),
-                        "source": f"calibrated to {', '.join(sources)} (mean = fit, std from the fit covariance)"}
+                        "high": float(min(value + TRUNCATION_SIGMAS * spread, upper)),
+                        "source": f"calibrated to {', '.join(sources)} (mean = fit, std = {fit.design_std_source})"}
         raw.get("fixed", {}).pop(name, None)
     parse_design(raw, f"calibrated design from {base}")  # it must load as it will be run
     return raw

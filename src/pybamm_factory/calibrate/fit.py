@@ -106,6 +106,9 @@ class VoltageProblem:
         self.fit_names = list(fit_names)
         self.initial = np.array([default_value(pv, n) for n in fit_names])
         self.lower_voltage_v = float(pv["Lower voltage cut-off [V]"])
+        # physical ceilings: a particle cannot start fuller than its maximum concentration
+        self.upper_limits = {f"Initial concentration in {e} electrode [mol.m-3]":
+                             float(pv.get(f"Maximum concentration in {e} electrode [mol.m-3]", np.inf)) for e in ("negative", "positive")}
         self.model = model
         self.mesh = mesh or {"x_n": 10, "x_s": 5, "x_p": 10, "r_n": 15, "r_p": 15}
         self.thermal = thermal
@@ -199,9 +202,15 @@ class FitResult:
     bounds: list = None  # per parameter: (low, high) searched; unbounded when not given
     optimiser: str = "least-squares"
     optimiser_message: str = ""
+    design_std: np.ndarray | None = None  # spread written into the design; the covariance std when None
+    design_std_source: str = "the fit covariance's"
 
     def __post_init__(self):
         self.bounds = list(self.bounds) if self.bounds else [(-np.inf, np.inf)] * len(self.names)
+
+    def spread(self) -> np.ndarray:
+        """Per parameter: the std the calibrated design samples with."""
+        return self.std if self.design_std is None else self.design_std
 
     def at_bound(self, tolerance: float = 0.01) -> list:
         """Per parameter: 'lower' / 'upper' where the fit stopped within 1 % of the range from a bound."""
@@ -214,10 +223,11 @@ class FitResult:
     def as_dict(self) -> dict:
         bounds = self.bounds
         return {
-            "parameters": {n: {"initial": float(i), "fitted": float(v), "std": float(s), "bounds": [float(a), float(b)],
-                               "at_bound": flag}
-                           for n, i, v, s, (a, b), flag in zip(self.names, self.initial, self.values, self.std, bounds,
-                                                               self.at_bound())},
+            "parameters": {n: {"initial": float(i), "fitted": float(v), "std": float(s), "design_std": float(d),
+                               "bounds": [float(a), float(b)], "at_bound": flag}
+                           for n, i, v, s, d, (a, b), flag in zip(self.names, self.initial, self.values, self.std,
+                                                                  self.spread(), bounds, self.at_bound())},
+            "design_std_source": self.design_std_source,
             "covariance": self.covariance.tolist(),
             "optimiser": self.optimiser,
             "optimiser_message": self.optimiser_message,
@@ -240,7 +250,7 @@ def _bounds(problem: VoltageProblem):
         else:
             a, b = sorted((RELATIVE_BOUNDS[0] * value, RELATIVE_BOUNDS[1] * value))
         lo.append(a)
-        hi.append(b)
+        hi.append(min(b, problem.upper_limits.get(name, np.inf)))
     return np.array(lo), np.array(hi)
 
 
@@ -306,6 +316,31 @@ def fit_parameters(problem: VoltageProblem, curves: list[Curve], held_out: list[
     fit.simulations = problem.simulations
     fit.optimiser, fit.optimiser_message = optimiser, message
     return fit
+
+
+def leave_one_curve_out(problem: VoltageProblem, curves: list[Curve], result: FitResult, max_evaluations: int = 200,
+                        optimiser: str = "least-squares") -> dict | None:
+    """Refit once without each curve, score the curve left out, and take the jackknife spread.
+
+    It uses only the fitted files, so it works where no held-out file exists. The
+    highest-current curve left out says how the fit extrapolates in rate. The jackknife
+    std, sqrt((n-1)/n * sum (theta_i - mean)^2) over the n refits, carries the
+    curve-to-curve disagreement that the Gauss-Newton covariance misses when residuals
+    are correlated along a curve (model error rather than noise). None with fewer than
+    three curves (each refit needs two).
+    """
+    if len(curves) < 3:
+        return None
+    refits = {c.name: fit_parameters(problem, [k for k in curves if k is not c], [c], max_evaluations, optimiser)
+              for c in curves}
+    values = np.array([r.values for r in refits.values()])
+    n = len(curves)
+    jackknife = np.sqrt((n - 1) / n * ((values - values.mean(axis=0)) ** 2).sum(axis=0))
+    return {"highest_current_curve": max(curves, key=lambda c: abs(c.current_a)).name,
+            "rmse_mv_left_out": {name: r.rmse_after_mv[f"{name} (held out)"] for name, r in refits.items()},
+            "rmse_mv_fitted_with": {name: result.rmse_after_mv[name] for name in refits},
+            "values_left_out": {name: dict(zip(result.names, map(float, r.values))) for name, r in refits.items()},
+            "jackknife_std": dict(zip(result.names, map(float, jackknife)))}
 
 
 def _pybop_optimum(problem, curves, optimiser: str, lo, hi, x0, max_evaluations: int) -> tuple[np.ndarray, str]:
