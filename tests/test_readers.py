@@ -146,3 +146,134 @@ def test_read_cli_writes_normalised_parquet(realdata, tmp_path):
     assert list(frame.columns) == COLUMNS and len(frame) > 10000
     bad = CliRunner().invoke(main, ["read", str(realdata / "eis_example" / "impedance_example.csv"), "-o", str(out)])
     assert bad.exit_code == 2 and "unrecognised export" in bad.output
+
+
+# Other labs' layouts of the same real data: each variant is the real file rewritten in another
+# export layout (column names, units, separators, time format, sign convention), and must give
+# the same facts as the original.
+
+def _fade(frame):
+    return cycle_capacities(frame).set_index("cycle_index")["discharge_capacity_ah"]
+
+
+def test_arbin_mits_pro_layout_with_spaces_units_and_clock(realdata, tmp_path):
+    import pandas as pd
+
+    raw = pd.read_csv(realdata / "arbin" / "arbin_example.csv")
+    variant = pd.DataFrame({
+        "Data Point": raw["Data_Point"],
+        "Date Time": pd.to_datetime(raw["DateTime"], unit="s").dt.strftime("%Y-%m-%d %H:%M:%S"),
+        "Test Time (s)": raw["Test_Time"], "Step Index": raw["Step_Index"], "Cycle Index": raw["Cycle_Index"],
+        "Current (A)": raw["Current"], "Voltage (V)": raw["Voltage"], "Aux_Temperature_1 (C)": raw["Temperature"]})
+    path = tmp_path / "mits_pro.csv"
+    variant.to_csv(path, index=False)
+    assert detect_format(path) == "arbin"
+    original, frame = read_cycler(realdata / "arbin" / "arbin_example.csv"), read_cycler(path)
+    np.testing.assert_allclose(frame["current_a"], original["current_a"])
+    np.testing.assert_allclose(_fade(frame), _fade(original))
+    assert frame["temperature_c"].between(25, 40).all()
+
+
+def test_maccor_csv_layout_with_mode_column_and_day_clock(realdata, tmp_path):
+    """Comma-separated Maccor layout: 'Md' state, unsigned 'Current [A]', TestTime as 'Nd hh:mm:ss',
+    no 'Rec#' line, CRLF line ends and a preamble."""
+    import pandas as pd
+
+    raw = pd.read_csv(realdata / "maccor" / "xTESLADIAG_000038.078", sep="\t", skiprows=1, low_memory=False)
+    seconds = raw["Test (Sec)"].astype(float)
+    clock = [f"{int(t // 86400)}d {int(t % 86400 // 3600):02d}:{int(t % 3600 // 60):02d}:{t % 60:05.2f}" for t in seconds]
+    variant = pd.DataFrame({"Rec": raw["Rec#"], "Cycle C": raw["Cyc#"], "Step": raw["Step"], "TestTime": clock,
+                            "Current [A]": raw["Amps"].abs(), "Voltage [V]": raw["Volts"], "Md": raw["State"]})
+    path = tmp_path / "maccor.csv"
+    path.write_bytes(("Maccor export\r\nProcedure: TESLADIAG\r\n" + variant.to_csv(index=False, lineterminator="\r\n")).encode())
+    assert detect_format(path) == "csv"
+    frame = read_cycler(path)
+    assert "state column 'Md'" in frame.attrs["current_convention"]
+    caps = _fade(frame)
+    assert caps.iloc[0] == pytest.approx(3.99, abs=0.01)
+    assert caps.loc[20] == pytest.approx(3.78, abs=0.01)
+
+
+def test_neware_flat_layout_in_milliamps(realdata, tmp_path):
+    """Single-level Neware layout: 'Step Type' words, unsigned 'Current(mA)', 'Total Time' as hh:mm:ss
+    beside a per-step 'Time' that resets."""
+    import pandas as pd
+
+    original = read_cycler(realdata / "neware" / "nw_regular_export_ife_example.csv")
+    words = original["step_type"].map({"discharge": "CC_DChg", "charge": "CCCV_Chg", "rest": "Rest"})
+    total = original["time_s"].round().astype(int)
+    step_start = original.groupby("step_index")["time_s"].transform("min")
+
+    def hms(t):
+        return (t // 3600).astype(str).str.zfill(2) + ":" + (t % 3600 // 60).astype(str).str.zfill(2) + ":" + (t % 60).astype(str).str.zfill(2)
+
+    variant = pd.DataFrame({"DataPoint": range(1, len(original) + 1), "Cycle Index": original["cycle_index"],
+                            "Step Index": original["step_index"], "Step Type": words,
+                            "Time": hms((original["time_s"] - step_start).round().astype(int)), "Total Time": hms(total),
+                            "Current(mA)": 1000 * original["current_a"].abs(), "Voltage(V)": original["voltage_v"],
+                            "T1(°C)": original["temperature_c"]})
+    path = tmp_path / "neware_flat.csv"
+    variant.to_csv(path, index=False)
+    frame = read_cycler(path)
+    assert 0.45 < frame.loc[frame["step_type"] == "discharge", "current_a"].median() <= 0.5  # mA -> A, discharge positive
+    caps = _fade(frame)
+    assert caps.iloc[0] == pytest.approx(0.331, abs=0.003)
+    assert caps.iloc[-1] == pytest.approx(0.263, abs=0.003)
+
+
+def test_biologic_without_header_block_and_decimal_commas(realdata, tmp_path):
+    import pandas as pd
+
+    raw = pd.read_csv(realdata / "lgm50_wmg" / "LGM50_25C_0.5C.csv")
+    lines = ["mode\tox/red\ttime/s\tEwe/V\t<I>/mA\tcycle number"]
+    for t, i, v in zip(raw["time_s"], raw["current_a"], raw["voltage_v"]):  # file: negative = discharge
+        lines.append(f"1\t{int(i > 0)}\t{t:.3f}\t{v:.5f}\t{1000 * i:.3f}\t1".replace(".", ","))
+    path = tmp_path / "eclab_no_header.txt"
+    path.write_text("\n".join(lines))
+    assert detect_format(path) == "biologic"
+    seg = discharge_segments(read_cycler(path))[0]
+    assert seg["current_a"].mean() == pytest.approx(2.5, abs=0.02)
+    assert seg["discharged_ah"].iloc[-1] == pytest.approx(4.84, abs=0.03)
+
+
+def test_semicolon_table_with_clock_millivolts_and_kelvin(realdata, tmp_path):
+    """Only date-times for time, current in mA, voltage in mV, temperature in K, decimal commas."""
+    import pandas as pd
+
+    raw = pd.read_csv(realdata / "lgm50_wmg" / "LGM50_25C_0.5C.csv")
+    stamps = (pd.Timestamp("2024-05-01 10:00:00") + pd.to_timedelta(raw["time_s"], unit="s")).dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+    lines = ["Logger: bench 3", "Timestamp;Current [mA];Voltage [mV];Cell temperature [K]"]
+    for s, i, v, c in zip(stamps, raw["current_a"], raw["voltage_v"], raw["surface_temperature_c"]):
+        lines.append(f"{s};{1000 * i:.2f};{1000 * v:.2f};{c + 273.15:.2f}".replace(".", ",").replace(",%f", ""))
+    path = tmp_path / "bench.csv"
+    path.write_text("\n".join(line.replace(",", ".", 1) if line[:4].isdigit() else line for line in lines))
+    frame = read_cycler(path)
+    seg = discharge_segments(frame)[0]
+    assert seg["discharged_ah"].iloc[-1] == pytest.approx(4.84, abs=0.03)
+    assert seg["voltage_v"].iloc[0] < 4.3 and seg["voltage_v"].iloc[-1] > 2.4  # mV -> V
+    assert frame["temperature_c"].dropna().between(20, 35).all()  # K -> degC
+
+
+def test_read_cli_column_mapping_for_unrecognised_headers(realdata, tmp_path):
+    import re
+
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from pybamm_factory.cli import main
+
+    raw = pd.read_csv(realdata / "lgm50_wmg" / "LGM50_25C_0.5C.csv")
+    path = tmp_path / "rig.csv"
+    pd.DataFrame({"Elapsed": raw["time_s"], "Load": -1000 * raw["current_a"], "Cell": raw["voltage_v"]}).to_csv(path, index=False)
+    out = tmp_path / "rig.parquet"
+    unmapped = CliRunner().invoke(main, ["read", str(path), "-o", str(out)])
+    assert unmapped.exit_code == 2 and "unrecognised export" in unmapped.output
+    args = ["read", str(path), "-o", str(out), "--column", "time_s=Elapsed", "--column", "current_a=Load",
+            "--column", "voltage_v=Cell", "--current-sign", "discharge-positive", "--current-unit", "mA"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "stated: discharge-positive" in result.output
+    first = float(re.search(r"discharge capacity ([\d.]+)", result.output).group(1))
+    assert first == pytest.approx(4.84, abs=0.03)
+    bad = CliRunner().invoke(main, args[:4] + ["--column", "time_s"])
+    assert bad.exit_code == 2 and "NAME=HEADER" in bad.output

@@ -176,18 +176,37 @@ def eis_features(files, out):
               help="Normalised Parquet file to write.")
 @click.option("--format", "fmt", type=click.Choice(["auto", "maccor", "neware", "arbin", "biologic", "csv"]),
               default="auto", help="Export format; auto detects it from the header.")
+@click.option("--column", "columns", multiple=True, metavar="NAME=HEADER",
+              help="Delimited tables: the file's column for a normalised one (time_s, current_a, voltage_v, "
+                   "temperature_c, cycle_index, step_index), e.g. --column 'time_s=Elapsed'. Repeatable.")
+@click.option("--current-sign", type=click.Choice(["auto", "discharge-positive", "discharge-negative"]), default="auto",
+              show_default=True, help="Delimited tables: the file's current sign; auto uses a state column, else "
+                                      "infers it (voltage falls on discharge).")
+@click.option("--current-unit", type=click.Choice(["auto", "A", "mA", "uA"]), default="auto", show_default=True,
+              help="Delimited tables: the current's unit; auto reads it from the header ('Current (mA)', 'I/mA').")
 @_user_errors
-def read(file, out, fmt):
-    """Read a cycler export into the normalised frame (current positive = discharge)."""
+def read(file, out, fmt, columns, current_sign, current_unit):
+    """Read a cycler export into the normalised frame (current positive = discharge).
+
+    The line printed names the format and the sign convention it mapped from."""
     from .calibrate import cycle_capacities, read_cycler
 
-    frame = read_cycler(file, format=fmt)
+    options = {}
+    if columns or current_sign != "auto" or current_unit != "auto":
+        if fmt not in ("auto", "csv"):
+            raise click.UsageError("--column, --current-sign and --current-unit apply to --format csv only")
+        mapping = dict(c.split("=", 1) for c in columns if "=" in c)
+        if len(mapping) != len(columns):
+            raise click.UsageError(f"--column takes NAME=HEADER; got {[c for c in columns if '=' not in c]}")
+        fmt, options = "csv", {"columns": mapping, "current_sign": current_sign, "current_unit": current_unit}
+    frame = read_cycler(file, format=fmt, **options)
+    convention = f"{frame.attrs['format']}, current: {frame.attrs['current_convention']}"
     frame.attrs = {}
     frame.to_parquet(out, index=False)
     caps = cycle_capacities(frame)
     click.echo(f"{file}: {len(frame)} records, {caps['cycle_index'].nunique()} cycles, "
                f"discharge capacity {caps['discharge_capacity_ah'].iloc[0]:.4g} -> "
-               f"{caps['discharge_capacity_ah'].iloc[-1]:.4g} A.h -> {out}")
+               f"{caps['discharge_capacity_ah'].iloc[-1]:.4g} A.h ({convention}) -> {out}")
 
 
 @main.command()

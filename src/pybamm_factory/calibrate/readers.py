@@ -19,13 +19,18 @@ Sign conventions mapped from (each format's own words):
   ``Amps`` = discharge.
 * Neware (three-level export): the step type (``CC_DChg``, ``CC_Chg``, ``Rest``, ...)
   gives the sign, ``|Current(A)|`` the size.
-* Arbin: positive ``Current`` = charge, so the sign is flipped.
+* Arbin (``Test_Time`` or ``Test Time (s)`` layouts): positive ``Current`` = charge, so
+  the sign is flipped.
 * BioLogic EC-Lab text: positive ``I/mA`` = oxidation at the working electrode
   (charge of a full cell), so the sign is flipped and mA become A.
-* Generic CSV: columns by name (or an explicit ``columns`` mapping); the current sign is
-  given by ``current_sign`` or, by default, inferred from the data: on discharge the
-  voltage falls under load, so the sign that makes current and dV/dt anti-correlated
-  is taken as discharge. The inference is reported in ``frame.attrs``.
+* Generic delimited table (comma, tab or semicolon; decimal commas; preamble lines):
+  columns by name, units from the header (``Current (mA)``, ``I/mA``, ``Voltage [mV]``,
+  ``time/min``, a temperature in K), time as seconds, ``hh:mm:ss`` / ``Nd hh:mm:ss`` or
+  date-times; or an explicit ``columns`` mapping. The current sign comes from a state or
+  step-type column (C / D / R, ``CC_DChg``, ``Rest``) when there is one, then from
+  ``current_sign``, else it is inferred from the data: on discharge the voltage falls
+  under load, so the sign that makes current and dV/dt anti-correlated is taken as
+  discharge. What was used is reported in ``frame.attrs["current_convention"]``.
 
 battery-data-toolkit and cellpy were evaluated on the files in ``shared/realdata``
 first; the README says why these readers are the project's own.
@@ -63,18 +68,23 @@ def _head(path: Path, n: int = 8192) -> str:
 def detect_format(path: str | Path) -> str:
     """Guess the export format from the file's first bytes."""
     head = _head(Path(path))
-    first = head.lstrip("\ufeff").splitlines()[0] if head.strip() else ""
+    lines = head.lstrip("\ufeff").splitlines()
     if "EC-Lab ASCII FILE" in head or "BT-Lab ASCII FILE" in head:
         return "biologic"
     if "Rec#" in head and ("Amps" in head or "Amp-hr" in head):
         return "maccor"
-    if first.startswith("Cycle ID") or first.startswith("Cycle Index") and "\n," in head:
-        return "neware"
-    if "Test_Time" in head and "Cycle_Index" in head:
-        return "arbin"
-    if re.search(r"time", first, re.I) and re.search(r"curr|amp|\bi\b", first, re.I) and re.search(r"volt|ewe|ecell|\bu\b", first, re.I):
+    if len(lines) > 3 and lines[0].startswith(("Cycle ID", "Cycle Index")) and lines[1].startswith(",") \
+            and lines[2].startswith(",,"):
+        return "neware"  # three-level export: cycle, step and record header lines
+    table = _table_start(lines)
+    if table is not None:
+        names = {split_header(c)[0] for c in lines[table[0]].split(table[1])}
+        if {"testtime", "cycleindex", "datapoint"} <= names:
+            return "arbin"
+        if re.search(r"\b(Ewe|Ecell)/V\b", lines[table[0]]):
+            return "biologic"  # EC-Lab export without its header block
         return "csv"
-    _fail(path, "unrecognised export; expected a Maccor, Neware, Arbin, BioLogic text export or a CSV "
+    _fail(path, "unrecognised export; expected a Maccor, Neware, Arbin, BioLogic text export or a delimited table "
                 "with time, current and voltage columns")
 
 
@@ -252,23 +262,10 @@ def _find(columns, *patterns):
 
 
 def read_arbin(path: Path) -> pd.DataFrame:
-    df = pd.read_csv(path, low_memory=False, encoding="latin-1")
-    t = _find(df.columns, r"^test_time")
-    i = _find(df.columns, r"^current")
-    v = _find(df.columns, r"^voltage")
-    if None in (t, i, v):
-        _fail(path, "Arbin CSV needs Test_Time, Current and Voltage columns")
-    def numeric(pattern):
-        column = _find(df.columns, pattern)
-        return pd.to_numeric(df[column], errors="coerce") if column else np.nan
-
-    frame = pd.DataFrame({
-        "time_s": pd.to_numeric(df[t], errors="coerce"), "current_a": -pd.to_numeric(df[i], errors="coerce"),
-        "voltage_v": pd.to_numeric(df[v], errors="coerce"), "temperature_c": numeric(r"^temperature|aux_temperature"),
-        "cycle_index": numeric(r"^cycle_index"), "step_index": numeric(r"^step_index"),
-    })
-    frame["step_type"] = _per_step_type(frame)
-    return _finish(frame, path, "arbin", "Arbin Current, positive = charge (flipped)")
+    """Arbin CSV (Test_Time / 'Test Time (s)', Current, Voltage, Cycle_Index, Step_Index, ...)."""
+    frame = read_csv_generic(path, current_sign="discharge-negative")
+    frame.attrs.update({"format": "arbin", "current_convention": "Arbin Current, positive = charge (flipped)"})
+    return frame
 
 
 def _per_step_type(frame: pd.DataFrame) -> np.ndarray:
@@ -322,45 +319,163 @@ def infer_discharge_sign(current, voltage) -> float:
     return 1.0 if np.mean(np.sign(i[mask]) * np.sign(dv[mask])) < 0 else -1.0
 
 
+# Column roles of a generic table, by header name with its unit split off and only
+# letters and digits kept ("Test Time (s)" -> "testtime", "I/mA" -> "i"), in priority order.
+ROLE_NAMES = {
+    "time": ("testtime", "totaltime", "elapsedtime", "time", "test", "runtime", "relativetime"),
+    "clock": ("datetime", "date", "timestamp", "dpttime", "systemtime", "absolutetime", "realtime"),
+    "current": ("current", "amps", "amp", "i", "curr", "cellcurrent"),
+    "voltage": ("voltage", "volts", "volt", "ecell", "ewe", "cellvoltage", "potential", "terminalvoltage", "u"),
+    "state": ("state", "md", "steptype", "stepname", "status", "type", "stepmode"),
+    "cycle": ("cycleindex", "cycle", "cyc", "cyclenumber", "cycleid", "cycleno", "cyclec"),
+    "step": ("stepindex", "step", "stepid", "stepnumber", "stepno", "ns"),
+}
+UNIT_FACTORS = {
+    "time": {None: 1.0, "s": 1.0, "sec": 1.0, "ms": 1e-3, "min": 60.0, "h": 3600.0, "hr": 3600.0},
+    "current": {None: 1.0, "a": 1.0, "ma": 1e-3, "ua": 1e-6, "µa": 1e-6},
+    "voltage": {None: 1.0, "v": 1.0, "mv": 1e-3},
+}
+_HMS = re.compile(r"^\s*(\d+\s*d\s*)?\d+:\d{1,2}(:\d{1,2}(\.\d*)?)?\s*$")
+
+
+def split_header(column: str) -> tuple[str, str | None]:
+    """('name', 'unit') of a header: 'Current (mA)', 'Current [mA]', 'I/mA' and 'current_ma'
+    all give ('current', 'ma'); the name keeps only lower-case letters and digits."""
+    text = str(column).strip().lower()
+    unit = None
+    bracket = re.search(r"[(\[]\s*([^)\]]*?)\s*[)\]]\s*$", text)
+    if bracket:
+        unit, text = bracket.group(1), text[:bracket.start()]
+    elif "/" in text:
+        text, _, unit = text.rpartition("/")
+    else:
+        suffix = re.search(r"[_ ](s|sec|min|h|a|ma|v|mv|c|k|ah|mah)$", text)
+        if suffix:
+            unit, text = suffix.group(1), text[:suffix.start()]
+    return re.sub(r"[^a-z0-9]", "", text), (unit or None)
+
+
+def column_roles(columns) -> dict:
+    """Role -> column of a table's header (see ROLE_NAMES); temperature is the first name with 'temp'."""
+    named = {}
+    for column in columns:
+        named.setdefault(split_header(column)[0], column)
+    roles = {}
+    for role, names in ROLE_NAMES.items():
+        hit = next((named[n] for n in names if n in named), None)
+        if hit is not None:
+            roles[role] = hit
+    temp = next((c for c in columns if "temp" in split_header(c)[0] or split_header(c)[0] == "t1"), None)
+    if temp is not None:
+        roles["temperature"] = temp
+    return roles
+
+
+def _kinds_from_state(values: pd.Series) -> np.ndarray | None:
+    """charge / discharge / rest from a state or step-type column (C/D/R, CC_DChg, 'Rest', ...);
+    None when the column does not read as one (numeric codes, other words)."""
+    s = values.astype(str).str.strip().str.lower()
+    discharge = s.str.contains("dchg|dischg|discharg", regex=True) | (s == "d")
+    charge = ~discharge & (s.str.contains("chg|charg", regex=True) | (s == "c"))
+    rest = s.str.contains("rest|pause|ocv|wait|relax", regex=True) | s.isin(["r", "o", "s"])
+    if (discharge | charge | rest).mean() < 0.95 or not (discharge | charge).any():
+        return None
+    return np.select([discharge, charge], ["discharge", "charge"], "rest")
+
+
+def _seconds(values: pd.Series, unit: str | None) -> pd.Series | None:
+    """Seconds from numbers (with the header's unit), 'hh:mm:ss' / 'Nd hh:mm:ss' or date-times."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    if numbers.notna().mean() > 0.9:
+        factor = UNIT_FACTORS["time"].get(unit)
+        return None if factor is None else numbers * factor
+    text = values.astype(str)
+    if text.str.match(_HMS).mean() > 0.9:
+        return _hms_to_seconds(text)
+    stamps = pd.to_datetime(values, errors="coerce", format="mixed")
+    if stamps.notna().mean() > 0.9:
+        return (stamps - stamps.dropna().iloc[0]).dt.total_seconds()
+    return None
+
+
+def _table_start(lines: list[str]) -> tuple[int, str] | None:
+    """The header line (index, delimiter) of a delimited table within the first 100 lines:
+    the first line that names time, current and voltage columns."""
+    for k, line in enumerate(lines[:100]):
+        for sep in ("\t", ",", ";"):
+            fields = line.split(sep)
+            if len(fields) >= 3:
+                roles = column_roles([f.strip().strip('"') for f in fields])
+                if {"current", "voltage"} <= set(roles) and ("time" in roles or "clock" in roles):
+                    return k, sep
+    return None
+
+
 def read_csv_generic(path: Path, columns: dict | None = None, current_sign: str = "auto",
-                     current_unit: str = "A") -> pd.DataFrame:
-    """Any CSV: ``columns`` maps normalised names to the file's; else names are matched."""
-    df = pd.read_csv(path, sep=None, engine="python", encoding="latin-1")
-    mapping = dict(columns or {})
-    guesses = {
-        "time_s": (r"^time_?s$", r"^test_?time", r"^time"),
-        "current_a": (r"^current", r"^amps?$", r"^i(\b|_)"),
-        "voltage_v": (r"^voltage", r"^volts?$", r"^ecell", r"^ewe", r"^u(\b|_)"),
-        "temperature_c": (r"temp",),
-        "cycle_index": (r"^cycle",),
-        "step_index": (r"^step_?index$", r"^step$"),
-    }
-    for name, patterns in guesses.items():
-        if name not in mapping:
-            found = _find(df.columns, *patterns)
-            if found is not None:
-                mapping[name] = found
-    missing = [n for n in ("time_s", "current_a", "voltage_v") if n not in mapping or mapping[n] not in df.columns]
-    if missing:
-        _fail(path, f"CSV lacks columns for {missing}; found {list(df.columns)[:10]}; pass a column mapping")
-    current = pd.to_numeric(df[mapping["current_a"]], errors="coerce").to_numpy(float)
-    if current_unit == "mA":
-        current = current / 1000.0
-    voltage = pd.to_numeric(df[mapping["voltage_v"]], errors="coerce").to_numpy(float)
-    if current_sign == "auto":
+                     current_unit: str = "auto") -> pd.DataFrame:
+    """Any delimited table (comma, tab or semicolon; decimal commas; preamble lines before
+    the header). Columns are found by name (``column_roles``) unless ``columns`` maps the
+    normalised names to the file's; units come from the header (A / mA, s / min / h, V / mV)
+    unless ``current_unit`` states it. Time may be numbers, 'hh:mm:ss' or date-times.
+    Current sign: a state or step-type column (C / D / R, CC_DChg, ...) signs |current|;
+    else ``current_sign`` states it, or it is inferred from the data (voltage falls on
+    discharge)."""
+    lines = Path(path).read_bytes().decode("latin-1").lstrip("\ufeff").splitlines()
+    start = _table_start(lines)
+    if start is None and not columns:
+        _fail(path, "no header line naming time, current and voltage columns in the first 100 lines; pass a column mapping")
+    k, sep = start if start else (0, None)
+    body = lines[k:]
+    decimal = "," if sep in ("\t", ";") and re.search(r"\d,\d", "\n".join(body[1:6])) else "."
+    df = pd.read_csv(io.StringIO("\n".join(body)), sep=sep, engine="python", decimal=decimal)
+    df.columns = [str(c).strip().strip('"') for c in df.columns]
+    mapping = {"time_s": "time", "current_a": "current", "voltage_v": "voltage", "temperature_c": "temperature",
+               "cycle_index": "cycle", "step_index": "step"}
+    roles = column_roles(df.columns)
+    for normalised, column in (columns or {}).items():
+        roles[mapping.get(normalised, normalised)] = column
+    missing = [r for r in ("current", "voltage") if roles.get(r) not in df.columns]
+    if missing or not ({"time", "clock"} & set(roles)):
+        _fail(path, f"CSV lacks columns for {missing or ['time']}; found {list(df.columns)[:10]}; pass a column mapping")
+    time_s = None
+    for role in ("time", "clock"):  # test time first; a clock column when that is missing, unreadable or resets
+        if role in roles and time_s is None:
+            parsed = _seconds(df[roles[role]], split_header(roles[role])[1])
+            time_s = parsed if parsed is not None and (parsed.dropna().diff().dropna() >= 0).all() else None
+    if time_s is None:
+        named = [roles[r] for r in ("time", "clock") if r in roles]
+        _fail(path, f"time column(s) {named} are not increasing seconds, 'hh:mm:ss' or date-times")
+    unit = current_unit.lower() if current_unit != "auto" else split_header(roles["current"])[1]
+    if unit not in UNIT_FACTORS["current"]:
+        _fail(path, f"current unit {unit!r} not understood; allowed: A, mA, uA")
+    current = pd.to_numeric(df[roles["current"]], errors="coerce").to_numpy(float) * UNIT_FACTORS["current"][unit]
+    v_factor = UNIT_FACTORS["voltage"].get(split_header(roles["voltage"])[1], 1.0)
+    voltage = pd.to_numeric(df[roles["voltage"]], errors="coerce").to_numpy(float) * v_factor
+    kinds = _kinds_from_state(df[roles["state"]]) if "state" in roles and current_sign == "auto" else None
+    if kinds is not None:
+        current, convention = _signed_by_state(current, kinds), f"state column {roles['state']!r} (discharge / charge / rest), |current|"
+    elif current_sign == "auto":
         sign = infer_discharge_sign(current, voltage)
         convention = f"inferred from data: {'positive' if sign > 0 else 'negative'} = discharge"
+        current = sign * current
     elif current_sign in ("discharge-positive", "discharge-negative"):
-        sign = 1.0 if current_sign == "discharge-positive" else -1.0
+        current = current if current_sign == "discharge-positive" else -current
         convention = f"stated: {current_sign}"
     else:
         _fail(path, f"current_sign '{current_sign}' not allowed; allowed: auto, discharge-positive, discharge-negative")
-    frame = pd.DataFrame({"time_s": pd.to_numeric(df[mapping["time_s"]], errors="coerce"),
-                          "current_a": sign * current, "voltage_v": voltage})
-    for name in ("temperature_c", "cycle_index", "step_index"):
-        if name in mapping:
-            frame[name] = pd.to_numeric(df[mapping[name]], errors="coerce")
-    if "step_index" in frame:
+    frame = pd.DataFrame({"time_s": time_s, "current_a": current, "voltage_v": voltage})
+    if "temperature" in roles:
+        frame["temperature_c"] = pd.to_numeric(df[roles["temperature"]], errors="coerce")
+        if split_header(roles["temperature"])[1] == "k":
+            frame["temperature_c"] -= 273.15
+    for name, role in (("cycle_index", "cycle"), ("step_index", "step")):
+        if role in roles:
+            frame[name] = pd.to_numeric(df[roles[role]], errors="coerce")
+    if kinds is not None:
+        frame["step_type"] = kinds
+        if "step_index" not in frame:
+            frame["step_index"] = _derive_steps(kinds)
+    elif "step_index" in frame:
         frame["step_type"] = _per_step_type(frame)
     return _finish(frame, path, "csv", convention)
 
