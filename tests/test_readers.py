@@ -277,3 +277,54 @@ def test_read_cli_column_mapping_for_unrecognised_headers(realdata, tmp_path):
     assert first == pytest.approx(4.84, abs=0.03)
     bad = CliRunner().invoke(main, args[:4] + ["--column", "time_s"])
     assert bad.exit_code == 2 and "NAME=HEADER" in bad.output
+
+
+def _sweep(realdata, soc=0.5):
+    lt = read_spectrum(realdata / "lgm50lt_eis" / "LGM50LT_eis_25C.csv")
+    return lt[np.isclose(lt["soc"], soc)].reset_index(drop=True)
+
+
+def _same_spectrum(frame, original):
+    np.testing.assert_allclose(frame["frequency_hz"], original["frequency_hz"], rtol=1e-6)
+    np.testing.assert_allclose(frame["z_real_ohm"], original["z_real_ohm"], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(frame["z_imag_ohm"], original["z_imag_ohm"], rtol=1e-6, atol=1e-9)
+
+
+def test_spectrum_in_gamry_dta_layout(realdata, tmp_path):
+    """Preamble, ZCURVE table, leading tabs and a units line under the header."""
+    sweep = _sweep(realdata)
+    lines = ["EXPLAIN", "TAG\tEISPOT", "TITLE\tLABEL\tPotentiostatic EIS\tTest &Identifier", "ZCURVE\tTABLE",
+             "\tPt\tTime\tFreq\tZreal\tZimag\tZsig\tZmod\tZphz", "\t#\ts\tHz\tohm\tohm\tV\tohm\t°"]
+    for k, r in sweep.iterrows():
+        z = complex(r["z_real_ohm"], r["z_imag_ohm"])
+        lines.append(f"\t{k}\t{2 * k}\t{r['frequency_hz']!r}\t{r['z_real_ohm']!r}\t{r['z_imag_ohm']!r}\t1\t{abs(z)!r}\t"
+                     f"{np.degrees(np.angle(z))!r}")
+    path = tmp_path / "eis.DTA"
+    path.write_text("\n".join(lines))
+    _same_spectrum(read_spectrum(path), sweep)
+
+
+def test_spectrum_in_eclab_layout_milliohm_decimal_comma(realdata, tmp_path):
+    sweep = _sweep(realdata)
+    lines = ["EC-Lab ASCII FILE", "Nb header lines : 4", "Potentio Electrochemical Impedance Spectroscopy", "",
+             "freq/Hz\tRe(Z)/mOhm\t-Im(Z)/mOhm\t|Z|/mOhm\tPhase(Z)/deg"]
+    for _, r in sweep.iterrows():
+        z = complex(r["z_real_ohm"], r["z_imag_ohm"])
+        row = [r["frequency_hz"], 1000 * z.real, -1000 * z.imag, 1000 * abs(z), np.degrees(np.angle(z))]
+        lines.append("\t".join(f"{v:.10e}".replace(".", ",") for v in row))
+    path = tmp_path / "eis.mpt"
+    path.write_text("\n".join(lines))
+    _same_spectrum(read_spectrum(path), sweep)
+
+
+def test_spectrum_as_modulus_and_phase_in_khz(realdata, tmp_path):
+    sweep = _sweep(realdata)
+    z = sweep["z_real_ohm"].to_numpy() + 1j * sweep["z_imag_ohm"].to_numpy()
+    import pandas as pd
+
+    pd.DataFrame({"Frequency [kHz]": sweep["frequency_hz"] / 1000, "|Z| [mOhm]": 1000 * np.abs(z),
+                  "Phase [deg]": np.degrees(np.angle(z))}).to_csv(tmp_path / "polar.csv", index=False, float_format="%.12e")
+    _same_spectrum(read_spectrum(tmp_path / "polar.csv"), sweep)
+    (tmp_path / "ohms.csv").write_text("Frequency (Hz),Zreal (furlong),Zimag (furlong)\n1,2,3\n")
+    with pytest.raises(ReaderError, match=r"ohms.csv: column 'Zreal \(furlong\)': unit 'furlong' not understood"):
+        read_spectrum(tmp_path / "ohms.csv")

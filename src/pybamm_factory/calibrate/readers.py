@@ -427,7 +427,8 @@ def read_csv_generic(path: Path, columns: dict | None = None, current_sign: str 
     k, sep = start if start else (0, None)
     body = lines[k:]
     decimal = "," if sep in ("\t", ";") and re.search(r"\d,\d", "\n".join(body[1:6])) else "."
-    df = pd.read_csv(io.StringIO("\n".join(body)), sep=sep, engine="python", decimal=decimal)
+    # the C parser: pandas' python parser misreads decimal-comma exponents ("1,0007e+03")
+    df = pd.read_csv(io.StringIO("\n".join(body)), sep=sep, engine="c" if sep else "python", decimal=decimal)
     df.columns = [str(c).strip().strip('"') for c in df.columns]
     mapping = {"time_s": "time", "current_a": "current", "voltage_v": "voltage", "temperature_c": "temperature",
                "cycle_index": "cycle", "step_index": "step"}
@@ -545,44 +546,115 @@ def discharge_segments(frame: pd.DataFrame, min_duration_s: float = 60.0, cc_tol
     return segments
 
 
-def read_spectrum(path: str | Path) -> pd.DataFrame:
-    """An impedance spectrum CSV -> sweep_id, soc, frequency_hz, z_real_ohm, z_imag_ohm.
+SPECTRUM_COLUMNS = {  # matched on the header text, unit included, case-insensitive
+    "frequency": (r"^freq",),
+    "real": (r"^z_?real", r"^re\s*\(?z\)?", r"^z'(?!')", r"^zre", r"^real"),
+    "imag": (r"^-?\s*z_?imag", r"^-?\s*im\s*\(?z\)?", r"^-?\s*z''", r"^-?\s*zim", r"^-?\s*imag"),
+    "modulus": (r"^\|z\|", r"^zmod", r"^z_?mod", r"^mod\s*\(?z", r"^impedance"),
+    "phase": (r"^-?\s*phase", r"^-?\s*zphz", r"^-?\s*z_?ph"),
+    "soc": (r"^soc",),
+}
+OHM_FACTORS = {"ohm": 1.0, "ω": 1.0, "mohm": 1e-3, "mω": 1e-3, "kohm": 1e3, "kω": 1e3, "uohm": 1e-6, "µω": 1e-6}
+HZ_FACTORS = {"Hz": 1.0, "hz": 1.0, "kHz": 1e3, "khz": 1e3, "mHz": 1e-3, "MHz": 1e6}
 
-    Accepts a header with frequency / real / imaginary columns (``-Im`` columns are
-    negated back to Z''), an optional ``soc`` column (% or fraction; one sweep per
-    SOC), or a headerless file of three columns (frequency, Z', Z''). Output uses
-    Z = Z' + jZ'' with capacitive Z'' < 0.
+
+def _spectrum_roles(fields) -> dict:
+    found = {}
+    for role, patterns in SPECTRUM_COLUMNS.items():
+        column = _find([f for f in fields if f not in found.values()], *patterns)
+        if column is not None:
+            found[role] = column
+    return found
+
+
+def _unit_of(column: str, units_row: dict | None) -> str | None:
+    """The unit written in a header ('Z (mOhm)', 'Re(Z)/Ohm', 'Freq [kHz]') or on a units line."""
+    text = str(column).strip()
+    bracket = re.search(r"[(\[]\s*([^()\[\]]*?)\s*[)\]]\s*$", text)
+    unit = bracket.group(1) if bracket else text.rpartition("/")[2] if "/" in text else None
+    if unit is None and units_row:
+        unit = units_row.get(column)
+    return unit.strip() if isinstance(unit, str) and unit.strip() else None
+
+
+def _scale(values: pd.Series, unit: str | None, factors: dict, path, column) -> pd.Series:
+    if unit is None:
+        return pd.to_numeric(values, errors="coerce")
+    factor = factors.get(unit, factors.get(unit.lower().replace("ohms", "ohm")))
+    if factor is None:
+        _fail(path, f"column {column!r}: unit {unit!r} not understood; allowed: {', '.join(sorted(set(factors)))}")
+    return pd.to_numeric(values, errors="coerce") * factor
+
+
+def _spectrum_table(path: Path, lines: list[str]):
+    """(frame, roles, units_row) of the first table whose header names frequency and real and
+    imaginary parts (or modulus and phase), below any preamble; a units line under it is read."""
+    for k, line in enumerate(lines[:300]):
+        for sep in ("\t", ",", ";"):
+            fields = [f.strip().strip('"') for f in line.split(sep)]
+            if len(fields) < 3:
+                continue
+            roles = _spectrum_roles(fields)
+            if "frequency" in roles and ({"real", "imag"} <= set(roles) or {"modulus", "phase"} <= set(roles)):
+                rows = lines[k + 1:]
+                units_row = None
+                if rows and not re.search(r"\d", rows[0].replace("#", "")):  # a units line (Gamry)
+                    units_row = dict(zip(fields, (u.strip() for u in rows[0].split(sep))))
+                    rows = rows[1:]
+                decimal = "," if sep != "," and re.search(r"\d,\d", "\n".join(rows[:5])) else "."
+                df = pd.read_csv(io.StringIO("\n".join([sep.join(fields)] + rows)), sep=sep, decimal=decimal)
+                return df, roles, units_row
+    return None
+
+
+def read_spectrum(path: str | Path) -> pd.DataFrame:
+    """An impedance spectrum -> sweep_id, soc, frequency_hz, z_real_ohm, z_imag_ohm.
+
+    Reads a table whose header names frequency and real and imaginary parts (or modulus
+    and phase in degrees), found below any preamble (EC-Lab header block, Gamry DTA
+    ``ZCURVE`` table with its units line); comma, tab or semicolon separated, decimal
+    commas allowed. Units come from the header or units line (ohm / mOhm / kOhm, Hz / kHz /
+    mHz). A column named ``-Im``, ``-Z''`` or ``-Zimag`` holds -Z'' and is negated back; a
+    ``-Phase`` column likewise. An optional ``soc`` column (% or fraction) gives one sweep
+    per SOC. A headerless file of three numeric columns is frequency (Hz), Z' and Z''
+    (ohm). Output: Z = Z' + jZ'', capacitive Z'' < 0.
     """
     path = Path(path)
     if not path.is_file():
         _fail(path, "no such file")
-    first = _head(path, 2048).lstrip("\ufeff").splitlines()[0] if _head(path, 2048).strip() else ""
+    lines = Path(path).read_bytes().decode("latin-1").lstrip("\ufeff").splitlines()
     try:
-        has_header = bool(re.search(r"[A-Za-z]", first.replace("e-", "").replace("e+", "").replace("E-", "").replace("E+", "")))
-        df = pd.read_csv(path, sep=None, engine="python", header=0 if has_header else None)
-    except (pd.errors.ParserError, ValueError) as exc:
-        _fail(path, f"not a spectrum CSV: {str(exc).splitlines()[0][:120]}")
-    if not has_header:
-        if df.shape[1] < 3:
-            _fail(path, "headerless spectrum needs three columns: frequency (Hz), Z' (ohm), Z'' (ohm)")
-        f, zr, zi = df.iloc[:, 0], df.iloc[:, 1], df.iloc[:, 2]
-        soc = pd.Series(np.nan, index=df.index)
-    else:
-        cf = _find(df.columns, r"^freq")
-        cr = _find(df.columns, r"^z_?real", r"^re\(z\)", r"^z'$", r"^zre")
-        ci = _find(df.columns, r"^z_?imag", r"^-?im\(z\)", r"^z''$", r"^-z''", r"^zim", r"^-zim")
-        if None in (cf, cr, ci):
-            _fail(path, f"spectrum CSV needs frequency, real and imaginary columns; found {list(df.columns)}")
-        f, zr, zi = df[cf], df[cr], df[ci]
-        if ci.strip().startswith("-"):
-            zi = -zi
-        cs = _find(df.columns, r"^soc")
-        soc = df[cs].astype(float) if cs else pd.Series(np.nan, index=df.index)
-        if soc.max() > 1.0:
-            soc = soc / 100.0
-    out = pd.DataFrame({"soc": soc.astype(float).values, "frequency_hz": pd.to_numeric(f, errors="coerce").values,
-                        "z_real_ohm": pd.to_numeric(zr, errors="coerce").values,
-                        "z_imag_ohm": pd.to_numeric(zi, errors="coerce").values}).dropna(subset=["frequency_hz"])
+        table = _spectrum_table(path, lines)
+        if table is None:
+            df = pd.read_csv(path, sep=None, engine="python", header=None)
+            if df.shape[1] < 3 or not np.issubdtype(df.dtypes.iloc[0], np.number):
+                _fail(path, "spectrum needs a header naming frequency, real and imaginary (or modulus and phase) "
+                            "columns, or three headerless numeric columns: frequency (Hz), Z' (ohm), Z'' (ohm)")
+            f, zr, zi = (pd.to_numeric(df.iloc[:, k], errors="coerce") for k in range(3))
+            soc = pd.Series(np.nan, index=df.index)
+        else:
+            df, roles, units_row = table
+            f = _scale(df[roles["frequency"]], _unit_of(roles["frequency"], units_row), HZ_FACTORS, path, roles["frequency"])
+            if {"real", "imag"} <= set(roles):
+                zr = _scale(df[roles["real"]], _unit_of(roles["real"], units_row), OHM_FACTORS, path, roles["real"])
+                zi = _scale(df[roles["imag"]], _unit_of(roles["imag"], units_row), OHM_FACTORS, path, roles["imag"])
+                if roles["imag"].lstrip().startswith("-"):
+                    zi = -zi
+            else:
+                modulus = _scale(df[roles["modulus"]], _unit_of(roles["modulus"], units_row), OHM_FACTORS, path, roles["modulus"])
+                phase = np.deg2rad(pd.to_numeric(df[roles["phase"]], errors="coerce"))
+                phase = -phase if roles["phase"].lstrip().startswith("-") else phase
+                zr, zi = modulus * np.cos(phase), modulus * np.sin(phase)
+            soc = df[roles["soc"]].astype(float) if "soc" in roles else pd.Series(np.nan, index=df.index)
+            if soc.max() > 1.0:
+                soc = soc / 100.0
+    except (pd.errors.ParserError, ValueError, KeyError) as exc:
+        if isinstance(exc, ReaderError):
+            raise
+        _fail(path, f"not a spectrum table: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
+    out = pd.DataFrame({"soc": soc.astype(float).values, "frequency_hz": np.asarray(f, dtype=float),
+                        "z_real_ohm": np.asarray(zr, dtype=float),
+                        "z_imag_ohm": np.asarray(zi, dtype=float)}).dropna(subset=["frequency_hz"])
     if out.empty or (out["frequency_hz"] <= 0).any():
         _fail(path, "spectrum needs positive frequencies")
     key = out["soc"].fillna(-1).map(lambda s: "all" if s < 0 else f"soc{round(s * 100):03d}")
