@@ -328,3 +328,34 @@ def test_spectrum_as_modulus_and_phase_in_khz(realdata, tmp_path):
     (tmp_path / "ohms.csv").write_text("Frequency (Hz),Zreal (furlong),Zimag (furlong)\n1,2,3\n")
     with pytest.raises(ReaderError, match=r"ohms.csv: column 'Zreal \(furlong\)': unit 'furlong' not understood"):
         read_spectrum(tmp_path / "ohms.csv")
+
+
+def test_cc_cv_discharge_gives_its_cc_part(realdata):
+    """The Arbin file discharges at 4.4 A to 2.0 V, then holds 2.0 V while the current tapers."""
+    frame = read_cycler(realdata / "arbin" / "arbin_example.csv")
+    segments = discharge_segments(frame)
+    assert len(segments) == frame["cycle_index"].nunique() == 2
+    caps = cycle_capacities(frame)["discharge_capacity_ah"].to_numpy()
+    for seg, whole_step in zip(segments, caps):
+        assert seg["current_a"].iloc[1:].between(4.3, 4.5).all()
+        assert seg["voltage_v"].iloc[-1] == pytest.approx(2.0, abs=0.01)
+        assert 0.9 * whole_step < seg["discharged_ah"].iloc[-1] < whole_step  # the CV taper is left out
+
+
+def test_which_discharge_is_fitted(realdata):
+    import pandas as pd
+
+    from pybamm_factory.calibrate import CalibrationError, Curve
+    from pybamm_factory.calibrate.fit import pick_discharge
+
+    maccor = realdata / "maccor" / "xTESLADIAG_000038.078"
+    largest = Curve.from_file(maccor)
+    assert largest.source.startswith("CC discharge 1 of 24") and largest.discharged_ah[-1] == pytest.approx(3.99, abs=0.01)
+    third = Curve.from_file(maccor, discharge=3)
+    assert third.source.startswith("CC discharge 3 of 24") and third.discharged_ah[-1] < largest.discharged_ah[-1]
+    with pytest.raises(CalibrationError, match="discharge 99 asked for, the file has 24 CC discharges"):
+        Curve.from_file(maccor, discharge=99)
+    with pytest.raises(CalibrationError, match="'last' is not allowed; allowed: largest, first"):
+        Curve.from_file(maccor, discharge="last")
+    segs = [pd.DataFrame({"discharged_ah": [0.0, q]}) for q in (0.5, 4.80, 4.84)]  # a partial discharge first
+    assert pick_discharge(segs, "largest", "x") == 1 and pick_discharge(segs, "first", "x") == 0

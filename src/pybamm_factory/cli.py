@@ -231,6 +231,9 @@ def read(file, out, fmt, columns, current_sign, current_unit):
                                       "SciPyMinimize on the summed RMSE; pybop-xnes: PyBOP's XNES, global, needs hundreds "
                                       "of evaluations.")
 @click.option("--max-evaluations", default=200, type=click.IntRange(min=5), help="Optimiser budget.")
+@click.option("--discharge", default="largest", show_default=True,
+              help="Which constant-current discharge of each file to use: largest (the first within 2 % of the "
+                   "largest capacity, so full discharges win over pulses), first, or a 1-based number.")
 @click.option("--leave-one-out/--no-leave-one-out", default=True, show_default=True,
               help="With three or more --data curves, refit once without each and report how well each refit predicts "
                    "the curve left out (the highest-current one is the rate-extrapolation check); the design's spread "
@@ -239,13 +242,15 @@ def read(file, out, fmt, columns, current_sign, current_unit):
               help="Calibrated design YAML to write (report and figure go beside it).")
 @_user_errors
 def calibrate(data, held_out, fit_names, parameter_set, base_design, model, thermal, optimiser, max_evaluations,
-              leave_one_out, out):
+              discharge, leave_one_out, out):
     """Fit parameters to measured voltage curves and write a calibrated design."""
     from .calibrate import calibrate as run_calibration
 
     report = run_calibration(list(data), list(fit_names), out, parameter_set=parameter_set, held_out=list(held_out),
                              base_design=base_design, model=model, thermal=thermal, max_evaluations=max_evaluations,
-                             optimiser=optimiser, leave_one_out=leave_one_out)
+                             optimiser=optimiser, leave_one_out=leave_one_out, discharge=discharge)
+    for name, source in report["discharge_used"].items():
+        click.echo(f"{name}: {source}")
     click.echo(f"{'curve':<34} {'before [mV]':>12} {'after [mV]':>11}")
     for name, before in report["rmse_before_mv"].items():
         click.echo(f"{name:<34} {before:12.1f} {report['rmse_after_mv'][name]:11.1f}")

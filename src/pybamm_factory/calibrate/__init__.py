@@ -21,13 +21,14 @@ __all__ = ["CalibrationError", "Curve", "FitResult", "ReaderError", "VoltageProb
 def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter_set: str | None = None,
               held_out: list[str | Path] = (), base_design: str | Path = "default", model: str | None = None,
               thermal: str = "ambient", max_evaluations: int = 200, report_dir: str | Path | None = None,
-              optimiser: str = "least-squares", leave_one_out: bool = True) -> dict:
+              optimiser: str = "least-squares", leave_one_out: bool = True, discharge: str | int = "largest") -> dict:
     """Fit ``fit`` parameters to the CC discharges in ``data``; write the design and a report.
 
     Returns the report (also written as ``calibration_report.json`` with a figure of
     measured vs simulated curves before and after, beside the design by default).
     ``parameter_set`` and ``model`` default to the base design's, so the fit and the runs
     of the calibrated design share one model; others are allowed and the report says so.
+    ``discharge`` picks the CC discharge of each file (:func:`~.fit.pick_discharge`).
     ``leave_one_out`` (three or more curves) refits once without each curve, reports how
     well each refit predicts its left-out curve, and widens the design's spread to the
     jackknife std where that is larger than the covariance's (:func:`leave_one_curve_out`).
@@ -36,8 +37,8 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
     design = load_design(base_design)
     parameter_set = parameter_set or design.parameter_set
     model = model or design.model
-    curves = [Curve.from_file(p) for p in data]
-    held = [Curve.from_file(p) for p in held_out]
+    curves = [Curve.from_file(p, discharge=discharge) for p in data]
+    held = [Curve.from_file(p, discharge=discharge) for p in held_out]
     problem = VoltageProblem(parameter_set, list(fit), model=model, thermal=thermal)
     result = fit_parameters(problem, curves, held, max_evaluations=max_evaluations, optimiser=optimiser)
     loo = leave_one_curve_out(problem, curves, result, max_evaluations, optimiser) if leave_one_out else None
@@ -50,6 +51,7 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
     figure = plot_fit(problem, curves, held, result, report_dir / "fit_before_after.png")
     report = {"design": str(design_path), "parameter_set": parameter_set, "model": model, "thermal": thermal,
               "temperature_source": {c.name: problem.temperature_source(c) for c in curves + held},
+              "discharge_used": {c.name: c.source for c in curves + held},
               "fitted_curves": [str(p) for p in data], "held_out_curves": [str(p) for p in held_out],
               "figure": str(figure), **result.as_dict(), "leave_one_curve_out": loo}
     notes = []

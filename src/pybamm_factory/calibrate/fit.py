@@ -62,15 +62,17 @@ class Curve:
     start_temperature_k: float = None  # first reading: the chamber before the load
     trace_time_s: np.ndarray | None = None  # logged temperature trace (time from the start of discharge)
     trace_temperature_k: np.ndarray | None = None
+    source: str = ""  # which discharge of the file, in words
 
     @classmethod
-    def from_file(cls, path: str | Path, points: int = POINTS_PER_CURVE) -> Curve:
-        """The first constant-current discharge of a cycler export."""
+    def from_file(cls, path: str | Path, points: int = POINTS_PER_CURVE, discharge: str | int = "largest") -> Curve:
+        """One constant-current discharge of a cycler export (see :func:`pick_discharge`)."""
         path = Path(path)
         segments = discharge_segments(read_cycler(path))
         if not segments:
             raise CalibrationError(f"{path}: no constant-current discharge found")
-        seg = segments[0]
+        k = pick_discharge(segments, discharge, path)
+        seg = segments[k]
         q = seg["discharged_ah"].to_numpy()
         grid = np.linspace(q[0], q[-1], points)
         temp_k = seg["temperature_c"].to_numpy() + 273.15
@@ -82,8 +84,31 @@ class Curve:
         if known.sum() >= 2:
             keep = np.unique(np.linspace(0, known.sum() - 1, TRACE_POINTS).astype(int))
             trace_t, trace_k = time_s[known][keep], temp_k[known][keep]
+        current_a = float(seg["current_a"].mean())
+        source = f"CC discharge {k + 1} of {len(segments)} ({current_a:.3g} A, {q[-1]:.4g} A.h)"
         return cls(path.stem, grid, np.interp(grid, q, seg["voltage_v"].to_numpy()),
-                   float(seg["current_a"].mean()), float(time_s[-1]), mean_k, start_k, trace_t, trace_k)
+                   current_a, float(time_s[-1]), mean_k, start_k, trace_t, trace_k, source)
+
+
+DISCHARGE_CHOICES = ("largest", "first")
+
+
+def pick_discharge(segments: list, discharge: str | int, path) -> int:
+    """Index of the discharge to fit: "largest" (default) is the first within 2 % of the largest
+    discharged capacity, so a file's full discharge wins over shorter ones (pulses, partial
+    discharges) and the earliest of an aging series is taken; "first"; or a 1-based number."""
+    if isinstance(discharge, str) and discharge.isdigit():
+        discharge = int(discharge)
+    if isinstance(discharge, int):
+        if not 1 <= discharge <= len(segments):
+            raise CalibrationError(f"{path}: discharge {discharge} asked for, the file has {len(segments)} CC discharges")
+        return discharge - 1
+    if discharge == "first":
+        return 0
+    if discharge != "largest":
+        raise CalibrationError(f"discharge: {discharge!r} is not allowed; allowed: largest, first or a number from 1")
+    capacity = np.array([seg["discharged_ah"].iloc[-1] for seg in segments])
+    return int(np.argmax(capacity >= 0.98 * capacity.max()))
 
 
 class VoltageProblem:

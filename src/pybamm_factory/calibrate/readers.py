@@ -525,19 +525,33 @@ def cycle_capacities(frame: pd.DataFrame) -> pd.DataFrame:
     return out.groupby("cycle_index", as_index=False).sum()
 
 
+def _constant_current_run(current_a: np.ndarray, tolerance: float) -> tuple[int, int]:
+    """(start, stop) of a step's constant-current part. The reference current is the median
+    of the step's first fifth. The part runs from the record before the first one within
+    ``tolerance`` of it (so the interval in which the cycler ramped up, or logged its first
+    sample late, still counts) to the last record within tolerance: a CC-CV step gives its
+    CC part, not the CV taper, and an isolated noisy record inside does not cut it."""
+    reference = np.median(current_a[: max(5, len(current_a) // 5)])
+    inside = np.flatnonzero(np.abs(current_a - reference) <= tolerance * abs(reference))
+    if inside.size == 0:
+        return 0, 0
+    return max(0, int(inside[0]) - 1), int(inside[-1]) + 1
+
+
 def discharge_segments(frame: pd.DataFrame, min_duration_s: float = 60.0, cc_tolerance: float = 0.02) -> list[pd.DataFrame]:
-    """Constant-current discharge steps: time from step start, current, voltage, capacity."""
+    """Constant-current discharges: the leading constant-current part of each discharge step
+    (after the current's ramp-up; a CC-CV step gives its CC part), with time from its start, current, voltage, discharged
+    capacity and temperature. Parts shorter than ``min_duration_s`` (pulses) are left out."""
     segments = []
     block = (frame["step_index"] != frame["step_index"].shift()).cumsum()
     for _, g in frame.groupby(block, sort=False):
         if g["step_type"].iloc[0] != "discharge" or len(g) < 5:
             continue
+        start, stop = _constant_current_run(g["current_a"].to_numpy(float), cc_tolerance)
+        g = g.iloc[start:stop]
         i = g["current_a"].to_numpy(float)
-        core = i[len(i) // 10: max(len(i) // 10 + 1, 9 * len(i) // 10)]
-        if np.std(core) > cc_tolerance * abs(np.mean(core)):
-            continue
         t = g["time_s"].to_numpy(float) - g["time_s"].iloc[0]
-        if t[-1] < min_duration_s:
+        if len(g) < 5 or t[-1] < min_duration_s:
             continue
         q = np.concatenate([[0.0], np.cumsum(0.5 * (i[1:] + i[:-1]) * np.diff(t) / 3600.0)])
         segments.append(pd.DataFrame({"time_s": t, "current_a": i, "voltage_v": g["voltage_v"].to_numpy(float),
