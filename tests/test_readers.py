@@ -359,3 +359,26 @@ def test_which_discharge_is_fitted(realdata):
         Curve.from_file(maccor, discharge="last")
     segs = [pd.DataFrame({"discharged_ah": [0.0, q]}) for q in (0.5, 4.80, 4.84)]  # a partial discharge first
     assert pick_discharge(segs, "largest", "x") == 1 and pick_discharge(segs, "first", "x") == 0
+
+
+@pytest.mark.parametrize("words, kinds", [
+    (["C", "D", "R", "O"], ["charge", "discharge", "rest", "rest"]),                      # Maccor
+    (["CCCV_Chg", "CC_DChg", "Rest", "CC_Chg"], ["charge", "discharge", "rest", "charge"]),  # Neware
+    (["CHA", "DCH", "PAU", "STO"], ["charge", "discharge", "rest", "rest"]),               # Digatron
+    (["C_CC", "D_CC", "R", "C_CV"], ["charge", "discharge", "rest", "charge"]),            # Landt
+    (["Charge", "Discharge", "Pause", "Charge"], ["charge", "discharge", "rest", "charge"]),  # BaSyTec commands
+])
+def test_state_words_of_other_cyclers(words, kinds):
+    import pandas as pd
+
+    from pybamm_factory.calibrate.readers import _kinds_from_state
+
+    assert list(_kinds_from_state(pd.Series(words))) == kinds
+
+
+def test_numeric_mode_codes_are_not_read_as_states():
+    import pandas as pd
+
+    from pybamm_factory.calibrate.readers import _kinds_from_state
+
+    assert _kinds_from_state(pd.Series([1, 2, 3, 1])) is None  # EC-Lab 'mode' (CC / CV / rest) has no direction

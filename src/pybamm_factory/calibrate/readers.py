@@ -322,16 +322,17 @@ def infer_discharge_sign(current, voltage) -> float:
 # Column roles of a generic table, by header name with its unit split off and only
 # letters and digits kept ("Test Time (s)" -> "testtime", "I/mA" -> "i"), in priority order.
 ROLE_NAMES = {
-    "time": ("testtime", "totaltime", "elapsedtime", "time", "test", "runtime", "relativetime"),
+    "time": ("testtime", "totaltime", "elapsedtime", "progtime", "time", "test", "runtime", "relativetime"),
     "clock": ("datetime", "date", "timestamp", "dpttime", "systemtime", "absolutetime", "realtime"),
     "current": ("current", "amps", "amp", "i", "curr", "cellcurrent"),
     "voltage": ("voltage", "volts", "volt", "ecell", "ewe", "cellvoltage", "potential", "terminalvoltage", "u"),
-    "state": ("state", "md", "steptype", "stepname", "status", "type", "stepmode"),
+    "state": ("state", "md", "steptype", "stepname", "status", "type", "stepmode", "command", "mode"),
     "cycle": ("cycleindex", "cycle", "cyc", "cyclenumber", "cycleid", "cycleno", "cyclec"),
     "step": ("stepindex", "step", "stepid", "stepnumber", "stepno", "ns"),
 }
 UNIT_FACTORS = {
-    "time": {None: 1.0, "s": 1.0, "sec": 1.0, "ms": 1e-3, "min": 60.0, "h": 3600.0, "hr": 3600.0},
+    "time": {None: 1.0, "s": 1.0, "sec": 1.0, "seconds": 1.0, "ms": 1e-3, "min": 60.0, "minutes": 60.0, "h": 3600.0,
+             "hr": 3600.0, "hours": 3600.0},
     "current": {None: 1.0, "a": 1.0, "ma": 1e-3, "ua": 1e-6, "µa": 1e-6},
     "voltage": {None: 1.0, "v": 1.0, "mv": 1e-3},
 }
@@ -371,16 +372,33 @@ def column_roles(columns) -> dict:
     return roles
 
 
+_DISCHARGE_WORDS = re.compile(r"dchg|dischg|discharg|^(d|dch|dis)$|^(d|dch)[_ -]")
+_CHARGE_WORDS = re.compile(r"chg|charg|^(c|ch|cha)$|^(c|ch|cha)[_ -]")
+_REST_WORDS = re.compile(r"rest|pause|^pau|ocv|wait|relax|^(r|o|s|sto|stop)$|^r[_ -]")
+
+
 def _kinds_from_state(values: pd.Series) -> np.ndarray | None:
-    """charge / discharge / rest from a state or step-type column (C/D/R, CC_DChg, 'Rest', ...);
+    """charge / discharge / rest from a state or step-type column in the words cyclers use
+    (C / D / R, CC_DChg, CCCV_Chg, Rest, DCH / CHA / PAU, D_CC, Discharge / Charge / Pause);
     None when the column does not read as one (numeric codes, other words)."""
     s = values.astype(str).str.strip().str.lower()
-    discharge = s.str.contains("dchg|dischg|discharg", regex=True) | (s == "d")
-    charge = ~discharge & (s.str.contains("chg|charg", regex=True) | (s == "c"))
-    rest = s.str.contains("rest|pause|ocv|wait|relax", regex=True) | s.isin(["r", "o", "s"])
+    discharge = s.str.contains(_DISCHARGE_WORDS)
+    charge = ~discharge & s.str.contains(_CHARGE_WORDS)
+    rest = ~discharge & ~charge & s.str.contains(_REST_WORDS)
     if (discharge | charge | rest).mean() < 0.95 or not (discharge | charge).any():
         return None
     return np.select([discharge, charge], ["discharge", "charge"], "rest")
+
+
+def _state_from_columns(df: pd.DataFrame) -> tuple[np.ndarray | None, str | None]:
+    """(kinds, column) from the first state-like column, in ROLE_NAMES order, that reads as one."""
+    order = {name: k for k, name in enumerate(ROLE_NAMES["state"])}
+    candidates = sorted((c for c in df.columns if split_header(c)[0] in order), key=lambda c: order[split_header(c)[0]])
+    for column in candidates:
+        kinds = _kinds_from_state(df[column])
+        if kinds is not None:
+            return kinds, column
+    return None, None
 
 
 def _seconds(values: pd.Series, unit: str | None) -> pd.Series | None:
@@ -452,9 +470,9 @@ def read_csv_generic(path: Path, columns: dict | None = None, current_sign: str 
     current = pd.to_numeric(df[roles["current"]], errors="coerce").to_numpy(float) * UNIT_FACTORS["current"][unit]
     v_factor = UNIT_FACTORS["voltage"].get(split_header(roles["voltage"])[1], 1.0)
     voltage = pd.to_numeric(df[roles["voltage"]], errors="coerce").to_numpy(float) * v_factor
-    kinds = _kinds_from_state(df[roles["state"]]) if "state" in roles and current_sign == "auto" else None
+    kinds, state_column = _state_from_columns(df) if current_sign == "auto" else (None, None)
     if kinds is not None:
-        current, convention = _signed_by_state(current, kinds), f"state column {roles['state']!r} (discharge / charge / rest), |current|"
+        current, convention = _signed_by_state(current, kinds), f"state column {state_column!r} (discharge / charge / rest), |current|"
     elif current_sign == "auto":
         sign = infer_discharge_sign(current, voltage)
         convention = f"inferred from data: {'positive' if sign > 0 else 'negative'} = discharge"
