@@ -242,11 +242,15 @@ def test_semicolon_table_with_clock_millivolts_and_kelvin(realdata, tmp_path):
 
     raw = pd.read_csv(realdata / "lgm50_wmg" / "LGM50_25C_0.5C.csv")
     stamps = (pd.Timestamp("2024-05-01 10:00:00") + pd.to_timedelta(raw["time_s"], unit="s")).dt.strftime("%Y-%m-%d %H:%M:%S.%f")
+
+    def comma(x):
+        return f"{x:.2f}".replace(".", ",")
+
     lines = ["Logger: bench 3", "Timestamp;Current [mA];Voltage [mV];Cell temperature [K]"]
     for s, i, v, c in zip(stamps, raw["current_a"], raw["voltage_v"], raw["surface_temperature_c"]):
-        lines.append(f"{s};{1000 * i:.2f};{1000 * v:.2f};{c + 273.15:.2f}".replace(".", ",").replace(",%f", ""))
+        lines.append(f"{s};{comma(1000 * i)};{comma(1000 * v)};{comma(c + 273.15)}")
     path = tmp_path / "bench.csv"
-    path.write_text("\n".join(line.replace(",", ".", 1) if line[:4].isdigit() else line for line in lines))
+    path.write_text("\n".join(lines))
     frame = read_cycler(path)
     seg = discharge_segments(frame)[0]
     assert seg["discharged_ah"].iloc[-1] == pytest.approx(4.84, abs=0.03)

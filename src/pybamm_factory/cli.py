@@ -10,6 +10,9 @@ from pathlib import Path
 
 import click
 
+from .calibrate.fit import OPTIMISERS, THERMAL_MODES
+from .calibrate.readers import FORMATS
+
 USER_ERRORS = ["DesignError", "RunConflictError", "ReaderError", "CalibrationError", "AugmentError"]
 
 
@@ -174,7 +177,7 @@ def eis_features(files, out):
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
               help="Normalised Parquet file to write.")
-@click.option("--format", "fmt", type=click.Choice(["auto", "maccor", "neware", "arbin", "biologic", "csv"]),
+@click.option("--format", "fmt", type=click.Choice(FORMATS),
               default="auto", help="Export format; auto detects it from the header.")
 @click.option("--column", "columns", multiple=True, metavar="NAME=HEADER",
               help="Delimited tables: the file's column for a normalised one (time_s, current_a, voltage_v, "
@@ -222,11 +225,11 @@ def read(file, out, fmt, columns, current_sign, current_unit):
 @click.option("--base-design", default="default", help="Design whose structure the calibrated design keeps.")
 @click.option("--model", type=click.Choice(["spme", "dfn"]), default=None,
               help="Model used for the fit [default: the base design's].")
-@click.option("--thermal", type=click.Choice(["ambient", "mean", "measured", "lumped"]), default="ambient", show_default=True,
+@click.option("--thermal", type=click.Choice(THERMAL_MODES), default="ambient", show_default=True,
               help="Cell temperature during each fitted discharge. ambient: held at the file's first reading; mean: held "
                    "at its mean reading; measured: follows the file's logged temperature; lumped: PyBaMM's lumped "
                    "thermal model from the first reading. Files without temperature are held at 25 degC.")
-@click.option("--optimiser", type=click.Choice(["least-squares", "pybop-minimize", "pybop-xnes"]), default="least-squares",
+@click.option("--optimiser", type=click.Choice(OPTIMISERS), default="least-squares",
               show_default=True, help="least-squares: scipy trust-region on the voltage residuals; pybop-minimize: PyBOP's "
                                       "SciPyMinimize on the summed RMSE; pybop-xnes: PyBOP's XNES, global, needs hundreds "
                                       "of evaluations.")
@@ -263,7 +266,7 @@ def calibrate(data, held_out, fit_names, parameter_set, base_design, model, ther
     if loo:
         for name, left_out in loo["rmse_mv_left_out"].items():
             tag = " (highest current: rate extrapolation)" if name == loo["highest_current_curve"] else ""
-            click.echo(f"left out of the fit: {name:<20} {left_out:7.1f} mV ({loo['rmse_mv_fitted_with'][name]:.1f} mV "
+            click.echo(f"left out of the fit: {name:<20} {left_out:7.1f} mV ({report['rmse_after_mv'][name]:.1f} mV "
                        f"fitted with it){tag}")
         wider = [n for n, p in report["parameters"].items() if p["design_std"] > p["std"]]
         if wider:

@@ -67,13 +67,14 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
 
 
 def calibrate_aging(data: str | Path, parameter: str, out: str | Path, base_design: str | Path = "default",
-                    rpt_interval: int = 5, max_evaluations: int = 25) -> dict:
-    """Fit a degradation-rate parameter to a measured fade curve; write the design and report."""
+                    rpt_interval: int = 5, max_evaluations: int = 25, **fit_options) -> dict:
+    """Fit a degradation-rate parameter to a measured fade curve; write the design and report.
+    ``fit_options`` go to :func:`fit_aging` (``decades``, ``starting_value``)."""
     report = fit_aging(data, parameter, base_design=base_design, rpt_interval=rpt_interval,
-                       max_evaluations=max_evaluations)
+                       max_evaluations=max_evaluations, **fit_options)
     std = report["std"] if np.isfinite(report["std"]) else 0.1 * report["fitted"]
     fit = FitResult([parameter], np.array([report["starting_value"]]), np.array([report["fitted"]]), np.array([std]),
-                    np.array([[std**2]]))
+                    np.array([[std**2]]), bounds=[tuple(report["search_range"])])
     raw = calibrated_design(base_design, fit, "the base design's parameter set", [Path(data).name])
     design_path = write_design(raw, out)
     report["design"] = str(design_path)

@@ -119,7 +119,7 @@ def fit_aging(path, parameter: str = "SEI solvent diffusivity [m2.s-1]", base_de
         "file": str(path), "parameter": parameter, "fitted": value, "log10_fitted": best,
         "log10_std": math.sqrt(var_log) if math.isfinite(var_log) else math.nan,
         "std": value * math.log(10) * math.sqrt(var_log) if math.isfinite(var_log) else math.nan,
-        "starting_value": start,
+        "starting_value": start, "search_range": [10.0 ** (x0 - decades), 10.0 ** (x0 + decades)],
         "rmse_ah_before": float(before * fade["first_capacity_ah"]),
         "rmse_ah_after": float(np.sqrt(np.mean(r**2)) * fade["first_capacity_ah"]),
         "measured_cycles": fade["cycles"].tolist(), "measured_relative_capacity": fade["relative_capacity"].tolist(),

@@ -30,10 +30,8 @@ def calibrated_design(base: str | Path, fit: FitResult, parameter_set: str, sour
     for name, value, std, (lower, upper) in zip(fit.names, fit.values, fit.spread(), fit.bounds):
         spread = std if math.isfinite(std) and std > MIN_RELATIVE_STD * abs(value) else MIN_RELATIVE_STD * abs(value)
         spread = spread or 1e-6
-        # truncated at 3 std, and never outside the range the fit searched
+        # truncated at 3 std, and never outside the range the fit searched (which keeps it physical)
         low = max(value - TRUNCATION_SIGMAS * spread, lower)
-        if name.lower().startswith("contact resistance") or any(w in name for w in ("fraction", "concentration", "factor")):
-            low = max(low, 0.0)
         varied[name] = {"distribution": "normal", "mean": float(value), "std": float(spread), "low": float(low),
                         "high": float(min(value + TRUNCATION_SIGMAS * spread, upper)),
                         "source": f"calibrated to {', '.join(sources)} (mean = fit, std = {fit.design_std_source})"}

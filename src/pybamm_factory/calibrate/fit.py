@@ -103,10 +103,11 @@ def pick_discharge(segments: list, discharge: str | int, path) -> int:
         if not 1 <= discharge <= len(segments):
             raise CalibrationError(f"{path}: discharge {discharge} asked for, the file has {len(segments)} CC discharges")
         return discharge - 1
+    if discharge not in DISCHARGE_CHOICES:
+        raise CalibrationError(f"discharge: {discharge!r} is not allowed; allowed: {', '.join(DISCHARGE_CHOICES)} "
+                               "or a number from 1")
     if discharge == "first":
         return 0
-    if discharge != "largest":
-        raise CalibrationError(f"discharge: {discharge!r} is not allowed; allowed: largest, first or a number from 1")
     capacity = np.array([seg["discharged_ah"].iloc[-1] for seg in segments])
     return int(np.argmax(capacity >= 0.98 * capacity.max()))
 
@@ -299,6 +300,28 @@ def check_sensitivity(problem: VoltageProblem, curve: Curve, x0, scale, hi, step
 OPTIMISERS = ("least-squares", "pybop-minimize", "pybop-xnes")
 
 
+def _search_space(problem: VoltageProblem) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Bounds, scale (the optimiser works in value / scale) and the clipped starting point."""
+    lo, hi = _bounds(problem)
+    scale = np.where(np.abs(problem.initial) > 0, np.abs(problem.initial), (hi - lo) / 2 + 1e-12)
+    return lo, hi, scale, np.clip(problem.initial, lo, hi)
+
+
+def _residuals(problem: VoltageProblem, curves: list[Curve], scale: np.ndarray):
+    return lambda z: np.concatenate([problem.simulate(c, z * scale) - c.voltage_v for c in curves])
+
+
+def _optimise(problem: VoltageProblem, curves: list[Curve], optimiser: str, max_evaluations: int):
+    """(values, message, residuals and Jacobian at the optimum or None) of one optimiser run."""
+    lo, hi, scale, x0 = _search_space(problem)
+    if optimiser == "least-squares":
+        result = least_squares(_residuals(problem, curves, scale), x0 / scale, bounds=(lo / scale, hi / scale),
+                               x_scale="jac", diff_step=1e-3, max_nfev=max_evaluations, method="trf")
+        return result.x * scale, f"{result.message} ({result.nfev} evaluations)", (result.fun, result.jac / scale)
+    values, message = _pybop_optimum(problem, curves, optimiser, lo, hi, x0, max_evaluations)
+    return values, message, None
+
+
 def fit_parameters(problem: VoltageProblem, curves: list[Curve], held_out: list[Curve] = (),
                    max_evaluations: int = 200, optimiser: str = "least-squares") -> FitResult:
     """Fit the problem's parameters to ``curves`` (all at once).
@@ -312,25 +335,13 @@ def fit_parameters(problem: VoltageProblem, curves: list[Curve], held_out: list[
     if optimiser not in OPTIMISERS:
         raise CalibrationError(f"optimiser: {optimiser!r} is not allowed; allowed: {', '.join(OPTIMISERS)}")
     t0 = time.perf_counter()
-    lo, hi = _bounds(problem)
-    scale = np.where(np.abs(problem.initial) > 0, np.abs(problem.initial), (hi - lo) / 2 + 1e-12)
-    x0 = np.clip(problem.initial, lo, hi)
+    lo, hi, scale, x0 = _search_space(problem)
     check_sensitivity(problem, curves[0], x0, scale, hi)
-
-    def residuals(z):
-        values = z * scale
-        return np.concatenate([problem.simulate(c, values) - c.voltage_v for c in curves])
-
-    if optimiser == "least-squares":
-        result = least_squares(residuals, x0 / scale, bounds=(lo / scale, hi / scale), x_scale="jac",
-                               diff_step=1e-3, max_nfev=max_evaluations, method="trf")
-        values, fun, jac = result.x * scale, result.fun, result.jac / scale
-        message = f"{result.message} ({result.nfev} evaluations)"
-    else:
-        values, message = _pybop_optimum(problem, curves, optimiser, lo, hi, x0, max_evaluations)
-        jac, fun = _jacobian(residuals, values / scale, hi / scale)
-        jac = jac / scale
-    covariance = _covariance(fun, jac)
+    values, message, at_optimum = _optimise(problem, curves, optimiser, max_evaluations)
+    if at_optimum is None:  # PyBOP: the Jacobian of the same residuals, by forward differences
+        jac, fun = _jacobian(_residuals(problem, curves, scale), values / scale, hi / scale)
+        at_optimum = (fun, jac / scale)
+    covariance = _covariance(*at_optimum)
     fit = FitResult(problem.fit_names, problem.initial, values, np.sqrt(np.clip(np.diag(covariance), 0, None)),
                     covariance, bounds=list(zip(lo, hi)))
     for c in list(curves) + list(held_out):
@@ -351,20 +362,19 @@ def leave_one_curve_out(problem: VoltageProblem, curves: list[Curve], result: Fi
     highest-current curve left out says how the fit extrapolates in rate. The jackknife
     std, sqrt((n-1)/n * sum (theta_i - mean)^2) over the n refits, carries the
     curve-to-curve disagreement that the Gauss-Newton covariance misses when residuals
-    are correlated along a curve (model error rather than noise). None with fewer than
-    three curves (each refit needs two).
+    are correlated along a curve (model error rather than noise). The refits only
+    optimise (the full fit already checked sensitivities and scored the start). None
+    with fewer than three curves (each refit needs two).
     """
     if len(curves) < 3:
         return None
-    refits = {c.name: fit_parameters(problem, [k for k in curves if k is not c], [c], max_evaluations, optimiser)
-              for c in curves}
-    values = np.array([r.values for r in refits.values()])
+    refits = {c.name: _optimise(problem, [k for k in curves if k is not c], optimiser, max_evaluations)[0] for c in curves}
+    values = np.array(list(refits.values()))
     n = len(curves)
     jackknife = np.sqrt((n - 1) / n * ((values - values.mean(axis=0)) ** 2).sum(axis=0))
     return {"highest_current_curve": max(curves, key=lambda c: abs(c.current_a)).name,
-            "rmse_mv_left_out": {name: r.rmse_after_mv[f"{name} (held out)"] for name, r in refits.items()},
-            "rmse_mv_fitted_with": {name: result.rmse_after_mv[name] for name in refits},
-            "values_left_out": {name: dict(zip(result.names, map(float, r.values))) for name, r in refits.items()},
+            "rmse_mv_left_out": {c.name: problem.rmse_mv(c, refits[c.name]) for c in curves},
+            "values_left_out": {name: dict(zip(result.names, map(float, v))) for name, v in refits.items()},
             "jackknife_std": dict(zip(result.names, map(float, jackknife)))}
 
 

@@ -59,7 +59,7 @@ def _fail(path, msg):
     raise ReaderError(f"{path}: {msg}")
 
 
-def _head(path: Path, n: int = 8192) -> str:
+def _head(path: Path, n: int = 65536) -> str:
     with open(path, "rb") as fh:
         raw = fh.read(n)
     return raw.decode("latin-1")
@@ -76,12 +76,12 @@ def detect_format(path: str | Path) -> str:
     if len(lines) > 3 and lines[0].startswith(("Cycle ID", "Cycle Index")) and lines[1].startswith(",") \
             and lines[2].startswith(",,"):
         return "neware"  # three-level export: cycle, step and record header lines
-    table = _table_start(lines)
-    if table is not None:
-        names = {split_header(c)[0] for c in lines[table[0]].split(table[1])}
+    header = _header_line(lines, _is_cycler_header)
+    if header is not None:
+        names = {split_header(c)[0] for c in header[2]}
         if {"testtime", "cycleindex", "datapoint"} <= names:
             return "arbin"
-        if re.search(r"\b(Ewe|Ecell)/V\b", lines[table[0]]):
+        if any(re.match(r"<?(Ewe|Ecell)>?/V$", c) for c in header[2]):
             return "biologic"  # EC-Lab export without its header block
         return "csv"
     _fail(path, "unrecognised export; expected a Maccor, Neware, Arbin, BioLogic text export or a delimited table "
@@ -280,31 +280,12 @@ def _per_step_type(frame: pd.DataFrame) -> np.ndarray:
 
 
 def read_biologic(path: Path) -> pd.DataFrame:
-    text = Path(path).read_bytes().decode("latin-1")
-    lines = text.splitlines()
-    match = re.search(r"Nb header lines\s*:\s*(\d+)", text[:5000])
-    skip = int(match.group(1)) - 1 if match else 0
-    body = "\n".join(lines[skip:])
-    if re.search(r"\d,\d", "\n".join(lines[skip + 1: skip + 5])):
-        body = body.replace(",", ".")  # decimal comma exports
-    df = pd.read_csv(io.StringIO(body), sep="\t", low_memory=False)
-    t = _find(df.columns, r"^time/s")
-    i = _find(df.columns, r"^<?I>?/mA", r"^I/mA", r"^control/V/mA")
-    v = _find(df.columns, r"^Ecell/V", r"^Ewe/V", r"^<Ewe>/V")
-    if None in (t, i, v):
-        _fail(path, "BioLogic text export needs time/s, I/mA and Ewe/V (or Ecell/V) columns")
-    temp = _find(df.columns, r"temperature", r"^T/")
-    cyc = _find(df.columns, r"^cycle number")
-    frame = pd.DataFrame({
-        "time_s": pd.to_numeric(df[t], errors="coerce"),
-        "current_a": -pd.to_numeric(df[i], errors="coerce") / 1000.0,
-        "voltage_v": pd.to_numeric(df[v], errors="coerce"),
-        "temperature_c": pd.to_numeric(df[temp], errors="coerce") if temp else np.nan,
-        "cycle_index": pd.to_numeric(df[cyc], errors="coerce") if cyc else np.nan,
-        "step_index": pd.to_numeric(df["Ns"], errors="coerce") if "Ns" in df else np.nan,
-    })
-    frame["step_type"] = _per_step_type(frame)
-    return _finish(frame, path, "biologic", "BioLogic I/mA, positive = oxidation/charge (flipped, mA -> A)")
+    """EC-Lab / BT-Lab text export (with or without its header block): ``time/s``, ``I/mA``
+    or ``<I>/mA``, ``Ecell/V`` or ``Ewe/V``, ``cycle number``, ``Ns``; units from the header."""
+    frame = read_csv_generic(path, current_sign="discharge-negative")
+    frame.attrs.update({"format": "biologic",
+                        "current_convention": "BioLogic I, positive = oxidation/charge (flipped; unit from the header)"})
+    return frame
 
 
 def infer_discharge_sign(current, voltage) -> float:
@@ -326,10 +307,11 @@ ROLE_NAMES = {
     "clock": ("datetime", "date", "timestamp", "dpttime", "systemtime", "absolutetime", "realtime"),
     "current": ("current", "amps", "amp", "i", "curr", "cellcurrent"),
     "voltage": ("voltage", "volts", "volt", "ecell", "ewe", "cellvoltage", "potential", "terminalvoltage", "u"),
-    "state": ("state", "md", "steptype", "stepname", "status", "type", "stepmode", "command", "mode"),
     "cycle": ("cycleindex", "cycle", "cyc", "cyclenumber", "cycleid", "cycleno", "cyclec"),
     "step": ("stepindex", "step", "stepid", "stepnumber", "stepno", "ns"),
 }
+# state / step-type / command columns, in priority order (see _state_from_columns)
+STATE_NAMES = ("state", "md", "steptype", "stepname", "status", "type", "stepmode", "command", "mode")
 UNIT_FACTORS = {
     "time": {None: 1.0, "s": 1.0, "sec": 1.0, "seconds": 1.0, "ms": 1e-3, "min": 60.0, "minutes": 60.0, "h": 3600.0,
              "hr": 3600.0, "hours": 3600.0},
@@ -339,21 +321,29 @@ UNIT_FACTORS = {
 _HMS = re.compile(r"^\s*(\d+\s*d\s*)?\d+:\d{1,2}(:\d{1,2}(\.\d*)?)?\s*$")
 
 
-def split_header(column: str) -> tuple[str, str | None]:
-    """('name', 'unit') of a header: 'Current (mA)', 'Current [mA]', 'I/mA' and 'current_ma'
-    all give ('current', 'ma'); the name keeps only lower-case letters and digits."""
-    text = str(column).strip().lower()
-    unit = None
-    bracket = re.search(r"[(\[]\s*([^)\]]*?)\s*[)\]]\s*$", text)
+def _unit_split(column: str) -> tuple[str, str | None]:
+    """(text, unit) of a header with its unit in brackets or after the last slash, case kept:
+    'Current (mA)', 'Current [mA]' and 'I/mA' give ('Current', 'mA'), ('I', 'mA')."""
+    text = str(column).strip()
+    bracket = re.search(r"[(\[]\s*([^()\[\]]*?)\s*[)\]]\s*$", text)
     if bracket:
-        unit, text = bracket.group(1), text[:bracket.start()]
-    elif "/" in text:
-        text, _, unit = text.rpartition("/")
-    else:
+        return text[:bracket.start()], bracket.group(1) or None
+    if "/" in text:
+        head, _, unit = text.rpartition("/")
+        return head, unit.strip() or None
+    return text, None
+
+
+def split_header(column: str) -> tuple[str, str | None]:
+    """('name', 'unit'), both lower case, of a header: 'Current (mA)', 'Current [mA]', 'I/mA' and
+    'current_ma' all give ('current', 'ma'); the name keeps only letters and digits."""
+    text, unit = _unit_split(column)
+    text = text.lower()
+    if unit is None:
         suffix = re.search(r"[_ ](s|sec|min|h|a|ma|v|mv|c|k|ah|mah)$", text)
         if suffix:
             unit, text = suffix.group(1), text[:suffix.start()]
-    return re.sub(r"[^a-z0-9]", "", text), (unit or None)
+    return re.sub(r"[^a-z0-9]", "", text), (unit.lower() if unit else None)
 
 
 def column_roles(columns) -> dict:
@@ -366,7 +356,8 @@ def column_roles(columns) -> dict:
         hit = next((named[n] for n in names if n in named), None)
         if hit is not None:
             roles[role] = hit
-    temp = next((c for c in columns if "temp" in split_header(c)[0] or split_header(c)[0] == "t1"), None)
+    temp = next((c for c in columns if "temp" in split_header(c)[0]
+                 or (split_header(c)[0] in ("t", "t1") and split_header(c)[1] not in UNIT_FACTORS["time"])), None)
     if temp is not None:
         roles["temperature"] = temp
     return roles
@@ -391,8 +382,8 @@ def _kinds_from_state(values: pd.Series) -> np.ndarray | None:
 
 
 def _state_from_columns(df: pd.DataFrame) -> tuple[np.ndarray | None, str | None]:
-    """(kinds, column) from the first state-like column, in ROLE_NAMES order, that reads as one."""
-    order = {name: k for k, name in enumerate(ROLE_NAMES["state"])}
+    """(kinds, column) from the first state-like column, in STATE_NAMES order, that reads as one."""
+    order = {name: k for k, name in enumerate(STATE_NAMES)}
     candidates = sorted((c for c in df.columns if split_header(c)[0] in order), key=lambda c: order[split_header(c)[0]])
     for column in candidates:
         kinds = _kinds_from_state(df[column])
@@ -416,17 +407,28 @@ def _seconds(values: pd.Series, unit: str | None) -> pd.Series | None:
     return None
 
 
-def _table_start(lines: list[str]) -> tuple[int, str] | None:
-    """The header line (index, delimiter) of a delimited table within the first 100 lines:
-    the first line that names time, current and voltage columns."""
-    for k, line in enumerate(lines[:100]):
+HEADER_SCAN_LINES = 300  # preambles (EC-Lab settings blocks, Gamry tags) end before this
+
+
+def _header_line(lines: list[str], accept) -> tuple[int, str, list[str]] | None:
+    """(index, delimiter, fields) of the first line, within HEADER_SCAN_LINES, that splits on
+    tab, comma or semicolon into three or more fields that ``accept`` takes as a header."""
+    for k, line in enumerate(lines[:HEADER_SCAN_LINES]):
         for sep in ("\t", ",", ";"):
-            fields = line.split(sep)
-            if len(fields) >= 3:
-                roles = column_roles([f.strip().strip('"') for f in fields])
-                if {"current", "voltage"} <= set(roles) and ("time" in roles or "clock" in roles):
-                    return k, sep
+            fields = [f.strip().strip('"') for f in line.split(sep)]
+            if len(fields) >= 3 and accept(fields):
+                return k, sep, fields
     return None
+
+
+def _is_cycler_header(fields) -> bool:
+    roles = column_roles(fields)
+    return {"current", "voltage"} <= set(roles) and ("time" in roles or "clock" in roles)
+
+
+def _decimal(sep: str | None, rows: list[str]) -> str:
+    """',' where a tab- or semicolon-separated table writes numbers with decimal commas."""
+    return "," if sep in ("\t", ";") and re.search(r"\d,\d", "\n".join(rows[:5])) else "."
 
 
 def read_csv_generic(path: Path, columns: dict | None = None, current_sign: str = "auto",
@@ -439,14 +441,14 @@ def read_csv_generic(path: Path, columns: dict | None = None, current_sign: str 
     else ``current_sign`` states it, or it is inferred from the data (voltage falls on
     discharge)."""
     lines = Path(path).read_bytes().decode("latin-1").lstrip("\ufeff").splitlines()
-    start = _table_start(lines)
-    if start is None and not columns:
-        _fail(path, "no header line naming time, current and voltage columns in the first 100 lines; pass a column mapping")
-    k, sep = start if start else (0, None)
+    header = _header_line(lines, _is_cycler_header)
+    if header is None and not columns:
+        _fail(path, f"no header line naming time, current and voltage columns in the first {HEADER_SCAN_LINES} lines; "
+                    "pass a column mapping")
+    k, sep, _ = header if header else (0, None, None)
     body = lines[k:]
-    decimal = "," if sep in ("\t", ";") and re.search(r"\d,\d", "\n".join(body[1:6])) else "."
     # the C parser: pandas' python parser misreads decimal-comma exponents ("1,0007e+03")
-    df = pd.read_csv(io.StringIO("\n".join(body)), sep=sep, engine="c" if sep else "python", decimal=decimal)
+    df = pd.read_csv(io.StringIO("\n".join(body)), sep=sep, engine="c" if sep else "python", decimal=_decimal(sep, body[1:]))
     df.columns = [str(c).strip().strip('"') for c in df.columns]
     mapping = {"time_s": "time", "current_a": "current", "voltage_v": "voltage", "temperature_c": "temperature",
                "cycle_index": "cycle", "step_index": "step"}
@@ -601,11 +603,7 @@ def _spectrum_roles(fields) -> dict:
 
 def _unit_of(column: str, units_row: dict | None) -> str | None:
     """The unit written in a header ('Z (mOhm)', 'Re(Z)/Ohm', 'Freq [kHz]') or on a units line."""
-    text = str(column).strip()
-    bracket = re.search(r"[(\[]\s*([^()\[\]]*?)\s*[)\]]\s*$", text)
-    unit = bracket.group(1) if bracket else text.rpartition("/")[2] if "/" in text else None
-    if unit is None and units_row:
-        unit = units_row.get(column)
+    unit = _unit_split(column)[1] or (units_row or {}).get(column)
     return unit.strip() if isinstance(unit, str) and unit.strip() else None
 
 
@@ -618,25 +616,25 @@ def _scale(values: pd.Series, unit: str | None, factors: dict, path, column) -> 
     return pd.to_numeric(values, errors="coerce") * factor
 
 
-def _spectrum_table(path: Path, lines: list[str]):
+def _is_spectrum_header(fields) -> bool:
+    roles = _spectrum_roles(fields)
+    return "frequency" in roles and ({"real", "imag"} <= set(roles) or {"modulus", "phase"} <= set(roles))
+
+
+def _spectrum_table(lines: list[str]):
     """(frame, roles, units_row) of the first table whose header names frequency and real and
     imaginary parts (or modulus and phase), below any preamble; a units line under it is read."""
-    for k, line in enumerate(lines[:300]):
-        for sep in ("\t", ",", ";"):
-            fields = [f.strip().strip('"') for f in line.split(sep)]
-            if len(fields) < 3:
-                continue
-            roles = _spectrum_roles(fields)
-            if "frequency" in roles and ({"real", "imag"} <= set(roles) or {"modulus", "phase"} <= set(roles)):
-                rows = lines[k + 1:]
-                units_row = None
-                if rows and not re.search(r"\d", rows[0].replace("#", "")):  # a units line (Gamry)
-                    units_row = dict(zip(fields, (u.strip() for u in rows[0].split(sep))))
-                    rows = rows[1:]
-                decimal = "," if sep != "," and re.search(r"\d,\d", "\n".join(rows[:5])) else "."
-                df = pd.read_csv(io.StringIO("\n".join([sep.join(fields)] + rows)), sep=sep, decimal=decimal)
-                return df, roles, units_row
-    return None
+    header = _header_line(lines, _is_spectrum_header)
+    if header is None:
+        return None
+    k, sep, fields = header
+    rows = lines[k + 1:]
+    units_row = None
+    if rows and not re.search(r"\d", rows[0].replace("#", "")):  # a units line (Gamry)
+        units_row = dict(zip(fields, (u.strip() for u in rows[0].split(sep))))
+        rows = rows[1:]
+    df = pd.read_csv(io.StringIO("\n".join([sep.join(fields)] + rows)), sep=sep, decimal=_decimal(sep, rows))
+    return df, _spectrum_roles(fields), units_row
 
 
 def read_spectrum(path: str | Path) -> pd.DataFrame:
@@ -656,7 +654,7 @@ def read_spectrum(path: str | Path) -> pd.DataFrame:
         _fail(path, "no such file")
     lines = Path(path).read_bytes().decode("latin-1").lstrip("\ufeff").splitlines()
     try:
-        table = _spectrum_table(path, lines)
+        table = _spectrum_table(lines)
         if table is None:
             df = pd.read_csv(path, sep=None, engine="python", header=None)
             if df.shape[1] < 3 or not np.issubdtype(df.dtypes.iloc[0], np.number):
