@@ -10,7 +10,9 @@ import yaml
 
 from pybamm_factory import api
 from pybamm_factory.calibrate import CalibrationError, Curve, VoltageProblem, calibrate, fit_parameters
+from pybamm_factory.calibrate.design_writer import sampled_cells_rmse
 from pybamm_factory.calibrate.readers import ReaderError
+from pybamm_factory.design import load_design
 
 FIT = ["Positive electrode active material volume fraction", "Initial concentration in negative electrode [mol.m-3]",
        "Positive particle diffusivity [m2.s-1] (factor)"]  # a function of state in OKane2022, fitted as a multiplier
@@ -57,6 +59,12 @@ def test_calibrated_design_is_centred_on_the_fit_and_runs(reduced, tmp_path):
     manifest = pd.read_parquet(out / "manifest.parquet")
     spec = raw["varied"][FIT[0]]
     assert manifest[FIT[0]].between(spec["low"], spec["high"]).all()
+    # the fit's correlations travel with the design
+    cov = np.array(report["covariance"])
+    block = raw["correlations"]
+    assert block["names"] == FIT
+    assert np.array(block["matrix"]) == pytest.approx(cov / np.sqrt(np.outer(np.diag(cov), np.diag(cov))), abs=1e-5)
+    assert f"`{FIT[0]}` with `{FIT[1]}` {block['matrix'][0][1]:+.3f}" in (out / "README.md").read_text()
 
 
 def test_bad_inputs_fail_clearly(realdata, tmp_path):
@@ -186,6 +194,34 @@ def test_leave_one_curve_out_scores_each_rate_and_widens_the_design(realdata, tm
     assert raw["varied"][names[1]]["high"] <= report["parameters"][names[1]]["bounds"][1] <= c_max  # never fuller than full
     # the rates disagree by more than the residual noise suggests (model error, not noise)
     assert any(loo["jackknife_std"][n] > report["parameters"][n]["std"] for n in names)
+
+
+def test_fit_correlations_keep_sampled_cells_near_the_measured_curves(realdata, tmp_path):
+    """The negative electrode's initial concentration and active-material fraction trade off
+    (their product sets its lithium). Sampled with the fit's correlation, cells stay closer
+    to the measured curves than the same marginals sampled independently."""
+    names = ["Initial concentration in negative electrode [mol.m-3]", "Negative electrode active material volume fraction",
+             "Positive electrode active material volume fraction"]
+    files = [realdata / WMG / f"LGM50_25C_{rate}.csv" for rate in ("0.1C", "0.5C", "1C")]
+    out = tmp_path / "correlated.yaml"
+    report = calibrate(files, names, out, base_design="smoke", max_evaluations=40, leave_one_out=False)
+    correlated = yaml.safe_load(out.read_text())
+    block = load_design(out).correlations
+    assert list(block.names) == names
+    assert block.matrix[0][1] < -0.8  # more lithium per site, fewer sites
+    independent = {k: v for k, v in correlated.items() if k != "correlations"}
+    problem = VoltageProblem("OKane2022", names)
+    curves = [Curve.from_file(f) for f in files]
+    with_corr = sampled_cells_rmse(problem, curves, correlated, cells=12, seed=5)
+    without = sampled_cells_rmse(problem, curves, independent, cells=12, seed=5)
+    assert with_corr["cells"] == without["cells"] == 12 and with_corr["failed"] == 0
+    a, b = np.mean(list(with_corr["rmse_mv_median"].values())), np.mean(list(without["rmse_mv_median"].values()))
+    assert a < b - 3.0, (a, b)
+    # the report scores the written design's own cells the same way
+    check = report["sampled_cells"]
+    assert check["cells"] == 20 and set(check["rmse_mv_median"]) == {c.name for c in curves}
+    for name, median in check["rmse_mv_median"].items():
+        assert report["rmse_after_mv"][name] - 1.0 <= median <= check["rmse_mv_p90"][name] + 1e-9
 
 
 def test_leave_one_curve_out_is_exact_on_the_models_own_curves():

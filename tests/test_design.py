@@ -67,6 +67,19 @@ MALFORMED = [
      "has no effect unless model_options sets 'contact resistance': 'true'"),
     ("holdout side", _with("splits/holdout", {"column": "ambient_temperature_k", "side": "middle"}),
      "field 'splits.holdout.side': 'middle' is not allowed; allowed: high, low"),
+    ("initial concentration above the maximum", _with("varied/Initial concentration in negative electrode [mol.m-3]",
+                                                       {"distribution": "uniform", "low": 28000, "high": 35000}),
+     "field 'varied.Initial concentration in negative electrode [mol.m-3]': must lie in (0, 33133] mol.m-3"),
+    ("fraction above one", _with("fixed", {"Positive electrode porosity": 1.2}),
+     "field 'fixed.Positive electrode porosity': a fraction must lie in (0, 1], got [1.2, 1.2]"),
+    ("correlation of an unvaried name", _with("correlations", {"names": ["SEI solvent diffusivity [m2.s-1]", "Ambient temperature [K]"],
+                                                               "matrix": [[1, 0.5], [0.5, 1]]}),
+     "field 'correlations.names': 'Ambient temperature [K]' is not under varied"),
+    ("correlation matrix not positive definite", _with("correlations", {"names": list(SMOKE["varied"]),
+                                                                        "matrix": [[1, 1], [1, 1]]}),
+     "field 'correlations.matrix': is not positive definite"),
+    ("correlation matrix not symmetric", _with("correlations", {"names": list(SMOKE["varied"])[:2], "matrix": [[1, 0.5], [0.2, 1]]}),
+     "field 'correlations.matrix': must be symmetric"),
 ]
 
 
@@ -149,3 +162,44 @@ def test_sobol_sampler_gives_complete_saltelli_design():
     d = len(design.varied)
     assert len(m) % (d + 2) == 0 and len(m) >= 10
     assert build_manifest(design, 10, 5).equals(m)
+
+
+def _correlated_smoke(r: float) -> dict:
+    names = list(SMOKE["varied"])[:2]
+    raw = copy.deepcopy(SMOKE)
+    raw["correlations"] = {"names": names, "matrix": [[1.0, r], [r, 1.0]], "source": "test"}
+    return raw
+
+
+def test_correlations_reach_the_manifest_and_keep_each_marginal():
+    """A Gaussian copula: the normal scores of the two parameters' quantiles correlate as
+    written, each parameter keeps its own distribution and range, and the manifest stays
+    deterministic."""
+    import numpy as np
+    from scipy import stats
+
+    raw = _correlated_smoke(-0.9)
+    names = raw["correlations"]["names"]
+    design = parse_design(raw, "correlated.yaml")
+    cells = build_manifest(design, 800, 2).drop_duplicates("cell_design_id")
+    independent = build_manifest(parse_design(copy.deepcopy(SMOKE), "smoke.yaml"), 800, 2).drop_duplicates("cell_design_id")
+    scores = []
+    for name in names:
+        dist = design.varied[name]
+        assert cells[name].between(dist.low, dist.high).all()
+        # each marginal: same distribution as without the correlation (two-sample KS)
+        assert stats.ks_2samp(cells[name], independent[name]).pvalue > 0.01
+        unit = (np.log(cells[name]) - np.log(dist.low)) / (np.log(dist.high) - np.log(dist.low))
+        scores.append(stats.norm.ppf(unit))
+    assert np.corrcoef(scores)[0, 1] == pytest.approx(-0.9, abs=0.03)
+    assert abs(np.corrcoef([independent[n] for n in names])[0, 1]) < 0.15
+    assert build_manifest(design, 800, 2).equals(build_manifest(parse_design(_correlated_smoke(-0.9), "again.yaml"), 800, 2))
+
+
+def test_correlations_need_the_lhs_sampler(tmp_path):
+    raw = _correlated_smoke(0.5)
+    raw["sampler"] = "sobol"
+    path = tmp_path / "sobol.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(DesignError, match="field 'correlations': needs sampler 'lhs'; the 'sobol' sampler's Sobol indices assume independent"):
+        load_design(path)

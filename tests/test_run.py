@@ -47,6 +47,7 @@ def test_schema_check_can_fail(smoke_dataset):
 def test_card_holds_metadata_checksums_and_front_matter(smoke_dataset):
     card = (smoke_dataset / "README.md").read_text()
     assert card.startswith("---\nlicense:")
+    assert "The varied parameters are sampled independently" in card
     assert "configs:" in card and "data_files: labels.parquet" in card
     meta = json.loads((smoke_dataset / "metadata.json").read_text())
     for key in ("model", "model_options", "parameter_set", "parameter_values", "solver", "versions", "seed", "command"):

@@ -241,17 +241,21 @@ def read(file, out, fmt, columns, current_sign, current_unit):
               help="With three or more --data curves, refit once without each and report how well each refit predicts "
                    "the curve left out (the highest-current one is the rate-extrapolation check); the design's spread "
                    "becomes the larger of the covariance and jackknife std. Costs one fit per curve.")
+@click.option("--check-cells", default=20, show_default=True, type=click.IntRange(min=0),
+              help="Draw this many cell designs from the written design with its own sampler (seed 0) and score them on the "
+                   "fitted curves: how close the synthetic cells stay to the measured ones. 0 skips it.")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Calibrated design YAML to write (report and figure go beside it).")
 @_user_errors
 def calibrate(data, held_out, fit_names, parameter_set, base_design, model, thermal, optimiser, max_evaluations,
-              discharge, leave_one_out, out):
+              discharge, leave_one_out, check_cells, out):
     """Fit parameters to measured voltage curves and write a calibrated design."""
     from .calibrate import calibrate as run_calibration
 
     report = run_calibration(list(data), list(fit_names), out, parameter_set=parameter_set, held_out=list(held_out),
                              base_design=base_design, model=model, thermal=thermal, max_evaluations=max_evaluations,
-                             optimiser=optimiser, leave_one_out=leave_one_out, discharge=discharge)
+                             optimiser=optimiser, leave_one_out=leave_one_out, discharge=discharge,
+                             check_cells=check_cells)
     for name, source in report["discharge_used"].items():
         click.echo(f"{name}: {source}")
     click.echo(f"{'curve':<34} {'before [mV]':>12} {'after [mV]':>11}")
@@ -271,6 +275,12 @@ def calibrate(data, held_out, fit_names, parameter_set, base_design, model, ther
         wider = [n for n, p in report["parameters"].items() if p["design_std"] > p["std"]]
         if wider:
             click.echo(f"design spread widened to the jackknife std (curves disagree beyond the covariance) for: {', '.join(wider)}")
+    check = report.get("sampled_cells")
+    if check:
+        medians = " / ".join(f"{v:.1f}" if v is not None else "-" for v in check["rmse_mv_median"].values())
+        p90 = " / ".join(f"{v:.1f}" if v is not None else "-" for v in check["rmse_mv_p90"].values())
+        click.echo(f"{check['cells']} cells drawn from the design, RMSE on the fitted curves: median {medians} mV, "
+                   f"p90 {p90} mV ({check['failed']} failed to solve)")
     for note in report.get("notes", []):
         click.echo(f"note: {note}")
     click.echo(f"design: {report['design']}  report: {Path(report['figure']).parent}")

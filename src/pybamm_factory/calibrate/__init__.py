@@ -9,7 +9,7 @@ import numpy as np
 
 from ..design.spec import load_design
 from .aging_fit import fit_aging, measured_fade
-from .design_writer import calibrated_design, check_names, plot_fit, write_design
+from .design_writer import calibrated_design, check_names, plot_fit, sampled_cells_rmse, write_design
 from .fit import MODEL_LABELS, CalibrationError, Curve, FitResult, VoltageProblem, fit_parameters, leave_one_curve_out
 from .readers import ReaderError, cycle_capacities, discharge_segments, read_cycler, read_spectrum
 
@@ -21,7 +21,8 @@ __all__ = ["CalibrationError", "Curve", "FitResult", "ReaderError", "VoltageProb
 def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter_set: str | None = None,
               held_out: list[str | Path] = (), base_design: str | Path = "default", model: str | None = None,
               thermal: str = "ambient", max_evaluations: int = 200, report_dir: str | Path | None = None,
-              optimiser: str = "least-squares", leave_one_out: bool = True, discharge: str | int = "largest") -> dict:
+              optimiser: str = "least-squares", leave_one_out: bool = True, discharge: str | int = "largest",
+              check_cells: int = 20) -> dict:
     """Fit ``fit`` parameters to the CC discharges in ``data``; write the design and a report.
 
     Returns the report (also written as ``calibration_report.json`` with a figure of
@@ -32,6 +33,8 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
     ``leave_one_out`` (three or more curves) refits once without each curve, reports how
     well each refit predicts its left-out curve, and widens the design's spread to the
     jackknife std where that is larger than the covariance's (:func:`leave_one_curve_out`).
+    ``check_cells`` cell designs drawn from the written design are scored on the fitted
+    curves (:func:`~.design_writer.sampled_cells_rmse`; 0 skips it).
     """
     check_names(list(fit))
     design = load_design(base_design)
@@ -46,6 +49,7 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
         result.design_std = np.maximum(result.std, list(loo["jackknife_std"].values()))
         result.design_std_source = "the larger of the fit covariance's and the leave-one-curve-out jackknife's"
     raw = calibrated_design(base_design, result, parameter_set, [c.name for c in curves])
+    check = sampled_cells_rmse(problem, curves, raw, check_cells) if check_cells > 0 else None
     design_path = write_design(raw, out)
     report_dir = Path(report_dir) if report_dir else design_path.parent / f"{design_path.stem}_calibration"
     figure = plot_fit(problem, curves, held, result, report_dir / "fit_before_after.png")
@@ -53,7 +57,8 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
               "temperature_source": {c.name: problem.temperature_source(c) for c in curves + held},
               "discharge_used": {c.name: c.source for c in curves + held},
               "fitted_curves": [str(p) for p in data], "held_out_curves": [str(p) for p in held_out],
-              "figure": str(figure), **result.as_dict(), "leave_one_curve_out": loo}
+              "figure": str(figure), **result.as_dict(), "leave_one_curve_out": loo,
+              "sampled_cells": check}
     notes = []
     if parameter_set != design.parameter_set:
         notes.append(f"fitted with {parameter_set}, but the design runs {design.parameter_set}: fitted scalars carry "

@@ -7,11 +7,13 @@ import math
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 
+from ..design.manifest import build_manifest  # noqa: E402
 from ..design.spec import load_design, parse_design  # noqa: E402
 from .fit import CalibrationError, Curve, FitResult, VoltageProblem  # noqa: E402
 
@@ -36,8 +38,61 @@ def calibrated_design(base: str | Path, fit: FitResult, parameter_set: str, sour
                         "high": float(min(value + TRUNCATION_SIGMAS * spread, upper)),
                         "source": f"calibrated to {', '.join(sources)} (mean = fit, std = {fit.design_std_source})"}
         raw.get("fixed", {}).pop(name, None)
+    correlations = _correlation_block(raw.get("correlations"), fit)
+    if correlations:
+        raw["correlations"] = correlations
     parse_design(raw, f"calibrated design from {base}")  # it must load as it will be run
     return raw
+
+
+def _correlation_block(base: dict | None, fit: FitResult) -> dict | None:
+    """The fit's correlations, beside any the base design holds between parameters not
+    refitted (block-diagonal: the fit says nothing about the two groups' dependence)."""
+    matrix = fit.correlation()
+    names, blocks = [], []
+    if base:
+        keep = [i for i, n in enumerate(base["names"]) if n not in fit.names]
+        if len(keep) >= 2:
+            names += [base["names"][i] for i in keep]
+            blocks.append(np.array(base["matrix"], dtype=float)[np.ix_(keep, keep)])
+    if matrix is not None:
+        names += list(fit.names)
+        blocks.append(matrix)
+    if len(names) < 2:
+        return None
+    joined = np.zeros((len(names), len(names)))
+    start = 0
+    for block in blocks:
+        joined[start:start + len(block), start:start + len(block)] = block
+        start += len(block)
+    source = ("the fit's Gauss-Newton covariance as correlations (normal scores, Gaussian copula)"
+              if matrix is not None else base.get("source", ""))
+    return {"names": names, "matrix": [[round(float(v), 6) for v in row] for row in joined], "source": source}
+
+
+def sampled_cells_rmse(problem: VoltageProblem, curves: list[Curve], raw: dict, cells: int = 20, seed: int = 0) -> dict:
+    """How close the calibrated design's own cells stay to the measured curves: ``cells``
+    cell designs drawn by the design's own sampler, each scored on every curve. Solves that
+    fail (a sampled cell whose rest voltage lies above the set's cut-off, say) are counted
+    and left out of the percentiles."""
+    design = parse_design(raw, "calibrated design")
+    manifest = build_manifest(design, cells * design.conditions_per_cell_design, seed).drop_duplicates("cell_design_id")
+    values = manifest[problem.fit_names].to_numpy(float)
+    failed_before = problem.failed_solves
+    rmse, failed = {c.name: [] for c in curves}, 0
+    for row in values:
+        start = problem.failed_solves
+        scores = {c.name: problem.rmse_mv(c, row) for c in curves}
+        if problem.failed_solves > start:
+            failed += 1
+            continue
+        for name, value in scores.items():
+            rmse[name].append(value)
+    problem.failed_solves = failed_before
+    solved = len(values) - failed
+    return {"cells": len(values), "seed": seed, "failed": failed,
+            "rmse_mv_median": {n: float(np.median(v)) if solved else None for n, v in rmse.items()},
+            "rmse_mv_p90": {n: float(np.percentile(v, 90)) if solved else None for n, v in rmse.items()}}
 
 
 def write_design(raw: dict, path: str | Path) -> Path:

@@ -140,6 +140,7 @@ class VoltageProblem:
         self.thermal = thermal
         self._simulations: dict[object, pybamm.Simulation] = {}
         self.simulations = 0
+        self.failed_solves = 0
 
     def traced(self, curve: Curve) -> bool:
         """Whether the curve's temperature is its logged trace (else a constant)."""
@@ -204,6 +205,7 @@ class VoltageProblem:
         try:
             sol = sim.solve([0, t_end], inputs=inputs, t_interp=np.linspace(0, t_end, 600))
         except pybamm.SolverError:
+            self.failed_solves += 1
             return np.full_like(curve.voltage_v, self.lower_voltage_v)
         self.simulations += 1
         q = sol["Discharge capacity [A.h]"].entries
@@ -237,6 +239,21 @@ class FitResult:
     def spread(self) -> np.ndarray:
         """Per parameter: the std the calibrated design samples with."""
         return self.std if self.design_std is None else self.design_std
+
+    def correlation(self) -> np.ndarray | None:
+        """The covariance as a correlation matrix, or None where it has no finite,
+        positive-definite one (a parameter without curvature, a single parameter)."""
+        cov = (np.asarray(self.covariance, dtype=float) + np.asarray(self.covariance, dtype=float).T) / 2
+        std = np.sqrt(np.diag(cov))
+        if len(std) < 2 or not np.all(np.isfinite(cov)) or np.any(std <= 0):
+            return None
+        matrix = cov / np.outer(std, std)
+        np.fill_diagonal(matrix, 1.0)
+        try:
+            np.linalg.cholesky(matrix)
+        except np.linalg.LinAlgError:
+            return None
+        return matrix
 
     def at_bound(self, tolerance: float = 0.01) -> list:
         """Per parameter: 'lower' / 'upper' where the fit stopped within 1 % of the range from a bound."""

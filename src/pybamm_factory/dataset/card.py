@@ -102,6 +102,18 @@ def _row_count(root: Path, tables: dict[str, pd.DataFrame], table: str) -> int:
     return table_rows(Path(root) / f"{table}.parquet")
 
 
+def correlation_text(design: Design) -> str:
+    """One line on how the varied parameters depend on each other."""
+    block = design.correlations
+    if block is None:
+        return "The varied parameters are sampled independently (Latin hypercube or Saltelli)."
+    n = len(block.names)
+    pairs = "; ".join(f"`{block.names[i]}` with `{block.names[j]}` {block.matrix[i][j]:+.3f}"
+                      for i in range(n) for j in range(i + 1, n))
+    return (f"Correlated through a Gaussian copula (correlation of normal scores; each parameter keeps its "
+            f"distribution above): {pairs}. Source: {block.source or '-'}.")
+
+
 def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.DataFrame], quality: dict,
                 figures: list[str], checksums: dict[str, str], augmentation: str = "") -> str:
     template = string.Template((resources.files("pybamm_factory") / "data_cards" / "dataset_card.md").read_text())
@@ -148,6 +160,7 @@ def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.Dat
         "eis_points": len(design.eis.frequencies_hz()), "f_min": f"{design.eis.f_min_hz:g}", "f_max": f"{design.eis.f_max_hz:g}",
         "command": meta["command"],
         "varied_rows": varied_rows or "| (none) | | | | |",
+        "correlations": correlation_text(design),
         "n_ok": int(status.get("ok", 0)), "n_infeasible": int(status.get("infeasible", 0)),
         "n_failed": int(status.get("failed", 0)),
         "failure_rate": f"{1 - status.get('ok', 0) / max(n, 1):.1%}",

@@ -14,9 +14,9 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy.stats import qmc
+from scipy.stats import norm, qmc
 
-from .spec import Design
+from .spec import Correlations, Design
 
 CONDITION_COLUMNS = ("protocol_id", "charge_c_rate", "discharge_c_rate", "ambient_temperature_k")
 
@@ -29,6 +29,17 @@ def _lhs(n: int, d: int, seed: int) -> np.ndarray:
     if d == 0:
         return np.zeros((n, 0))
     return qmc.LatinHypercube(d=d, rng=np.random.default_rng(seed)).random(n)
+
+
+def _correlate(unit: np.ndarray, names: list[str], correlations: Correlations) -> np.ndarray:
+    """Gaussian copula: map the named columns' uniform draws to normal scores, mix them
+    with the Cholesky factor of the correlation matrix, and map back to uniforms. Each
+    column stays uniform on [0, 1), so every marginal keeps its written distribution."""
+    unit = unit.copy()
+    columns = [names.index(n) for n in correlations.names]
+    scores = norm.ppf(np.clip(unit[:, columns], 1e-12, 1 - 1e-12))
+    unit[:, columns] = norm.cdf(scores @ np.linalg.cholesky(np.array(correlations.matrix)).T)
+    return unit
 
 
 def _sobol_cell_designs(design: Design, n_designs: int, seed: int) -> np.ndarray:
@@ -61,6 +72,8 @@ def build_manifest(design: Design, samples: int, seed: int) -> pd.DataFrame:
         samples = n_designs * design.conditions_per_cell_design
     else:
         unit_cells = _lhs(n_designs, len(names), seed)
+        if design.correlations:
+            unit_cells = _correlate(unit_cells, names, design.correlations)
     cell_values = {
         name: design.varied[name].ppf(unit_cells[:, j]) for j, name in enumerate(names)
     }

@@ -25,6 +25,8 @@ MESH_KEYS = ("x_n", "x_s", "x_p", "r_n", "r_p")
 # parameters that set the mesh geometry: PyBaMM cannot take them as input parameters
 GEOMETRY = re.compile(r"(electrode|separator) thickness \[m\]$|particle radius \[m\]$|^Electrode (height|width) \[m\]$")
 HOLDOUT_SIDES = ("high", "low")
+FRACTION = re.compile(r"(volume fraction|porosity)$")
+INITIAL_CONCENTRATION = re.compile(r"^Initial concentration in (negative|positive) electrode \[mol\.m-3\]$")
 CONTACT_RESISTANCE = "Contact resistance [Ohm]"  # used by PyBaMM only with the model option of that name
 # "<parameter> (factor)" varies a multiplier on a parameter, which may be a function of state
 FACTOR_SUFFIX = " (factor)"
@@ -47,6 +49,7 @@ TOP_LEVEL_KEYS = {
     "sampler": str,
     "solver": dict,
     "splits": dict,
+    "correlations": dict,
     "license": str,
 }
 REQUIRED_KEYS = ("name", "model", "parameter_set", "protocols", "ambient_temperatures_c", "aging")
@@ -82,6 +85,17 @@ class Distribution:
         dist = stats.norm(self.mean, self.std)
         a, b = dist.cdf(self.low), dist.cdf(self.high)
         return dist.ppf(a + u * (b - a))
+
+
+@dataclass(frozen=True)
+class Correlations:
+    """Correlation between varied parameters, applied as a Gaussian copula: the matrix
+    correlates the normal scores of the named parameters' uniform draws, and each
+    parameter keeps the marginal distribution written for it under ``varied``."""
+
+    names: tuple[str, ...]
+    matrix: tuple[tuple[float, ...], ...]
+    source: str = ""
 
 
 @dataclass(frozen=True)
@@ -160,6 +174,7 @@ class Design:
     solver: SolverSettings
     splits: SplitSettings
     raw: dict = field(repr=False)
+    correlations: Correlations | None = None
     source: str = ""
     description: str = ""
     parameter_set_source: str = ""
@@ -220,6 +235,39 @@ def _distribution(src, fld, spec) -> Distribution:
     return Distribution(kind, low, high, mean, std, str(spec.get("source", "")))
 
 
+def _correlations(src, spec, varied: dict, sampler: str) -> Correlations | None:
+    """Validate the ``correlations`` block: varied names, a symmetric unit-diagonal
+    positive-definite matrix, and a sampler that allows dependent inputs."""
+    import numpy as np
+
+    if spec is None:
+        return None
+    _check_keys(src, "correlations", spec, ("names", "matrix", "source"))
+    names = spec.get("names")
+    if not isinstance(names, list) or len(names) < 2:
+        _fail(src, "correlations.names", "expected a list of at least two varied parameter names")
+    for name in names:
+        if name not in varied:
+            _fail(src, "correlations.names", f"'{name}' is not under varied; allowed: {', '.join(varied)}")
+    if len(set(names)) != len(names):
+        _fail(src, "correlations.names", "names must be unique")
+    if sampler != "lhs":
+        _fail(src, "correlations", f"needs sampler 'lhs'; the '{sampler}' sampler's Sobol indices assume independent inputs")
+    rows = spec.get("matrix")
+    if not isinstance(rows, list) or len(rows) != len(names) or any(not isinstance(r, list) or len(r) != len(names) for r in rows):
+        _fail(src, "correlations.matrix", f"expected a {len(names)} x {len(names)} list of rows, one per name")
+    matrix = np.array([[_number(src, f"correlations.matrix[{i}][{j}]", v) for j, v in enumerate(r)] for i, r in enumerate(rows)])
+    if not np.allclose(np.diag(matrix), 1.0) or np.abs(matrix).max() > 1 + 1e-12:
+        _fail(src, "correlations.matrix", "needs ones on the diagonal and entries in [-1, 1]")
+    if not np.allclose(matrix, matrix.T, atol=1e-9):
+        _fail(src, "correlations.matrix", "must be symmetric")
+    try:
+        np.linalg.cholesky(matrix)
+    except np.linalg.LinAlgError:
+        _fail(src, "correlations.matrix", "is not positive definite, so no joint distribution has it")
+    return Correlations(tuple(names), tuple(tuple(float(v) for v in r) for r in matrix), str(spec.get("source", "")))
+
+
 def _protocol(src, i, spec, pv) -> Protocol:
     fld = f"protocols[{i}]"
     if not isinstance(spec, dict):
@@ -264,6 +312,18 @@ def input_name_problem(pv, name: str, parameter_set: str, verb: str = "vary") ->
         return (f"'{name}' is a function of state in {parameter_set}; {verb} '{name}{FACTOR_SUFFIX}' "
                 "(a multiplier on the function) instead")
     return None
+
+
+def _physical_range(src, fld, name: str, low: float, high: float, pv) -> None:
+    """Fractions within (0, 1]; an electrode's initial concentration within (0, its maximum]."""
+    if FRACTION.search(name) and not (0 < low and high <= 1):
+        _fail(src, fld, f"a fraction must lie in (0, 1], got [{low:g}, {high:g}]")
+    electrode = INITIAL_CONCENTRATION.match(name)
+    if electrode:
+        c_max = pv[f"Maximum concentration in {electrode[1]} electrode [mol.m-3]"]
+        if isinstance(c_max, (int, float)) and not (0 < low and high <= c_max):
+            _fail(src, fld, f"must lie in (0, {c_max:g}] mol.m-3 (the {electrode[1]} electrode's maximum concentration "
+                  f"in the parameter set), got [{low:g}, {high:g}]")
 
 
 def _contact_resistance_unused(src, fld, options) -> None:
@@ -332,6 +392,7 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
         if name not in pv.keys():
             _fail(src, f"fixed.{name}", f"'{name}' is not a parameter of {raw['parameter_set']}")
         _number(src, f"fixed.{name}", value)
+        _physical_range(src, f"fixed.{name}", name, value, value, pv)
         if name == CONTACT_RESISTANCE and value:
             _contact_resistance_unused(src, f"fixed.{name}", options)
 
@@ -349,6 +410,7 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
             _fail(src, f"varied.{name}", "sets the mesh geometry, which PyBaMM cannot take as an input parameter; "
                   "vary an equation parameter (e.g. an active material volume fraction) instead")
         varied[name] = _distribution(src, f"varied.{name}", spec)
+        _physical_range(src, f"varied.{name}", name, varied[name].low, varied[name].high, pv)
         if varied[name].low == varied[name].high:
             _fail(src, f"varied.{name}", "empty range: low must be < high")
 
@@ -403,6 +465,7 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
     sampler = raw.get("sampler", "lhs")
     if sampler not in SAMPLERS:
         _fail(src, "sampler", f"'{sampler}' is not allowed; allowed: {', '.join(SAMPLERS)}")
+    correlations = _correlations(src, raw.get("correlations"), varied, sampler)
     solver_raw = raw.get("solver", {})
     _check_keys(src, "solver", solver_raw, ("name", "rtol", "atol"))
     solver = SolverSettings(**solver_raw)
@@ -438,7 +501,7 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
         model_options=copy.deepcopy(options), mesh=dict(mesh), fixed=dict(fixed), varied=varied,
         protocols=protocols, ambient_temperatures_k=tuple(temps_k),
         conditions_per_cell_design=cpd, aging=aging, eis=eis, sampler=sampler, solver=solver,
-        splits=splits, raw=copy.deepcopy(raw), source=src,
+        splits=splits, raw=copy.deepcopy(raw), correlations=correlations, source=src,
         description=raw.get("description", ""),
         parameter_set_source=raw.get("parameter_set_source", ""),
         license=raw.get("license", "CC-BY-4.0"),
