@@ -243,3 +243,28 @@ def test_leave_one_curve_out_is_exact_on_the_models_own_curves():
     assert loo["highest_current_curve"] == "5.0 A"
     assert max(loo["rmse_mv_left_out"].values()) < 1.0
     assert loo["jackknife_std"]["Positive electrode active material volume fraction"] < 1e-3
+
+
+def test_fit_correlations_join_the_base_designs_block_and_skip_sobol(tmp_path):
+    """The base design's correlations between parameters not refitted stay; the fitted ones
+    get the fit's correlation, with nothing assumed between the two groups. A Sobol base
+    design gets none (its indices assume independent inputs)."""
+    from pybamm_factory.calibrate import FitResult
+    from pybamm_factory.calibrate.design_writer import calibrated_design
+    from tests.conftest import REPO
+
+    base = yaml.safe_load((REPO / "designs" / "smoke.yaml").read_text())
+    kept = list(base["varied"])
+    base["correlations"] = {"names": kept, "matrix": [[1.0, 0.3], [0.3, 1.0]], "source": "lab"}
+    fitted = ["Positive electrode active material volume fraction", "Negative electrode active material volume fraction"]
+    fit = FitResult(fitted, np.array([0.65, 0.75]), np.array([0.66, 0.74]), np.array([0.01, 0.01]),
+                    np.array([[1e-4, -5e-5], [-5e-5, 1e-4]]), bounds=[(0.5, 0.8), (0.6, 0.9)])
+    path = tmp_path / "base.yaml"
+    path.write_text(yaml.safe_dump(base))
+    block = calibrated_design(path, fit, "OKane2022", ["x"])["correlations"]
+    assert block["names"] == kept + fitted
+    assert np.array(block["matrix"]) == pytest.approx(np.array([[1, 0.3, 0, 0], [0.3, 1, 0, 0], [0, 0, 1, -0.5], [0, 0, -0.5, 1]]))
+    del base["correlations"]
+    base["sampler"] = "sobol"
+    path.write_text(yaml.safe_dump(base))
+    assert "correlations" not in calibrated_design(path, fit, "OKane2022", ["x"])

@@ -63,6 +63,9 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
     if parameter_set != design.parameter_set:
         notes.append(f"fitted with {parameter_set}, but the design runs {design.parameter_set}: fitted scalars carry "
                      f"over, functions (Arrhenius terms, diffusivities) are {design.parameter_set}'s")
+    if result.correlation() is not None and "correlations" not in raw:
+        notes.append(f"the fit's correlations are not in the design: its sampler is {design.sampler}, whose Sobol "
+                     "indices assume independent inputs")
     if model != design.model:
         notes.append(f"fitted with the {MODEL_LABELS[model]} model; the design runs the {MODEL_LABELS[design.model]} model")
     if notes:

@@ -39,7 +39,7 @@ def calibrated_design(base: str | Path, fit: FitResult, parameter_set: str, sour
                         "source": f"calibrated to {', '.join(sources)} (mean = fit, std = {fit.design_std_source})"}
         raw.get("fixed", {}).pop(name, None)
     correlations = _correlation_block(raw.get("correlations"), fit)
-    if correlations:
+    if correlations and raw.get("sampler", "lhs") == "lhs":  # Saltelli's estimators assume independent inputs
         raw["correlations"] = correlations
     parse_design(raw, f"calibrated design from {base}")  # it must load as it will be run
     return raw
@@ -48,16 +48,18 @@ def calibrated_design(base: str | Path, fit: FitResult, parameter_set: str, sour
 def _correlation_block(base: dict | None, fit: FitResult) -> dict | None:
     """The fit's correlations, beside any the base design holds between parameters not
     refitted (block-diagonal: the fit says nothing about the two groups' dependence)."""
-    matrix = fit.correlation()
-    names, blocks = [], []
+    names, blocks, sources = [], [], []
     if base:
         keep = [i for i, n in enumerate(base["names"]) if n not in fit.names]
         if len(keep) >= 2:
             names += [base["names"][i] for i in keep]
             blocks.append(np.array(base["matrix"], dtype=float)[np.ix_(keep, keep)])
+            sources.append(f"{', '.join(names)}: the base design's ({base.get('source') or 'no source given'})")
+    matrix = fit.correlation()
     if matrix is not None:
         names += list(fit.names)
         blocks.append(matrix)
+        sources.append("the fitted parameters: the fit's Gauss-Newton covariance as correlations")
     if len(names) < 2:
         return None
     joined = np.zeros((len(names), len(names)))
@@ -65,9 +67,7 @@ def _correlation_block(base: dict | None, fit: FitResult) -> dict | None:
     for block in blocks:
         joined[start:start + len(block), start:start + len(block)] = block
         start += len(block)
-    source = ("the fit's Gauss-Newton covariance as correlations (normal scores, Gaussian copula)"
-              if matrix is not None else base.get("source", ""))
-    return {"names": names, "matrix": [[round(float(v), 6) for v in row] for row in joined], "source": source}
+    return {"names": names, "matrix": joined.tolist(), "source": "; ".join(sources)}
 
 
 def sampled_cells_rmse(problem: VoltageProblem, curves: list[Curve], raw: dict, cells: int = 20, seed: int = 0) -> dict:
@@ -77,22 +77,17 @@ def sampled_cells_rmse(problem: VoltageProblem, curves: list[Curve], raw: dict, 
     and left out of the percentiles."""
     design = parse_design(raw, "calibrated design")
     manifest = build_manifest(design, cells * design.conditions_per_cell_design, seed).drop_duplicates("cell_design_id")
-    values = manifest[problem.fit_names].to_numpy(float)
-    failed_before = problem.failed_solves
     rmse, failed = {c.name: [] for c in curves}, 0
-    for row in values:
-        start = problem.failed_solves
+    for row in manifest[problem.fit_names].to_numpy(float):
+        failures = problem.failed_solves
         scores = {c.name: problem.rmse_mv(c, row) for c in curves}
-        if problem.failed_solves > start:
-            failed += 1
-            continue
+        failed += problem.failed_solves > failures
         for name, value in scores.items():
-            rmse[name].append(value)
-    problem.failed_solves = failed_before
-    solved = len(values) - failed
-    return {"cells": len(values), "seed": seed, "failed": failed,
-            "rmse_mv_median": {n: float(np.median(v)) if solved else None for n, v in rmse.items()},
-            "rmse_mv_p90": {n: float(np.percentile(v, 90)) if solved else None for n, v in rmse.items()}}
+            if problem.failed_solves == failures:
+                rmse[name].append(value)
+    return {"cells": len(manifest), "seed": seed, "failed": int(failed),
+            "rmse_mv_median": {n: float(np.median(v)) if v else None for n, v in rmse.items()},
+            "rmse_mv_p90": {n: float(np.percentile(v, 90)) if v else None for n, v in rmse.items()}}
 
 
 def write_design(raw: dict, path: str | Path) -> Path:

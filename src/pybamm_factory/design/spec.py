@@ -314,16 +314,19 @@ def input_name_problem(pv, name: str, parameter_set: str, verb: str = "vary") ->
     return None
 
 
-def _physical_range(src, fld, name: str, low: float, high: float, pv) -> None:
-    """Fractions within (0, 1]; an electrode's initial concentration within (0, its maximum]."""
+def _physical_range(src, fld, name: str, low: float, high: float, pv, raw: dict) -> None:
+    """Fractions within (0, 1]; an electrode's initial concentration within (0, its maximum]
+    (the design's fixed maximum if it sets one; not checked if it varies the maximum)."""
     if FRACTION.search(name) and not (0 < low and high <= 1):
         _fail(src, fld, f"a fraction must lie in (0, 1], got [{low:g}, {high:g}]")
     electrode = INITIAL_CONCENTRATION.match(name)
-    if electrode:
-        c_max = pv[f"Maximum concentration in {electrode[1]} electrode [mol.m-3]"]
-        if isinstance(c_max, (int, float)) and not (0 < low and high <= c_max):
-            _fail(src, fld, f"must lie in (0, {c_max:g}] mol.m-3 (the {electrode[1]} electrode's maximum concentration "
-                  f"in the parameter set), got [{low:g}, {high:g}]")
+    limit = f"Maximum concentration in {electrode[1]} electrode [mol.m-3]" if electrode else None
+    if limit is None or limit in raw.get("varied", {}):
+        return
+    c_max = raw.get("fixed", {}).get(limit, pv[limit])
+    if isinstance(c_max, (int, float)) and not (0 < low and high <= c_max):
+        _fail(src, fld, f"must lie in (0, {c_max:g}] mol.m-3 (the {electrode[1]} electrode's maximum concentration), "
+              f"got [{low:g}, {high:g}]")
 
 
 def _contact_resistance_unused(src, fld, options) -> None:
@@ -392,7 +395,7 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
         if name not in pv.keys():
             _fail(src, f"fixed.{name}", f"'{name}' is not a parameter of {raw['parameter_set']}")
         _number(src, f"fixed.{name}", value)
-        _physical_range(src, f"fixed.{name}", name, value, value, pv)
+        _physical_range(src, f"fixed.{name}", name, value, value, pv, raw)
         if name == CONTACT_RESISTANCE and value:
             _contact_resistance_unused(src, f"fixed.{name}", options)
 
@@ -410,7 +413,7 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
             _fail(src, f"varied.{name}", "sets the mesh geometry, which PyBaMM cannot take as an input parameter; "
                   "vary an equation parameter (e.g. an active material volume fraction) instead")
         varied[name] = _distribution(src, f"varied.{name}", spec)
-        _physical_range(src, f"varied.{name}", name, varied[name].low, varied[name].high, pv)
+        _physical_range(src, f"varied.{name}", name, varied[name].low, varied[name].high, pv, raw)
         if varied[name].low == varied[name].high:
             _fail(src, f"varied.{name}", "empty range: low must be < high")
 
