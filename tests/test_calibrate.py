@@ -268,3 +268,24 @@ def test_fit_correlations_join_the_base_designs_block_and_skip_sobol(tmp_path):
     base["sampler"] = "sobol"
     path.write_text(yaml.safe_dump(base))
     assert "correlations" not in calibrated_design(path, fit, "OKane2022", ["x"])
+
+
+def test_a_curve_outside_the_sets_voltage_window_gets_a_note(realdata):
+    """The Arbin file is an LFP cell discharged to 2.0 V; OKane2022 is an NMC811 cell with a
+    2.5-4.2 V window. The LG M50 curve stays inside it."""
+    problem = VoltageProblem("OKane2022", ["Negative electrode active material volume fraction"])
+    note = problem.window_mismatch(Curve.from_file(realdata / "arbin" / "arbin_example.csv"))
+    assert note.startswith("arbin_example spans 3.50-2.00 V, outside OKane2022's window 4.2-2.5 V")
+    assert problem.window_mismatch(Curve.from_file(realdata / WMG / "LGM50_25C_0.5C.csv")) is None
+
+
+def test_search_never_leaves_the_physical_range():
+    """A fraction is searched up to 1 at most, an initial concentration up to its maximum."""
+    from pybamm_factory.calibrate.fit import _bounds
+
+    names = ["Negative electrode active material volume fraction", "Initial concentration in negative electrode [mol.m-3]"]
+    problem = VoltageProblem("OKane2022", names)
+    low, high = _bounds(problem)
+    assert problem.initial[0] * 1.5 > 1 and high[0] == 1.0
+    assert high[1] == pybamm.ParameterValues("OKane2022")["Maximum concentration in negative electrode [mol.m-3]"]
+    assert np.all(low > 0)

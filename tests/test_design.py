@@ -69,9 +69,10 @@ MALFORMED = [
      "field 'splits.holdout.side': 'middle' is not allowed; allowed: high, low"),
     ("initial concentration above the maximum", _with("varied/Initial concentration in negative electrode [mol.m-3]",
                                                        {"distribution": "uniform", "low": 28000, "high": 35000}),
-     "field 'varied.Initial concentration in negative electrode [mol.m-3]': must lie in (0, 33133] mol.m-3"),
+     "field 'varied.Initial concentration in negative electrode [mol.m-3]': must lie in (0, 33133] "
+     "(the negative electrode's maximum concentration in mol.m-3), got [28000, 35000]"),
     ("fraction above one", _with("fixed", {"Positive electrode porosity": 1.2}),
-     "field 'fixed.Positive electrode porosity': a fraction must lie in (0, 1], got [1.2, 1.2]"),
+     "field 'fixed.Positive electrode porosity': must lie in (0, 1] (a fraction), got [1.2, 1.2]"),
     ("correlation of an unvaried name", _with("correlations", {"names": ["SEI solvent diffusivity [m2.s-1]", "Ambient temperature [K]"],
                                                                "matrix": [[1, 0.5], [0.5, 1]]}),
      "field 'correlations.names': 'Ambient temperature [K]' is not under varied"),

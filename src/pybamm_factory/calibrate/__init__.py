@@ -59,7 +59,7 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
               "fitted_curves": [str(p) for p in data], "held_out_curves": [str(p) for p in held_out],
               "figure": str(figure), **result.as_dict(), "leave_one_curve_out": loo,
               "sampled_cells": check}
-    notes = []
+    notes = [n for n in map(problem.window_mismatch, curves + held) if n]
     if parameter_set != design.parameter_set:
         notes.append(f"fitted with {parameter_set}, but the design runs {design.parameter_set}: fitted scalars carry "
                      f"over, functions (Arrhenius terms, diffusivities) are {design.parameter_set}'s")

@@ -30,7 +30,7 @@ import numpy as np
 import pybamm
 from scipy.optimize import least_squares
 
-from ..design.spec import input_name_problem
+from ..design.spec import input_name_problem, physical_ceiling
 from ..simulate.inputs import default_value, set_inputs
 from .readers import discharge_segments, read_cycler
 
@@ -132,9 +132,9 @@ class VoltageProblem:
         self.fit_names = list(fit_names)
         self.initial = np.array([default_value(pv, n) for n in fit_names])
         self.lower_voltage_v = float(pv["Lower voltage cut-off [V]"])
-        # physical ceilings: a particle cannot start fuller than its maximum concentration
-        self.upper_limits = {f"Initial concentration in {e} electrode [mol.m-3]":
-                             float(pv.get(f"Maximum concentration in {e} electrode [mol.m-3]", np.inf)) for e in ("negative", "positive")}
+        self.upper_voltage_v = float(pv["Upper voltage cut-off [V]"])
+        # physical ceilings: no fraction above one, no particle fuller than its maximum concentration
+        self.upper_limits = {n: ceiling[0] for n in fit_names if (ceiling := physical_ceiling(pv, n))}
         self.model = model
         self.mesh = mesh or {"x_n": 10, "x_s": 5, "x_p": 10, "r_n": 15, "r_p": 15}
         self.thermal = thermal
@@ -211,6 +211,15 @@ class VoltageProblem:
         q = sol["Discharge capacity [A.h]"].entries
         v = sol["Voltage [V]"].entries
         return np.interp(curve.discharged_ah, q, v, right=v[-1])
+
+    def window_mismatch(self, curve: Curve, margin_v: float = 0.05) -> str | None:
+        """A note when the measured discharge leaves the parameter set's voltage window (the
+        set may describe another cell or chemistry); None when it stays inside."""
+        low, high = float(curve.voltage_v.min()), float(curve.voltage_v.max())
+        if low >= self.lower_voltage_v - margin_v and high <= self.upper_voltage_v + margin_v:
+            return None
+        return (f"{curve.name} spans {high:.2f}-{low:.2f} V, outside {self.parameter_set}'s window "
+                f"{self.upper_voltage_v:g}-{self.lower_voltage_v:g} V: the set may describe another cell or chemistry")
 
     def rmse_mv(self, curve: Curve, values) -> float:
         return float(1000 * np.sqrt(np.mean((self.simulate(curve, values) - curve.voltage_v) ** 2)))
