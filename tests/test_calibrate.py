@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pybamm
@@ -10,7 +12,7 @@ import yaml
 
 from pybamm_factory import api
 from pybamm_factory.calibrate import CalibrationError, Curve, VoltageProblem, calibrate, fit_parameters
-from pybamm_factory.calibrate.design_writer import sampled_cells_rmse
+from pybamm_factory.calibrate.design_writer import simulate_design_cells
 from pybamm_factory.calibrate.readers import ReaderError
 from pybamm_factory.design import load_design
 
@@ -212,8 +214,8 @@ def test_fit_correlations_keep_sampled_cells_near_the_measured_curves(realdata, 
     independent = {k: v for k, v in correlated.items() if k != "correlations"}
     problem = VoltageProblem("OKane2022", names)
     curves = [Curve.from_file(f) for f in files]
-    with_corr = sampled_cells_rmse(problem, curves, correlated, cells=12, seed=5)
-    without = sampled_cells_rmse(problem, curves, independent, cells=12, seed=5)
+    with_corr = simulate_design_cells(problem, curves, correlated, cells=12, seed=5).summary(curves)
+    without = simulate_design_cells(problem, curves, independent, cells=12, seed=5).summary(curves)
     assert with_corr["cells"] == without["cells"] == 12 and with_corr["failed"] == 0
     a, b = np.mean(list(with_corr["rmse_mv_median"].values())), np.mean(list(without["rmse_mv_median"].values()))
     assert a < b - 3.0, (a, b)
@@ -222,6 +224,7 @@ def test_fit_correlations_keep_sampled_cells_near_the_measured_curves(realdata, 
     assert check["cells"] == 20 and set(check["rmse_mv_median"]) == {c.name for c in curves}
     for name, median in check["rmse_mv_median"].items():
         assert report["rmse_after_mv"][name] - 1.0 <= median <= check["rmse_mv_p90"][name] + 1e-9
+    assert Path(check["figure"]).stat().st_size > 10_000
 
 
 def test_leave_one_curve_out_is_exact_on_the_models_own_curves():

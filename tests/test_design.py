@@ -204,3 +204,25 @@ def test_correlations_need_the_lhs_sampler(tmp_path):
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(DesignError, match="field 'correlations': needs sampler 'lhs'; the 'sobol' sampler's Sobol indices assume independent"):
         load_design(path)
+
+
+def test_correlated_normals_are_truncated_jointly():
+    """Two normals correlated -0.99, one truncated half a std above its mean (a fit close
+    to a physical ceiling). Rejecting whole rows keeps the sum of their standard scores, the
+    combination the correlation pins down, centred; truncating each marginal on its own
+    would shift it by about half a std."""
+    import numpy as np
+
+    pos, neg = "Positive electrode active material volume fraction", "Negative electrode active material volume fraction"
+    raw = copy.deepcopy(SMOKE)
+    raw["varied"][pos] = {"distribution": "normal", "mean": 0.60, "std": 0.02, "low": 0.54, "high": 0.61}
+    raw["varied"][neg] = {"distribution": "normal", "mean": 0.70, "std": 0.02, "low": 0.64, "high": 0.76}
+    raw["correlations"] = {"names": [pos, neg], "matrix": [[1.0, -0.99], [-0.99, 1.0]]}
+    design = parse_design(raw, "truncated.yaml")
+    cells = build_manifest(design, 600, 4).drop_duplicates("cell_design_id")
+    assert len(cells) == 300
+    assert cells[pos].between(0.54, 0.61).all() and cells[neg].between(0.64, 0.76).all()
+    assert cells[pos].max() > 0.605  # the truncated side is reached
+    pinned = (cells[pos] - 0.60) / 0.02 + (cells[neg] - 0.70) / 0.02  # std 0.14 untruncated
+    assert abs(pinned.mean()) < 0.05, pinned.mean()
+    assert np.corrcoef(cells[pos], cells[neg])[0, 1] < -0.95  # truncation weakens it a little

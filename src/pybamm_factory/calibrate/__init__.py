@@ -9,7 +9,7 @@ import numpy as np
 
 from ..design.spec import load_design
 from .aging_fit import fit_aging, measured_fade
-from .design_writer import calibrated_design, check_names, plot_fit, sampled_cells_rmse, write_design
+from .design_writer import calibrated_design, check_names, plot_design_cells, plot_fit, simulate_design_cells, write_design
 from .fit import MODEL_LABELS, CalibrationError, Curve, FitResult, VoltageProblem, fit_parameters, leave_one_curve_out
 from .readers import ReaderError, cycle_capacities, discharge_segments, read_cycler, read_spectrum
 
@@ -33,8 +33,9 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
     ``leave_one_out`` (three or more curves) refits once without each curve, reports how
     well each refit predicts its left-out curve, and widens the design's spread to the
     jackknife std where that is larger than the covariance's (:func:`leave_one_curve_out`).
-    ``check_cells`` cell designs drawn from the written design are scored on the fitted
-    curves (:func:`~.design_writer.sampled_cells_rmse`; 0 skips it).
+    ``check_cells`` cell designs drawn from the written design are simulated on the fitted
+    curves, scored and drawn as a band over them (:func:`~.design_writer.simulate_design_cells`;
+    0 skips it).
     """
     check_names(list(fit))
     design = load_design(base_design)
@@ -49,10 +50,13 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
         result.design_std = np.maximum(result.std, list(loo["jackknife_std"].values()))
         result.design_std_source = "the larger of the fit covariance's and the leave-one-curve-out jackknife's"
     raw = calibrated_design(base_design, result, parameter_set, [c.name for c in curves])
-    check = sampled_cells_rmse(problem, curves, raw, check_cells) if check_cells > 0 else None
     design_path = write_design(raw, out)
     report_dir = Path(report_dir) if report_dir else design_path.parent / f"{design_path.stem}_calibration"
     figure = plot_fit(problem, curves, held, result, report_dir / "fit_before_after.png")
+    check = None
+    if check_cells > 0:
+        cells = simulate_design_cells(problem, curves, raw, check_cells)
+        check = {**cells.summary(curves), "figure": str(plot_design_cells(problem, curves, result, cells, report_dir / "design_cells.png"))}
     report = {"design": str(design_path), "parameter_set": parameter_set, "model": model, "thermal": thermal,
               "temperature_source": {c.name: problem.temperature_source(c) for c in curves + held},
               "discharge_used": {c.name: c.source for c in curves + held},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -70,24 +71,60 @@ def _correlation_block(base: dict | None, fit: FitResult) -> dict | None:
     return {"names": names, "matrix": joined.tolist(), "source": "; ".join(sources)}
 
 
-def sampled_cells_rmse(problem: VoltageProblem, curves: list[Curve], raw: dict, cells: int = 20, seed: int = 0) -> dict:
+@dataclass
+class DesignCells:
+    """Cell designs drawn from a calibrated design and simulated on the measured curves."""
+
+    cells: int
+    seed: int
+    failed: int  # solves that failed (a cell whose rest voltage lies above the set's cut-off, say)
+    voltage_v: dict  # curve name -> array (solved cells x the curve's points)
+
+    def summary(self, curves: list[Curve]) -> dict:
+        """Median and p90 over the solved cells of each curve's RMSE [mV]."""
+        rmse = {c.name: 1000 * np.sqrt(np.mean((self.voltage_v[c.name] - c.voltage_v) ** 2, axis=1)) for c in curves}
+        return {"cells": self.cells, "seed": self.seed, "failed": self.failed,
+                "rmse_mv_median": {n: float(np.median(v)) if len(v) else None for n, v in rmse.items()},
+                "rmse_mv_p90": {n: float(np.percentile(v, 90)) if len(v) else None for n, v in rmse.items()}}
+
+
+def simulate_design_cells(problem: VoltageProblem, curves: list[Curve], raw: dict, cells: int = 20, seed: int = 0) -> DesignCells:
     """How close the calibrated design's own cells stay to the measured curves: ``cells``
-    cell designs drawn by the design's own sampler, each scored on every curve. Solves that
-    fail (a sampled cell whose rest voltage lies above the set's cut-off, say) are counted
-    and left out of the percentiles."""
+    cell designs drawn by the design's own sampler, each simulated on every curve. Cells
+    whose solve fails are counted and left out."""
     design = parse_design(raw, "calibrated design")
     manifest = build_manifest(design, cells * design.conditions_per_cell_design, seed).drop_duplicates("cell_design_id")
-    rmse, failed = {c.name: [] for c in curves}, 0
+    voltages, failed = {c.name: [] for c in curves}, 0
     for row in manifest[problem.fit_names].to_numpy(float):
         failures = problem.failed_solves
-        scores = {c.name: problem.rmse_mv(c, row) for c in curves}
-        failed += problem.failed_solves > failures
-        for name, value in scores.items():
-            if problem.failed_solves == failures:
-                rmse[name].append(value)
-    return {"cells": len(manifest), "seed": seed, "failed": int(failed),
-            "rmse_mv_median": {n: float(np.median(v)) if v else None for n, v in rmse.items()},
-            "rmse_mv_p90": {n: float(np.percentile(v, 90)) if v else None for n, v in rmse.items()}}
+        simulated = {c.name: problem.simulate(c, row) for c in curves}
+        if problem.failed_solves > failures:
+            failed += 1
+            continue
+        for name, v in simulated.items():
+            voltages[name].append(v)
+    return DesignCells(len(manifest), seed, failed, {c.name: np.array(voltages[c.name]).reshape(-1, len(c.voltage_v)) for c in curves})
+
+
+def plot_design_cells(problem: VoltageProblem, curves: list[Curve], fit: FitResult, cells: DesignCells, path: Path) -> Path:
+    """Measured curves against the band (10th to 90th percentile) of the design's cells."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.4 * len(curves), 3.2), squeeze=False)
+    for ax, c in zip(axes[0], curves):
+        v = cells.voltage_v[c.name]
+        if len(v):
+            ax.fill_between(c.discharged_ah, *np.percentile(v, [10, 90], axis=0), color="tab:blue", alpha=0.25,
+                            label=f"design cells, p10-p90 ({len(v)})")
+        ax.plot(c.discharged_ah, problem.simulate(c, fit.values), "-", color="tab:blue", lw=1, label="fit")
+        ax.plot(c.discharged_ah, c.voltage_v, "k.", ms=2, label="measured")
+        ax.set_title(c.name, fontsize=8)
+        ax.set_xlabel("discharged [A.h]")
+    axes[0][0].set_ylabel("voltage [V]")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
 
 
 def write_design(raw: dict, path: str | Path) -> Path:

@@ -110,8 +110,9 @@ def correlation_text(design: Design) -> str:
     n = len(block.names)
     pairs = "; ".join(f"`{block.names[i]}` with `{block.names[j]}` {block.matrix[i][j]:+.3f}"
                       for i in range(n) for j in range(i + 1, n))
-    return (f"Correlated through a Gaussian copula (correlation of normal scores; each parameter keeps its "
-            f"distribution above): {pairs}. Source: {block.source or '-'}.")
+    return (f"Correlated through a Gaussian copula (correlation of normal scores; normal parameters form a "
+            f"multivariate normal truncated to their low/high, the others keep their distribution above): {pairs}. "
+            f"Source: {block.source or '-'}.")
 
 
 def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.DataFrame], quality: dict,

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm, qmc
 
-from .spec import Correlations, Design
+from .spec import Design, DesignError
 
 CONDITION_COLUMNS = ("protocol_id", "charge_c_rate", "discharge_c_rate", "ambient_temperature_k")
 
@@ -31,15 +31,41 @@ def _lhs(n: int, d: int, seed: int) -> np.ndarray:
     return qmc.LatinHypercube(d=d, rng=np.random.default_rng(seed)).random(n)
 
 
-def _correlate(unit: np.ndarray, names: list[str], correlations: Correlations) -> np.ndarray:
-    """Gaussian copula: map the named columns' uniform draws to normal scores, mix them
-    with the Cholesky factor of the correlation matrix, and map back to uniforms. Each
-    column stays uniform on [0, 1), so every marginal keeps its written distribution."""
-    unit = unit.copy()
-    columns = [names.index(n) for n in correlations.names]
-    scores = norm.ppf(np.clip(unit[:, columns], 1e-12, 1 - 1e-12))
-    unit[:, columns] = norm.cdf(scores @ np.linalg.cholesky(np.array(correlations.matrix)).T)
-    return unit
+def _correlated_draw(design: Design, names: list[str], unit: np.ndarray) -> np.ndarray:
+    """Values for uniform rows through a Gaussian copula: the correlated columns' normal
+    scores are mixed by the Cholesky factor of the matrix; a normal parameter then takes
+    mean + std * score (untruncated, bounds applied by the caller), any other its own ppf."""
+    block = design.correlations
+    columns = [names.index(n) for n in block.names]
+    scores = norm.ppf(np.clip(unit[:, columns], 1e-12, 1 - 1e-12)) @ np.linalg.cholesky(np.array(block.matrix)).T
+    values = np.column_stack([design.varied[n].ppf(unit[:, j]) for j, n in enumerate(names)])
+    for k, j in enumerate(columns):
+        dist = design.varied[names[j]]
+        values[:, j] = dist.mean + dist.std * scores[:, k] if dist.kind == "normal" else dist.ppf(norm.cdf(scores[:, k]))
+    return values
+
+
+def _cell_values(design: Design, names: list[str], n: int, seed: int) -> np.ndarray:
+    """One row of varied-parameter values per cell design. Independent parameters map one
+    Latin hypercube through their own distributions. Correlated ones are a truncated
+    multivariate normal (copula): rows with a normal outside its bounds are rejected, so
+    the truncation keeps the correlation structure (a fitted value near a physical ceiling
+    does not bias the combinations the fit pinned down)."""
+    if not design.correlations:
+        unit = _lhs(n, len(names), seed)
+        return np.column_stack([design.varied[m].ppf(unit[:, j]) for j, m in enumerate(names)]) if names else unit
+    draws = n
+    while True:
+        values = _correlated_draw(design, names, _lhs(draws, len(names), seed))
+        low = np.array([design.varied[m].low for m in names])
+        high = np.array([design.varied[m].high for m in names])
+        inside = np.all((values >= low) & (values <= high), axis=1)
+        if inside.sum() >= n:
+            return values[inside][:n]
+        if draws > 1000 * n:
+            raise DesignError(f"{design.source}: field 'correlations': the normals' low/high bounds keep under 0.1 % "
+                              "of the correlated distribution")
+        draws *= 4
 
 
 def _sobol_cell_designs(design: Design, n_designs: int, seed: int) -> np.ndarray:
@@ -60,7 +86,8 @@ def build_manifest(design: Design, samples: int, seed: int) -> pd.DataFrame:
     """One row per sample: ids, varied parameter values and operating conditions.
 
     With the ``sobol`` sampler the number of samples is rounded up to a complete
-    Saltelli design (N * (D + 2) cell designs), which SALib's analysis requires.
+    Saltelli design (N * (D + 2) cell designs), which SALib's analysis requires. A design's
+    ``correlations`` are drawn as described in :func:`_cell_values`.
     """
     if samples < 1:
         raise ValueError("samples must be >= 1")
@@ -70,13 +97,10 @@ def build_manifest(design: Design, samples: int, seed: int) -> pd.DataFrame:
         unit_cells = _sobol_cell_designs(design, n_designs, seed)
         n_designs = len(unit_cells)
         samples = n_designs * design.conditions_per_cell_design
+        cell_values = {name: design.varied[name].ppf(unit_cells[:, j]) for j, name in enumerate(names)}
     else:
-        unit_cells = _lhs(n_designs, len(names), seed)
-        if design.correlations:
-            unit_cells = _correlate(unit_cells, names, design.correlations)
-    cell_values = {
-        name: design.varied[name].ppf(unit_cells[:, j]) for j, name in enumerate(names)
-    }
+        rows = _cell_values(design, names, n_designs, seed)
+        cell_values = {name: rows[:, j] for j, name in enumerate(names)}
     # conditions: protocol index, charge rate, discharge rate, temperature index
     unit_cond = _lhs(samples, 4, seed + 1_000_003)
     rows = []

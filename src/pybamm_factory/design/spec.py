@@ -90,8 +90,9 @@ class Distribution:
 @dataclass(frozen=True)
 class Correlations:
     """Correlation between varied parameters, applied as a Gaussian copula: the matrix
-    correlates the normal scores of the named parameters' uniform draws, and each
-    parameter keeps the marginal distribution written for it under ``varied``."""
+    correlates the normal scores of the named parameters' uniform draws. Normal parameters
+    form a multivariate normal truncated to their low/high box; others keep their own
+    distribution (see :func:`~pybamm_factory.design.manifest.build_manifest`)."""
 
     names: tuple[str, ...]
     matrix: tuple[tuple[float, ...], ...]
