@@ -108,15 +108,24 @@ def simulate_design_cells(problem: VoltageProblem, curves: list[Curve], raw: dic
 
 def plot_design_cells(problem: VoltageProblem, curves: list[Curve], fit: FitResult, cells: DesignCells, path: Path) -> Path:
     """Measured curves against the band (10th to 90th percentile) of the design's cells."""
-    fig, axes = plt.subplots(1, len(curves), figsize=(3.4 * len(curves), 3.2), squeeze=False)
-    for ax, c in zip(axes[0], curves):
+    def draw(ax, c: Curve) -> str:
         v = cells.voltage_v[c.name]
         if len(v):
             ax.fill_between(c.discharged_ah, *np.percentile(v, [10, 90], axis=0), color="tab:blue", alpha=0.25,
                             label=f"design cells, p10-p90 ({len(v)})")
         ax.plot(c.discharged_ah, problem.simulate(c, fit.values), "-", color="tab:blue", lw=1, label="fit")
         ax.plot(c.discharged_ah, c.voltage_v, "k.", ms=2, label="measured")
-        ax.set_title(c.name, fontsize=8)
+        return c.name
+
+    return _curve_panels(curves, draw, path)
+
+
+def _curve_panels(curves: list[Curve], draw, path: Path) -> Path:
+    """One voltage-vs-discharged-capacity panel per curve; ``draw(ax, curve)`` fills one
+    and returns its title. Saved to ``path``."""
+    fig, axes = plt.subplots(1, len(curves), figsize=(3.4 * len(curves), 3.2), squeeze=False)
+    for ax, c in zip(axes[0], curves):
+        ax.set_title(draw(ax, c), fontsize=8)
         ax.set_xlabel("discharged [A.h]")
     axes[0][0].set_ylabel("voltage [V]")
     axes[0][0].legend(fontsize=7)
@@ -139,22 +148,13 @@ def write_design(raw: dict, path: str | Path) -> Path:
 
 def plot_fit(problem: VoltageProblem, curves: list[Curve], held_out: list[Curve], fit: FitResult, path: Path) -> Path:
     """Measured vs simulated voltage, before and after, one panel per curve."""
-    all_curves = list(curves) + list(held_out)
-    fig, axes = plt.subplots(1, len(all_curves), figsize=(3.4 * len(all_curves), 3.2), squeeze=False)
-    for ax, c in zip(axes[0], all_curves):
+    def draw(ax, c: Curve) -> str:
         ax.plot(c.discharged_ah, c.voltage_v, "k.", ms=2, label="measured")
         ax.plot(c.discharged_ah, problem.simulate(c, fit.initial), "--", color="tab:red", label="before")
         ax.plot(c.discharged_ah, problem.simulate(c, fit.values), "-", color="tab:blue", label="after")
-        tag = " (held out)" if c in held_out else ""
-        ax.set_title(f"{c.name}{tag}", fontsize=8)
-        ax.set_xlabel("discharged [A.h]")
-    axes[0][0].set_ylabel("voltage [V]")
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+        return f"{c.name} (held out)" if c in held_out else c.name
+
+    return _curve_panels(list(curves) + list(held_out), draw, path)
 
 
 def check_names(names: list[str]) -> None:
