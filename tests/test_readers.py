@@ -194,6 +194,22 @@ def test_maccor_csv_layout_with_mode_column_and_day_clock(realdata, tmp_path):
     assert caps.loc[20] == pytest.approx(3.78, abs=0.01)
 
 
+def test_maccor_rec_header_saved_as_comma_csv(realdata, tmp_path):
+    """The Maccor export with its own column names ('Rec#', 'Amps', 'State') saved comma-separated
+    with a preamble line: detected as Maccor and read by the Maccor reader."""
+    import pandas as pd
+
+    raw = pd.read_csv(realdata / "maccor" / "xTESLADIAG_000038.078", sep="\t", skiprows=1, low_memory=False)
+    path = tmp_path / "maccor_rec.csv"
+    path.write_text("Today's Date,01/01/2025\n" + raw.to_csv(index=False))
+    assert detect_format(path) == "maccor"
+    frame = read_cycler(path)
+    assert frame.attrs["current_convention"] == "Maccor State column (D = discharge), |Amps|"
+    caps = _fade(frame)
+    assert caps.iloc[0] == pytest.approx(3.99, abs=0.01)
+    assert caps.loc[20] == pytest.approx(3.78, abs=0.01)
+
+
 def test_neware_flat_layout_in_milliamps(realdata, tmp_path):
     """Single-level Neware layout: 'Step Type' words, unsigned 'Current(mA)', 'Total Time' as hh:mm:ss
     beside a per-step 'Time' that resets."""

@@ -166,7 +166,8 @@ def read_maccor(path: Path) -> pd.DataFrame:
     header = next((i for i, line in enumerate(lines[:50]) if line.startswith("Rec#") or "\tAmps\t" in line), None)
     if header is None:
         _fail(path, "Maccor export without a 'Rec#' header line in its first 50 lines")
-    df = pd.read_csv(io.StringIO("\n".join(lines[header:])), sep="\t", low_memory=False)
+    sep = max(("\t", ",", ";"), key=lines[header].count)  # tab export, or a comma/semicolon CSV of it
+    df = pd.read_csv(io.StringIO("\n".join(lines[header:])), sep=sep, low_memory=False)
     df.columns = [c.strip() for c in df.columns]
     need = {"Amps", "Volts"}
     if not need <= set(df.columns):
@@ -363,9 +364,9 @@ def column_roles(columns) -> dict:
     return roles
 
 
-_DISCHARGE_WORDS = re.compile(r"dchg|dischg|discharg|^(d|dch|dis)$|^(d|dch)[_ -]")
-_CHARGE_WORDS = re.compile(r"chg|charg|^(c|ch|cha)$|^(c|ch|cha)[_ -]")
-_REST_WORDS = re.compile(r"rest|pause|^pau|ocv|wait|relax|^(r|o|s|sto|stop)$|^r[_ -]")
+_DISCHARGE_WORDS = re.compile(r"dchg|dischg|discharg|^(?:d|dch|dis)$|^(?:d|dch)[_ -]")
+_CHARGE_WORDS = re.compile(r"chg|charg|^(?:c|ch|cha)$|^(?:c|ch|cha)[_ -]")
+_REST_WORDS = re.compile(r"rest|pause|^pau|ocv|wait|relax|^(?:r|o|s|sto|stop)$|^r[_ -]")
 
 
 def _kinds_from_state(values: pd.Series) -> np.ndarray | None:
