@@ -210,6 +210,24 @@ def test_maccor_rec_header_saved_as_comma_csv(realdata, tmp_path):
     assert caps.loc[20] == pytest.approx(3.78, abs=0.01)
 
 
+def test_battery_archive_layout_takes_the_cell_temperature(realdata, tmp_path):
+    """Battery Archive's column names, the chamber's temperature column before the cell's:
+    the cell's is read."""
+    import pandas as pd
+
+    raw = pd.read_csv(realdata / "lgm50_wmg" / "LGM50_25C_1C.csv")
+    variant = pd.DataFrame({"Date_Time": pd.Timestamp("2025-01-01") + pd.to_timedelta(raw["time_s"], unit="s"),
+                            "Test_Time (s)": raw["time_s"], "Cycle_Index": 1, "Current (A)": raw["current_a"],
+                            "Voltage (V)": raw["voltage_v"], "Environment_Temperature (C)": 25.0,
+                            "Cell_Temperature (C)": raw["surface_temperature_c"]})
+    path = tmp_path / "battery_archive.csv"
+    variant.to_csv(path, index=False)
+    frame = read_cycler(path)
+    assert frame["temperature_c"].max() == pytest.approx(raw["surface_temperature_c"].max())
+    dis = discharge_segments(frame)[0]
+    assert dis["current_a"].median() == pytest.approx(5.0, abs=0.01)
+
+
 def test_neware_flat_layout_in_milliamps(realdata, tmp_path):
     """Single-level Neware layout: 'Step Type' words, unsigned 'Current(mA)', 'Total Time' as hh:mm:ss
     beside a per-step 'Time' that resets."""

@@ -311,6 +311,8 @@ ROLE_NAMES = {
     "cycle": ("cycleindex", "cycle", "cyc", "cyclenumber", "cycleid", "cycleno", "cyclec"),
     "step": ("stepindex", "step", "stepid", "stepnumber", "stepno", "ns"),
 }
+# a temperature column with one of these in its name is the chamber's, not the cell's
+CHAMBER_WORDS = ("environment", "ambient", "chamber", "room", "oven", "climate")
 # state / step-type / command columns, in priority order (see _state_from_columns)
 STATE_NAMES = ("state", "md", "steptype", "stepname", "status", "type", "stepmode", "command", "mode")
 UNIT_FACTORS = {
@@ -348,7 +350,8 @@ def split_header(column: str) -> tuple[str, str | None]:
 
 
 def column_roles(columns) -> dict:
-    """Role -> column of a table's header (see ROLE_NAMES); temperature is the first name with 'temp'."""
+    """Role -> column of a table's header (see ROLE_NAMES). Temperature: the first column
+    with 'temp' in its name that is not the chamber's (CHAMBER_WORDS), else the chamber's."""
     named = {}
     for column in columns:
         named.setdefault(split_header(column)[0], column)
@@ -357,10 +360,11 @@ def column_roles(columns) -> dict:
         hit = next((named[n] for n in names if n in named), None)
         if hit is not None:
             roles[role] = hit
-    temp = next((c for c in columns if "temp" in split_header(c)[0]
-                 or (split_header(c)[0] in ("t", "t1") and split_header(c)[1] not in UNIT_FACTORS["time"])), None)
-    if temp is not None:
-        roles["temperature"] = temp
+    temps = [c for c in columns if "temp" in split_header(c)[0]
+             or (split_header(c)[0] in ("t", "t1") and split_header(c)[1] not in UNIT_FACTORS["time"])]
+    cell = [c for c in temps if not any(w in split_header(c)[0] for w in CHAMBER_WORDS)]
+    if temps:
+        roles["temperature"] = (cell or temps)[0]
     return roles
 
 
