@@ -54,11 +54,11 @@ def _cell_values(design: Design, names: list[str], n: int, seed: int) -> np.ndar
     if not design.correlations:
         unit = _lhs(n, len(names), seed)
         return np.column_stack([design.varied[m].ppf(unit[:, j]) for j, m in enumerate(names)]) if names else unit
+    low = np.array([design.varied[m].low for m in names])
+    high = np.array([design.varied[m].high for m in names])
     draws = n
     while True:
         values = _correlated_draw(design, names, _lhs(draws, len(names), seed))
-        low = np.array([design.varied[m].low for m in names])
-        high = np.array([design.varied[m].high for m in names])
         inside = np.all((values >= low) & (values <= high), axis=1)
         if inside.sum() >= n:
             return values[inside][:n]
@@ -99,8 +99,8 @@ def build_manifest(design: Design, samples: int, seed: int) -> pd.DataFrame:
         samples = n_designs * design.conditions_per_cell_design
         cell_values = {name: design.varied[name].ppf(unit_cells[:, j]) for j, name in enumerate(names)}
     else:
-        rows = _cell_values(design, names, n_designs, seed)
-        cell_values = {name: rows[:, j] for j, name in enumerate(names)}
+        cell_rows = _cell_values(design, names, n_designs, seed)
+        cell_values = {name: cell_rows[:, j] for j, name in enumerate(names)}
     # conditions: protocol index, charge rate, discharge rate, temperature index
     unit_cond = _lhs(samples, 4, seed + 1_000_003)
     rows = []
