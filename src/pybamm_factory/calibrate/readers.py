@@ -172,18 +172,15 @@ def read_maccor(path: Path) -> pd.DataFrame:
     need = {"Amps", "Volts"}
     if not need <= set(df.columns):
         _fail(path, f"Maccor export lacks columns {sorted(need - set(df.columns))}")
-    if "Test (Sec)" in df:
-        time_s = pd.to_numeric(df["Test (Sec)"], errors="coerce")
-    elif "Test (Min)" in df:
-        time_s = pd.to_numeric(df["Test (Min)"], errors="coerce") * 60
-    elif "TestTime" in df:
-        time_s = _hms_to_seconds(df["TestTime"])
-    else:
+    time_column = next((c for c in ("Test (Sec)", "Test (Min)", "TestTime") if c in df), None)
+    if time_column is None:
         _fail(path, "Maccor export without 'Test (Sec)', 'Test (Min)' or 'TestTime'")
+    time_s = _seconds(df[time_column], split_header(time_column)[1])
+    if time_s is None:
+        _fail(path, f"Maccor column {time_column!r} is not seconds, minutes or 'hh:mm:ss'")
     amps = pd.to_numeric(df["Amps"], errors="coerce").to_numpy()
-    if "State" in df:
-        state = df["State"].astype(str).str.strip().str.upper().str[0]
-        kinds = np.select([state == "D", state == "C"], ["discharge", "charge"], "rest")
+    kinds = _kinds_from_state(df["State"]) if "State" in df else None
+    if kinds is not None:
         current, convention = _signed_by_state(amps, kinds), "Maccor State column (D = discharge), |Amps|"
     else:
         current, convention = -amps, "Maccor Amps, negative = discharge"
@@ -200,12 +197,9 @@ def read_maccor(path: Path) -> pd.DataFrame:
 
 
 def _neware_kind(step_type: str) -> str:
-    s = step_type.lower()
-    if "dchg" in s or "discharge" in s:
-        return "discharge"
-    if "chg" in s or "charge" in s:
-        return "charge"
-    return "rest"
+    """One step type in the state words of :func:`_kinds_from_state`; anything else is a rest."""
+    s = step_type.strip().lower()
+    return "discharge" if _DISCHARGE_WORDS.search(s) else "charge" if _CHARGE_WORDS.search(s) else "rest"
 
 
 def read_neware(path: Path) -> pd.DataFrame:
