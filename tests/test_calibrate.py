@@ -264,13 +264,13 @@ def test_fit_correlations_join_the_base_designs_block_and_skip_sobol(tmp_path):
                     np.array([[1e-4, -5e-5], [-5e-5, 1e-4]]), bounds=[(0.5, 0.8), (0.6, 0.9)])
     path = tmp_path / "base.yaml"
     path.write_text(yaml.safe_dump(base))
-    block = calibrated_design(path, fit, "OKane2022", ["x"])["correlations"]
+    block = calibrated_design(load_design(path), fit, "OKane2022", ["x"])["correlations"]
     assert block["names"] == kept + fitted
     assert np.array(block["matrix"]) == pytest.approx(np.array([[1, 0.3, 0, 0], [0.3, 1, 0, 0], [0, 0, 1, -0.5], [0, 0, -0.5, 1]]))
     del base["correlations"]
     base["sampler"] = "sobol"
     path.write_text(yaml.safe_dump(base))
-    assert "correlations" not in calibrated_design(path, fit, "OKane2022", ["x"])
+    assert "correlations" not in calibrated_design(load_design(path), fit, "OKane2022", ["x"])
 
 
 def test_a_curve_outside_the_sets_voltage_window_gets_a_note(realdata):

@@ -49,7 +49,7 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
     if loo:
         result.design_std = np.maximum(result.std, list(loo["jackknife_std"].values()))
         result.design_std_source = "the larger of the fit covariance's and the leave-one-curve-out jackknife's"
-    raw = calibrated_design(base_design, result, parameter_set, [c.name for c in curves])
+    raw = calibrated_design(design, result, parameter_set, [c.name for c in curves])
     design_path = write_design(raw, out)
     report_dir = Path(report_dir) if report_dir else design_path.parent / f"{design_path.stem}_calibration"
     figure = plot_fit(problem, curves, held, result, report_dir / "fit_before_after.png")
@@ -87,7 +87,7 @@ def calibrate_aging(data: str | Path, parameter: str, out: str | Path, base_desi
     std = report["std"] if np.isfinite(report["std"]) else 0.1 * report["fitted"]
     fit = FitResult([parameter], np.array([report["starting_value"]]), np.array([report["fitted"]]), np.array([std]),
                     np.array([[std**2]]), bounds=[tuple(report["search_range"])])
-    raw = calibrated_design(base_design, fit, "the base design's parameter set", [Path(data).name])
+    raw = calibrated_design(load_design(base_design), fit, "the base design's parameter set", [Path(data).name])
     design_path = write_design(raw, out)
     report["design"] = str(design_path)
     Path(design_path.with_name(design_path.stem + "_aging_calibration.json")).write_text(json.dumps(report, indent=2))

@@ -15,16 +15,15 @@ import matplotlib.pyplot as plt  # noqa: E402
 import yaml  # noqa: E402
 
 from ..design.manifest import build_manifest  # noqa: E402
-from ..design.spec import load_design, parse_design  # noqa: E402
+from ..design.spec import Design, parse_design  # noqa: E402
 from .fit import CalibrationError, Curve, FitResult, VoltageProblem  # noqa: E402
 
 MIN_RELATIVE_STD = 0.002  # a spread narrower than 0.2 % of the value is widened to it
 TRUNCATION_SIGMAS = 3.0
 
 
-def calibrated_design(base: str | Path, fit: FitResult, parameter_set: str, sources: list[str]) -> dict:
+def calibrated_design(design: Design, fit: FitResult, parameter_set: str, sources: list[str]) -> dict:
     """The base design's YAML with the fitted parameters as truncated normals."""
-    design = load_design(base)
     raw = copy.deepcopy(design.raw)
     raw["name"] = f"{design.name}-calibrated"
     raw["description"] = (f"{design.description} Calibrated: {', '.join(fit.names)} fitted with {parameter_set} "
@@ -42,7 +41,7 @@ def calibrated_design(base: str | Path, fit: FitResult, parameter_set: str, sour
     correlations = _correlation_block(raw.get("correlations"), fit)
     if correlations and raw.get("sampler", "lhs") == "lhs":  # Saltelli's estimators assume independent inputs
         raw["correlations"] = correlations
-    parse_design(raw, f"calibrated design from {base}")  # it must load as it will be run
+    parse_design(raw, f"calibrated design from {design.source}")  # it must load as it will be run
     return raw
 
 

@@ -45,6 +45,7 @@ TRACE_POINTS = 200  # measured temperature trace, thinned to this many points
 ASSUMED_TEMPERATURE_K = 298.15
 THERMAL_MODES = ("ambient", "mean", "measured", "lumped")
 MODEL_LABELS = {"spme": "SPMe", "dfn": "DFN"}
+RECENT_SOLVES = 64  # simulated curves kept per problem (a calibration asks for about 2 per curve again)
 
 
 class CalibrationError(ValueError):
@@ -141,6 +142,7 @@ class VoltageProblem:
         self._simulations: dict[object, pybamm.Simulation] = {}
         self.simulations = 0
         self.failed_solves = 0
+        self._recent: dict[tuple, np.ndarray] = {}  # the last solves: reports and figures ask for the same ones again
 
     def traced(self, curve: Curve) -> bool:
         """Whether the curve's temperature is its logged trace (else a constant)."""
@@ -199,6 +201,11 @@ class VoltageProblem:
 
     def simulate(self, curve: Curve, values) -> np.ndarray:
         """Simulated voltage at the curve's measured discharged capacities."""
+        trace = curve.trace_temperature_k.tobytes() if self.traced(curve) else b""
+        key = (curve.name, curve.current_a, curve.duration_s, curve.discharged_ah.tobytes(), trace,
+               np.asarray(values, dtype=float).tobytes())
+        if key in self._recent:
+            return self._recent[key].copy()
         sim, inputs = self._simulation_for(curve)
         inputs.update(zip(self.fit_names, map(float, values)))
         t_end = 1.5 * curve.duration_s
@@ -210,7 +217,10 @@ class VoltageProblem:
         self.simulations += 1
         q = sol["Discharge capacity [A.h]"].entries
         v = sol["Voltage [V]"].entries
-        return np.interp(curve.discharged_ah, q, v, right=v[-1])
+        self._recent[key] = np.interp(curve.discharged_ah, q, v, right=v[-1])
+        if len(self._recent) > RECENT_SOLVES:
+            self._recent.pop(next(iter(self._recent)))
+        return self._recent[key].copy()
 
     def window_mismatch(self, curve: Curve, margin_v: float = 0.05) -> str | None:
         """A note when the measured discharge leaves the parameter set's voltage window (the
@@ -252,7 +262,8 @@ class FitResult:
     def correlation(self) -> np.ndarray | None:
         """The covariance as a correlation matrix, or None where it has no finite,
         positive-definite one (a parameter without curvature, a single parameter)."""
-        cov = (np.asarray(self.covariance, dtype=float) + np.asarray(self.covariance, dtype=float).T) / 2
+        cov = np.asarray(self.covariance, dtype=float)
+        cov = (cov + cov.T) / 2
         std = np.sqrt(np.diag(cov))
         if len(std) < 2 or not np.all(np.isfinite(cov)) or np.any(std <= 0):
             return None
@@ -273,12 +284,11 @@ class FitResult:
         return flags
 
     def as_dict(self) -> dict:
-        bounds = self.bounds
         return {
             "parameters": {n: {"initial": float(i), "fitted": float(v), "std": float(s), "design_std": float(d),
                                "bounds": [float(a), float(b)], "at_bound": flag}
                            for n, i, v, s, d, (a, b), flag in zip(self.names, self.initial, self.values, self.std,
-                                                                  self.spread(), bounds, self.at_bound())},
+                                                                  self.spread(), self.bounds, self.at_bound())},
             "design_std_source": self.design_std_source,
             "covariance": self.covariance.tolist(),
             "optimiser": self.optimiser,
