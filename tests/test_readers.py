@@ -420,3 +420,123 @@ def test_numeric_mode_codes_are_not_read_as_states():
     from pybamm_factory.calibrate.readers import _kinds_from_state
 
     assert _kinds_from_state(pd.Series([1, 2, 3, 1])) is None  # EC-Lab 'mode' (CC / CV / rest) has no direction
+
+
+def _arbin_channel_frame(realdata):
+    """The real Arbin CSV in the column names of Arbin's Excel exports."""
+    import pandas as pd
+
+    raw = pd.read_csv(realdata / "arbin" / "arbin_example.csv")
+    return raw, pd.DataFrame({
+        "Data_Point": raw["Data_Point"], "Test_Time(s)": raw["Test_Time"],
+        "Date_Time": pd.to_datetime(raw["DateTime"], unit="s"), "Step_Index": raw["Step_Index"],
+        "Cycle_Index": raw["Cycle_Index"], "Current(A)": raw["Current"], "Voltage(V)": raw["Voltage"],
+        "Aux_Temperature(C)_1": raw["Temperature"]})
+
+
+def test_arbin_xlsx_split_over_sheets_beside_info_and_statistics(realdata, tmp_path):
+    """An Arbin Excel export: a Global_Info sheet, the record split over two channel sheets and
+    a statistics sheet that also names time, current and voltage. The channel sheets are joined
+    and read as the CSV is."""
+    import pandas as pd
+
+    raw, channel = _arbin_channel_frame(realdata)
+    half = len(channel) // 2
+    stats = channel.groupby("Cycle_Index").last().reset_index()
+    path = tmp_path / "arbin_export.xlsx"
+    with pd.ExcelWriter(path, engine="openpyxl") as xl:
+        pd.DataFrame([["TEST REPORT"], ["Channel", 6], ["Schedule File Name", "4C_cycling.sdx"]]).to_excel(
+            xl, sheet_name="Global_Info", header=False, index=False)
+        channel.iloc[:half].to_excel(xl, sheet_name="Channel_1-006", index=False)
+        channel.iloc[half:].to_excel(xl, sheet_name="Channel_1-006_1", index=False)
+        stats.to_excel(xl, sheet_name="Statistics_1-006", index=False)
+    assert detect_format(path) == "arbin"
+    frame, original = read_cycler(path), read_cycler(realdata / "arbin" / "arbin_example.csv")
+    assert frame.attrs["sheets"] == "Channel_1-006, Channel_1-006_1"
+    assert len(frame) == len(original)
+    np.testing.assert_allclose(frame["current_a"], original["current_a"])  # positive = discharge, as the CSV
+    np.testing.assert_allclose(_fade(frame), _fade(original))
+    assert frame["temperature_c"].between(25, 40).all()
+
+
+def test_legacy_xls_takes_the_largest_channel_when_time_restarts(realdata, tmp_path):
+    """A legacy .xls (CALCE-style Arbin: Info, channel and statistics sheets) with a second,
+    shorter channel whose test time starts again: only the largest channel is read."""
+    import xlwt
+
+    raw, channel = _arbin_channel_frame(realdata)
+    book = xlwt.Workbook()
+    info = book.add_sheet("Info")
+    info.write(0, 0, "Test Name")
+    info.write(0, 1, "CS2_35")
+
+    def sheet(name, frame):
+        ws = book.add_sheet(name)
+        for j, column in enumerate(frame.columns):
+            ws.write(0, j, column)
+        for i, row in enumerate(frame.itertuples(index=False), start=1):
+            for j, value in enumerate(row):
+                ws.write(i, j, str(value) if j == 2 else float(value))
+
+    sheet("Channel_1-006", channel)
+    sheet("Channel_1-007", channel.iloc[:300])
+    path = tmp_path / "CS2_35_1_10_11.xls"
+    book.save(str(path))
+    frame = read_cycler(path)
+    assert frame.attrs["sheets"] == "Channel_1-006"
+    np.testing.assert_allclose(_fade(frame), _fade(read_cycler(realdata / "arbin" / "arbin_example.csv")))
+
+
+def test_neware_xlsx_detail_sheet_with_duration_cells(realdata, tmp_path):
+    """Neware BTS Excel layout: Info / Cycle / Statis sheets beside the Detail sheet, which has
+    'Status' words, unsigned 'Current(mA)', a per-step relative time that resets and an Excel
+    duration column ([h]:mm:ss, past 24 h) as the total time."""
+    import openpyxl
+    import pandas as pd
+
+    original = read_cycler(realdata / "neware" / "nw_regular_export_ife_example.csv")
+    words = original["step_type"].map({"discharge": "CC_DChg", "charge": "CCCV_Chg", "rest": "Rest"})
+    step_start = original.groupby("step_index")["time_s"].transform("min")
+    detail = pd.DataFrame({"Record ID": range(1, len(original) + 1), "Status": words, "Cycle": original["cycle_index"],
+                           "Relative Time(h:min:s.ms)": pd.to_timedelta(original["time_s"] - step_start, unit="s"),
+                           "Total Time": pd.to_timedelta(original["time_s"], unit="s"),
+                           "Current(mA)": 1000 * original["current_a"].abs(), "Voltage(V)": original["voltage_v"]})
+    assert original["time_s"].max() > 86400  # the test runs past a day: hours past 24
+    path = tmp_path / "neware_detail.xlsx"
+    book = openpyxl.Workbook()
+    book.active.title = "Cycle"
+    book["Cycle"].append(["Cycle", "Cap_DChg(mAh)"])
+    book["Cycle"].append([1, 331])
+    sheet = book.create_sheet("Detail_67_1_1")  # openpyxl writes timedeltas as [hh]:mm:ss cells, as Excel does
+    sheet.append(list(detail.columns))
+    for row in detail.itertuples(index=False):
+        sheet.append([v.to_pytimedelta() if isinstance(v, pd.Timedelta) else v for v in row])
+    book.save(path)
+    frame = read_cycler(path)
+    assert frame.attrs["sheets"] == "Detail_67_1_1"
+    assert "state column 'Status'" in frame.attrs["current_convention"]
+    np.testing.assert_allclose(frame["time_s"], original["time_s"], atol=1e-3)
+    caps = _fade(frame)
+    assert caps.iloc[0] == pytest.approx(0.331, abs=0.003)
+    assert caps.iloc[-1] == pytest.approx(0.263, abs=0.003)
+
+
+def test_utf8_units_and_binary_exports(realdata, tmp_path):
+    """A UTF-8 spectrum with 'Ω' and 'mΩ' units reads (Latin-1 decoding garbled them); binary
+    exports are refused in one line that says what to export instead; a workbook with no data sheet too."""
+    import pandas as pd
+
+    ex = read_spectrum(realdata / "eis_example" / "impedance_example.csv")
+    path = tmp_path / "spectrum_utf8.csv"
+    table = pd.DataFrame({"Freq/Hz": ex["frequency_hz"], "Re(Z)/mΩ": 1000 * ex["z_real_ohm"], "-Im(Z)/mΩ": -1000 * ex["z_imag_ohm"]})
+    path.write_bytes(table.to_csv(index=False).encode("utf-8"))
+    np.testing.assert_allclose(read_spectrum(path)["z_real_ohm"], ex["z_real_ohm"])
+    np.testing.assert_allclose(read_spectrum(path)["z_imag_ohm"], ex["z_imag_ohm"])
+    mpr = tmp_path / "run.mpr"
+    mpr.write_bytes(b"BIO-LOGIC MODULAR FILE\x1a" + bytes(200))
+    with pytest.raises(ReaderError, match=r"run.mpr: a binary EC-Lab .mpr file; export it as text"):
+        read_cycler(mpr)
+    empty = tmp_path / "summary.xlsx"
+    pd.DataFrame({"Cycle": [1, 2], "Capacity": [1.0, 0.9]}).to_excel(empty, index=False)
+    with pytest.raises(ReaderError, match=r"summary.xlsx: no sheet of the workbook has a header naming time, current and voltage"):
+        read_cycler(empty)

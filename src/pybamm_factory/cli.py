@@ -191,7 +191,10 @@ def eis_features(files, out):
 def read(file, out, fmt, columns, current_sign, current_unit):
     """Read a cycler export into the normalised frame (current positive = discharge).
 
-    The line printed names the format and the sign convention it mapped from."""
+    FILE: a Maccor, Neware, Arbin or BioLogic text export, any delimited table with time,
+    current and voltage columns, or an Excel workbook (.xlsx / .xls) holding one. The line
+    printed names the format, the sign convention it mapped from and, for a workbook, the
+    sheets read."""
     from .calibrate import cycle_capacities, read_cycler
 
     options = {}
@@ -204,6 +207,8 @@ def read(file, out, fmt, columns, current_sign, current_unit):
         fmt, options = "csv", {"columns": mapping, "current_sign": current_sign, "current_unit": current_unit}
     frame = read_cycler(file, format=fmt, **options)
     convention = f"{frame.attrs['format']}, current: {frame.attrs['current_convention']}"
+    if "sheets" in frame.attrs:
+        convention += f"; sheets: {frame.attrs['sheets']}"
     frame.attrs = {}
     frame.to_parquet(out, index=False)
     caps = cycle_capacities(frame)

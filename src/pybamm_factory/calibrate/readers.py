@@ -32,6 +32,10 @@ Sign conventions mapped from (each format's own words):
   under load, so the sign that makes current and dV/dt anti-correlated is taken as
   discharge. What was used is reported in ``frame.attrs["current_convention"]``.
 
+Excel workbooks (.xlsx, .xls) are read through the same table reader: the sheet whose
+header names time, current and voltage with the most rows, joined with the sheets after it
+that carry its record on. Text is decoded as UTF-16 (by its BOM), UTF-8, else Latin-1.
+
 battery-data-toolkit and cellpy were evaluated on the files in ``shared/realdata``
 first; the README says why these readers are the project's own.
 """
@@ -39,8 +43,10 @@ first; the README says why these readers are the project's own.
 from __future__ import annotations
 
 import csv
+import datetime
 import io
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -59,16 +65,54 @@ def _fail(path, msg):
     raise ReaderError(f"{path}: {msg}")
 
 
-def _head(path: Path, n: int = 65536) -> str:
-    with open(path, "rb") as fh:
-        raw = fh.read(n)
-    return raw.decode("latin-1")
+def _decode(raw: bytes) -> str:
+    """Text of an export: UTF-16 by its byte-order mark, UTF-8 (BOM or not) when the bytes are
+    valid UTF-8, else Latin-1 (Windows cycler software writes 'µ', '°' and 'Ω' in either)."""
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return raw.decode("utf-16")
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+# binary exports that no reader here takes, by their first bytes, with what to export instead
+_BINARY_EXPORTS = {
+    b"BIO-LOGIC MODULAR FILE": "a binary EC-Lab .mpr file; export it as text in EC-Lab (Export as Text)",
+    b"\x00\x01\x00\x00Standard Jet DB": "an Arbin .res database; export it to CSV or Excel with Arbin's data software",
+    b"\x00\x01\x00\x00Standard ACE DB": "an Arbin .res database; export it to CSV or Excel with Arbin's data software",
+    b"NEWARE": "a binary Neware .nda/.ndax file; export it to CSV or Excel with Neware's BTS data software",
+}
+_WORKBOOK_MAGIC = {b"PK\x03\x04": "xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1": "xls"}
+_TEXT_CACHE: dict[tuple, tuple[str, str | None]] = {}  # detection and the reader share one read of a workbook
+
+
+def _read_text(path: Path) -> tuple[str, str | None]:
+    """(text, sheets) of an export: a text file decoded, or an Excel workbook's data sheet(s)
+    rendered as a tab-separated table (sheets names them; None for text files)."""
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    if key not in _TEXT_CACHE:
+        with open(path, "rb") as fh:
+            magic = fh.read(32)
+        for start, what in _BINARY_EXPORTS.items():
+            if magic.startswith(start):
+                _fail(path, f"{what}")
+        kind = next((k for m, k in _WORKBOOK_MAGIC.items() if magic.startswith(m)), None)
+        _TEXT_CACHE.clear()
+        _TEXT_CACHE[key] = _workbook_text(path, kind) if kind else (_decode(path.read_bytes()), None)
+    return _TEXT_CACHE[key]
+
+
+def _lines(path: Path) -> list[str]:
+    return _read_text(path)[0].splitlines()
 
 
 def detect_format(path: str | Path) -> str:
-    """Guess the export format from the file's first bytes."""
-    head = _head(Path(path))
-    lines = head.lstrip("\ufeff").splitlines()
+    """Guess the export format from the file's first lines (of its data sheet for a workbook)."""
+    head = _read_text(Path(path))[0][:65536]
+    lines = head.splitlines()
     if "EC-Lab ASCII FILE" in head or "BT-Lab ASCII FILE" in head:
         return "biologic"
     if "Rec#" in head and ("Amps" in head or "Amp-hr" in head):
@@ -84,8 +128,8 @@ def detect_format(path: str | Path) -> str:
         if any(re.match(r"<?(Ewe|Ecell)>?/V$", c) for c in header[2]):
             return "biologic"  # EC-Lab export without its header block
         return "csv"
-    _fail(path, "unrecognised export; expected a Maccor, Neware, Arbin, BioLogic text export or a delimited table "
-                "with time, current and voltage columns")
+    _fail(path, "unrecognised export; expected a Maccor, Neware, Arbin, BioLogic text export, or a delimited table "
+                "or Excel sheet with time, current and voltage columns")
 
 
 def _step_type_from_current(current_a: np.ndarray) -> np.ndarray:
@@ -161,8 +205,7 @@ def _hms_to_seconds(values: pd.Series) -> pd.Series:
 
 
 def read_maccor(path: Path) -> pd.DataFrame:
-    text = Path(path).read_bytes().decode("latin-1")
-    lines = text.splitlines()
+    lines = _lines(path)
     header = next((i for i, line in enumerate(lines[:50]) if line.startswith("Rec#") or "\tAmps\t" in line), None)
     if header is None:
         _fail(path, "Maccor export without a 'Rec#' header line in its first 50 lines")
@@ -205,8 +248,7 @@ def _neware_kind(step_type: str) -> str:
 def read_neware(path: Path) -> pd.DataFrame:
     """Neware three-level export: cycle rows, step rows (one leading empty field) and
     record rows (two leading empty fields), each with its own header line."""
-    text = Path(path).read_bytes().decode("latin-1").lstrip("\ufeff")
-    rows = list(csv.reader(io.StringIO(text)))
+    rows = list(csv.reader(io.StringIO(_read_text(path)[0])))
     if len(rows) < 4:
         _fail(path, "Neware export needs three header lines and data")
     record_header = rows[2]
@@ -430,6 +472,86 @@ def _decimal(sep: str | None, rows: list[str]) -> str:
     return "," if sep in ("\t", ";") and re.search(r"\d,\d", "\n".join(rows[:5])) else "."
 
 
+def _cell_text(value) -> str:
+    """A workbook cell as the text a cycler's CSV export would hold: durations (Excel's
+    [h]:mm:ss cells) as 'h:mm:ss.ffffff' with hours past 24, empty cells as ''."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
+        return ""
+    if isinstance(value, (pd.Timedelta, datetime.timedelta)):
+        seconds = value.total_seconds()
+        return f"{int(seconds // 3600)}:{int(seconds % 3600 // 60):02d}:{seconds % 60:09.6f}"
+    return re.sub(r"[\t\r\n]", " ", str(value))
+
+
+@dataclass
+class _SheetTable:
+    name: str
+    fields: list[str]
+    rows: list[str]  # tab-separated data lines under the header
+
+
+def _sheet_table(name: str, raw: pd.DataFrame) -> _SheetTable | None:
+    """The cycler or spectrum table of one sheet (header below any preamble rows), or None."""
+    lines = ["\t".join(_cell_text(v) for v in row).rstrip("\t") for row in raw.itertuples(index=False)]
+    header = _header_line(lines, lambda f: _is_cycler_header(f) or _is_spectrum_header(f))
+    if header is None or header[1] != "\t":
+        return None
+    k, _, fields = header
+    return _SheetTable(name, fields, [line for line in lines[k + 1:] if line.strip()])
+
+
+def _time_value(table: _SheetTable, row: str) -> float | None:
+    """A row's test time in seconds, or its clock as seconds since the epoch, for ordering sheets."""
+    roles = column_roles(table.fields)
+    for role in ("time", "clock"):
+        if role in roles:
+            cells = row.split("\t")
+            j = table.fields.index(roles[role])
+            value = pd.Series([cells[j] if j < len(cells) else ""])
+            if role == "time":
+                seconds = _seconds(value, split_header(roles[role])[1])
+                if seconds is not None and seconds.notna().all():
+                    return float(seconds.iloc[0])
+            else:
+                stamp = pd.to_datetime(value, errors="coerce", format="mixed").iloc[0]
+                if stamp is not pd.NaT:
+                    return stamp.timestamp()
+    return None
+
+
+def _continues(previous: _SheetTable, nxt: _SheetTable) -> bool:
+    """Whether a sheet carries on the record of the one before (a long test split over sheets):
+    the same header, and its first time not before the other's last."""
+    if nxt.fields != previous.fields or not nxt.rows or not previous.rows:
+        return False
+    last, first = _time_value(previous, previous.rows[-1]), _time_value(nxt, nxt.rows[0])
+    return last is not None and first is not None and first >= last
+
+
+def _workbook_text(path: Path, kind: str) -> tuple[str, str]:
+    """An Excel workbook's (xlsx or xls) data as one tab-separated table, and which sheets.
+
+    The data sheet is the one whose header names time, current and voltage (or frequency
+    and impedance) with the most rows; info, statistics and cycle sheets are left out.
+    Sheets after it with the same header whose time carries on (Arbin and Neware split long
+    tests over sheets) are appended."""
+    try:
+        sheets = pd.read_excel(path, sheet_name=None, header=None, dtype=object, engine="calamine")
+    except Exception as exc:  # a zip or OLE2 file that is not a workbook, or a damaged one
+        _fail(path, f"could not be read as an Excel workbook ({kind}): {type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
+    tables = [t for name, raw in sheets.items() if (t := _sheet_table(str(name), raw)) is not None]
+    if not tables:
+        _fail(path, f"no sheet of the workbook has a header naming time, current and voltage (sheets: {', '.join(map(str, sheets))})")
+    start = max(range(len(tables)), key=lambda k: len(tables[k].rows))
+    chosen = [tables[start]]
+    for table in tables[start + 1:]:
+        if not _continues(chosen[-1], table):
+            break
+        chosen.append(table)
+    text = "\n".join(["\t".join(chosen[0].fields)] + [row for table in chosen for row in table.rows])
+    return text, ", ".join(t.name for t in chosen)
+
+
 def read_csv_generic(path: Path, columns: dict | None = None, current_sign: str = "auto",
                      current_unit: str = "auto") -> pd.DataFrame:
     """Any delimited table (comma, tab or semicolon; decimal commas; preamble lines before
@@ -439,7 +561,7 @@ def read_csv_generic(path: Path, columns: dict | None = None, current_sign: str 
     Current sign: a state or step-type column (C / D / R, CC_DChg, ...) signs |current|;
     else ``current_sign`` states it, or it is inferred from the data (voltage falls on
     discharge)."""
-    lines = Path(path).read_bytes().decode("latin-1").lstrip("\ufeff").splitlines()
+    lines = _lines(path)
     header = _header_line(lines, _is_cycler_header)
     if header is None and not columns:
         _fail(path, f"no header line naming time, current and voltage columns in the first {HEADER_SCAN_LINES} lines; "
@@ -513,11 +635,15 @@ def read_cycler(path: str | Path, format: str = "auto", **kwargs) -> pd.DataFram
         _fail(path, f"format '{format}' not allowed; allowed: {', '.join(FORMATS)}")
     fmt = detect_format(path) if format == "auto" else format
     try:
-        return READERS[fmt](path, **kwargs) if fmt == "csv" else READERS[fmt](path)
+        frame = READERS[fmt](path, **kwargs) if fmt == "csv" else READERS[fmt](path)
     except ReaderError:
         raise
     except (ValueError, KeyError, IndexError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         _fail(path, f"could not be read as {fmt}: {type(exc).__name__}: {str(exc).splitlines()[0][:150]}")
+    sheets = _read_text(path)[1]
+    if sheets is not None:
+        frame.attrs["sheets"] = sheets
+    return frame
 
 
 def _integrate_ah(frame: pd.DataFrame) -> np.ndarray:
@@ -651,11 +777,11 @@ def read_spectrum(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         _fail(path, "no such file")
-    lines = Path(path).read_bytes().decode("latin-1").lstrip("\ufeff").splitlines()
+    lines = _lines(path)
     try:
         table = _spectrum_table(lines)
         if table is None:
-            df = pd.read_csv(path, sep=None, engine="python", header=None)
+            df = pd.read_csv(io.StringIO("\n".join(lines)), sep=None, engine="python", header=None)
             if df.shape[1] < 3 or not np.issubdtype(df.dtypes.iloc[0], np.number):
                 _fail(path, "spectrum needs a header naming frequency, real and imaginary (or modulus and phase) "
                             "columns, or three headerless numeric columns: frequency (Hz), Z' (ohm), Z'' (ohm)")
