@@ -540,3 +540,70 @@ def test_utf8_units_and_binary_exports(realdata, tmp_path):
     pd.DataFrame({"Cycle": [1, 2], "Capacity": [1.0, 0.9]}).to_excel(empty, index=False)
     with pytest.raises(ReaderError, match=r"summary.xlsx: no sheet of the workbook has a header naming time, current and voltage"):
         read_cycler(empty)
+
+
+def _neware_original(realdata):
+    return read_cycler(realdata / "neware" / "nw_regular_export_ife_example.csv")
+
+
+def test_digatron_units_line_semicolons_and_decimal_commas(realdata, tmp_path):
+    """Digatron layout: a units line under the header (V, mA, °C), semicolons, decimal commas,
+    DCH / CHA / PAU states and a signed current in mA."""
+    import pandas as pd
+
+    original = _neware_original(realdata)
+    clock = [f"{int(t // 3600)}:{int(t % 3600 // 60):02d}:{t % 60:05.2f}" for t in original["time_s"]]
+    status = original["step_type"].map({"discharge": "DCH", "charge": "CHA", "rest": "PAU"})
+    table = pd.DataFrame({"Step": original["step_index"], "Status": status,
+                          "Prog Time": clock, "Cycle": original["cycle_index"], "Voltage": original["voltage_v"],
+                          "Current": -1000 * original["current_a"], "Temperature": original["temperature_c"]})
+    path = tmp_path / "digatron.csv"
+    path.write_bytes(("Digatron export;\nProgram;cycling\n" + ";".join(table.columns) + "\n;;;;V;mA;°C\n"
+                      + table.to_csv(sep=";", decimal=",", index=False, header=False)).encode("utf-8"))
+    frame = read_cycler(path)
+    np.testing.assert_allclose(frame["current_a"], original["current_a"], atol=1e-9)  # mA from the units line
+    np.testing.assert_allclose(_fade(frame), _fade(original))
+    np.testing.assert_allclose(frame["temperature_c"], original["temperature_c"])
+
+
+def test_basytec_and_novonix_layouts(realdata, tmp_path):
+    """Basytec: '~' preamble and header, Time[h], U[V], I[A], Command words, tab-separated.
+    Novonix: [Summary] block, Run Time (h), Potential (V), numeric step codes (sign inferred),
+    the cell's temperature before the circuit's."""
+    import pandas as pd
+
+    original = _neware_original(realdata)
+    basytec = pd.DataFrame({"~Time[h]": original["time_s"] / 3600, "DataSet": range(len(original)),
+                            "Command": original["step_type"].map({"discharge": "Discharge", "charge": "Charge", "rest": "Pause"}),
+                            "U[V]": original["voltage_v"], "I[A]": -original["current_a"], "T1[°C]": original["temperature_c"]})
+    b = tmp_path / "basytec.txt"
+    b.write_bytes(("~Resultfile from BaSyTest\n~Date: 01.01.2024\n~\n" + basytec.to_csv(sep="\t", index=False)).encode("latin-1"))
+    novonix = pd.DataFrame({"Date and Time": (pd.Timestamp("2024-01-01") + pd.to_timedelta(original["time_s"], unit="s")).astype(str),
+                            "Cycle Number": original["cycle_index"],
+                            "Step Type": original["step_type"].map({"discharge": 2, "charge": 1, "rest": 0}),
+                            "Run Time (h)": original["time_s"] / 3600, "Current (A)": -original["current_a"],
+                            "Potential (V)": original["voltage_v"], "Temperature (°C)": original["temperature_c"],
+                            "Circuit Temperature (°C)": 40.0})
+    n = tmp_path / "novonix.csv"
+    n.write_text("[Summary]\nCell: x\n[End Summary]\n[Data]\n" + novonix.to_csv(index=False), encoding="utf-8")
+    for path in (b, n):
+        frame = read_cycler(path)
+        np.testing.assert_allclose(frame["current_a"], original["current_a"], atol=1e-9)
+        np.testing.assert_allclose(frame["time_s"], original["time_s"], rtol=1e-9, atol=1e-6)
+        np.testing.assert_allclose(frame["temperature_c"], original["temperature_c"])
+    assert "inferred from data" in read_cycler(n).attrs["current_convention"]
+
+
+def test_maccor_export_with_test_time_in_hours(realdata, tmp_path):
+    import pandas as pd
+
+    text = (realdata / "maccor" / "xTESLADIAG_000038.078").read_bytes().decode("latin-1").splitlines()
+    raw = pd.read_csv(realdata / "maccor" / "xTESLADIAG_000038.078", sep="\t", skiprows=1, low_memory=False)
+    raw = raw.rename(columns={"Test (Sec)": "Test Time (Hr)"})
+    raw["Test Time (Hr)"] = raw["Test Time (Hr)"] / 3600
+    path = tmp_path / "maccor_hours.txt"
+    path.write_text(text[0] + "\n" + raw.to_csv(sep="\t", index=False))
+    frame, original = read_cycler(path), read_cycler(realdata / "maccor" / "xTESLADIAG_000038.078")
+    assert frame.attrs["format"] == "maccor"
+    np.testing.assert_allclose(frame["time_s"], original["time_s"], rtol=1e-9, atol=1e-6)
+    np.testing.assert_allclose(_fade(frame), _fade(original))

@@ -212,9 +212,10 @@ def read(file, out, fmt, columns, current_sign, current_unit):
     frame.attrs = {}
     frame.to_parquet(out, index=False)
     caps = cycle_capacities(frame)
+    discharged = caps.loc[caps["discharge_capacity_ah"] > 0, "discharge_capacity_ah"]  # a charge-only first cycle has none
+    fade = f"{discharged.iloc[0]:.4g} -> {discharged.iloc[-1]:.4g} A.h" if len(discharged) else "none (no discharge)"
     click.echo(f"{file}: {len(frame)} records, {caps['cycle_index'].nunique()} cycles, "
-               f"discharge capacity {caps['discharge_capacity_ah'].iloc[0]:.4g} -> "
-               f"{caps['discharge_capacity_ah'].iloc[-1]:.4g} A.h ({convention}) -> {out}")
+               f"discharge capacity {fade} ({convention}) -> {out}")
 
 
 @main.command()

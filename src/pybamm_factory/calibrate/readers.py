@@ -215,9 +215,11 @@ def read_maccor(path: Path) -> pd.DataFrame:
     need = {"Amps", "Volts"}
     if not need <= set(df.columns):
         _fail(path, f"Maccor export lacks columns {sorted(need - set(df.columns))}")
-    time_column = next((c for c in ("Test (Sec)", "Test (Min)", "TestTime") if c in df), None)
+    roles = column_roles(df.columns)
+    time_column = next((c for c in ("Test (Sec)", "Test (Min)", "TestTime") if c in df), None) \
+        or roles.get("time") or roles.get("clock")  # 'Test Time (Hr)', or the 'DPt Time' clock
     if time_column is None:
-        _fail(path, "Maccor export without 'Test (Sec)', 'Test (Min)' or 'TestTime'")
+        _fail(path, "Maccor export without a test-time column ('Test (Sec)', 'Test (Min)', 'TestTime') or a clock")
     time_s = _seconds(df[time_column], split_header(time_column)[1])
     if time_s is None:
         _fail(path, f"Maccor column {time_column!r} is not seconds, minutes or 'hh:mm:ss'")
@@ -228,7 +230,7 @@ def read_maccor(path: Path) -> pd.DataFrame:
     else:
         current, convention = -amps, "Maccor Amps, negative = discharge"
         kinds = _step_type_from_current(current)
-    temp_col = next((c for c in df.columns if re.search(r"temp", c, re.I)), None)
+    temp_col = roles.get("temperature")  # the cell's over the chamber's
     frame = pd.DataFrame({
         "time_s": time_s, "current_a": current, "voltage_v": pd.to_numeric(df["Volts"], errors="coerce"),
         "temperature_c": pd.to_numeric(df[temp_col], errors="coerce") if temp_col else np.nan,
@@ -467,6 +469,18 @@ def _is_cycler_header(fields) -> bool:
     return {"current", "voltage"} <= set(roles) and ("time" in roles or "clock" in roles)
 
 
+def _is_units_line(row: str) -> bool:
+    """A line under a header that holds units, not numbers (Digatron, Gamry: 'V', 'mA', '°C', '#')."""
+    return bool(row.strip(" \t,;\"")) and not re.search(r"\d", row.replace("#", ""))
+
+
+def _units_row(fields: list[str], row: str, sep: str) -> dict:
+    """Header field -> unit from a units line under the header ({} when there is none)."""
+    if not _is_units_line(row):
+        return {}
+    return {f: u.strip().strip('"') for f, u in zip(fields, row.split(sep)) if u.strip().strip('"')}
+
+
 def _decimal(sep: str | None, rows: list[str]) -> str:
     """',' where a tab- or semicolon-separated table writes numbers with decimal commas."""
     return "," if sep in ("\t", ";") and re.search(r"\d,\d", "\n".join(rows[:5])) else "."
@@ -566,8 +580,11 @@ def read_csv_generic(path: Path, columns: dict | None = None, current_sign: str 
     if header is None and not columns:
         _fail(path, f"no header line naming time, current and voltage columns in the first {HEADER_SCAN_LINES} lines; "
                     "pass a column mapping")
-    k, sep, _ = header if header else (0, None, None)
+    k, sep, fields = header if header else (0, None, None)
     body = lines[k:]
+    units = _units_row(fields, body[1], sep) if header and len(body) > 1 else {}
+    if units:  # a units line (Digatron): the units join the header, as 'Current [mA]'
+        body = [sep.join(f if _unit_split(f)[1] or f not in units else f"{f} [{units[f]}]" for f in fields)] + body[2:]
     # the C parser: pandas' python parser misreads decimal-comma exponents ("1,0007e+03")
     df = pd.read_csv(io.StringIO("\n".join(body)), sep=sep, engine="c" if sep else "python", decimal=_decimal(sep, body[1:]))
     df.columns = [str(c).strip().strip('"') for c in df.columns]
@@ -754,9 +771,8 @@ def _spectrum_table(lines: list[str]):
         return None
     k, sep, fields = header
     rows = lines[k + 1:]
-    units_row = None
-    if rows and not re.search(r"\d", rows[0].replace("#", "")):  # a units line (Gamry)
-        units_row = dict(zip(fields, (u.strip() for u in rows[0].split(sep))))
+    units_row = _units_row(fields, rows[0], sep) if rows else {}
+    if units_row:  # a units line (Gamry)
         rows = rows[1:]
     df = pd.read_csv(io.StringIO("\n".join([sep.join(fields)] + rows)), sep=sep, decimal=_decimal(sep, rows))
     return df, _spectrum_roles(fields), units_row
