@@ -607,3 +607,26 @@ def test_maccor_export_with_test_time_in_hours(realdata, tmp_path):
     assert frame.attrs["format"] == "maccor"
     np.testing.assert_allclose(frame["time_s"], original["time_s"], rtol=1e-9, atol=1e-6)
     np.testing.assert_allclose(_fade(frame), _fade(original))
+
+
+def test_repeated_sweeps_in_one_spectrum_file_are_told_apart(realdata, tmp_path):
+    """Two sweeps of the real spectrum in one file without SOC (the second with its arc grown,
+    as after aging): two sweep ids, and the second's charge-transfer resistance is larger."""
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from pybamm_factory.cli import main
+
+    ex = read_spectrum(realdata / "eis_example" / "impedance_example.csv")
+    r0 = ex["z_real_ohm"].min()
+    aged = ex.assign(z_real_ohm=r0 + 1.5 * (ex["z_real_ohm"] - r0), z_imag_ohm=1.5 * ex["z_imag_ohm"])
+    both = pd.concat([ex, aged])[["frequency_hz", "z_real_ohm", "z_imag_ohm"]]
+    path = tmp_path / "two_sweeps.csv"
+    both.rename(columns={"frequency_hz": "Freq (Hz)", "z_real_ohm": "Z' (ohm)", "z_imag_ohm": "Z'' (ohm)"}).to_csv(path, index=False)
+    spectra = read_spectrum(path)
+    assert list(spectra["sweep_id"].unique()) == ["two_sweeps-all-sweep1", "two_sweeps-all-sweep2"]
+    assert (spectra.groupby("sweep_id").size() == len(ex)).all()
+    out = tmp_path / "features.csv"
+    assert CliRunner().invoke(main, ["eis-features", str(path), "-o", str(out)]).exit_code == 0
+    features = pd.read_csv(out).set_index("sweep_id")
+    assert features.loc["two_sweeps-all-sweep2", "r_ct_ohm"] > 1.3 * features.loc["two_sweeps-all-sweep1", "r_ct_ohm"]

@@ -787,8 +787,10 @@ def read_spectrum(path: str | Path) -> pd.DataFrame:
     commas allowed. Units come from the header or units line (ohm / mOhm / kOhm, Hz / kHz /
     mHz). A column named ``-Im``, ``-Z''`` or ``-Zimag`` holds -Z'' and is negated back; a
     ``-Phase`` column likewise. An optional ``soc`` column (% or fraction) gives one sweep
-    per SOC. A headerless file of three numeric columns is frequency (Hz), Z' and Z''
-    (ohm). Output: Z = Z' + jZ'', capacitive Z'' < 0.
+    per SOC. Sweeps repeated at one SOC, or in a file without SOC, are told apart where the
+    frequency comes back to the sweep's first value (``...-sweep1``, ``...-sweep2``). A
+    headerless file of three numeric columns is frequency (Hz), Z' and Z'' (ohm). Output:
+    Z = Z' + jZ'', capacitive Z'' < 0.
     """
     path = Path(path)
     if not path.is_file():
@@ -828,6 +830,22 @@ def read_spectrum(path: str | Path) -> pd.DataFrame:
                         "z_imag_ohm": np.asarray(zi, dtype=float)}).dropna(subset=["frequency_hz"])
     if out.empty or (out["frequency_hz"] <= 0).any():
         _fail(path, "spectrum needs positive frequencies")
+    out = out.reset_index(drop=True)
     key = out["soc"].fillna(-1).map(lambda s: "all" if s < 0 else f"soc{round(s * 100):03d}")
+    repeat = out.groupby(key, sort=False)["frequency_hz"].transform(_sweep_numbers)
+    if (repeat > 0).any():  # sweeps repeated at one SOC (or in a file without SOC) are kept apart
+        key = key + "-sweep" + (repeat + 1).astype(str)
     out.insert(0, "sweep_id", path.stem + "-" + key)
-    return out.reset_index(drop=True)
+    return out
+
+
+def _sweep_numbers(frequency_hz: pd.Series, tolerance: float = 0.01) -> np.ndarray:
+    """0, 1, ... per record: a new sweep starts where the frequency comes back to within 1 % of
+    the current sweep's first frequency, at least three points after it began."""
+    f = frequency_hz.to_numpy(float)
+    numbers, start = np.zeros(len(f), dtype=int), 0
+    for i in range(1, len(f)):
+        if i - start >= 3 and abs(np.log(f[i] / f[start])) < tolerance:
+            start = i
+        numbers[i] = numbers[i - 1] + (start == i)
+    return numbers
