@@ -292,3 +292,61 @@ def test_search_never_leaves_the_physical_range():
     assert problem.initial[0] * 1.5 > 1 and high[0] == 1.0
     assert high[1] == pybamm.ParameterValues("OKane2022")["Maximum concentration in negative electrode [mol.m-3]"]
     assert np.all(low > 0)
+
+
+def _smaller_cell_csv(path, size: float, current_a: float):
+    """A CC discharge of OKane2022's electrodes in a cell ``size`` times the set's (electrode
+    width and nominal capacity scaled), simulated with the SPMe and written as a cycler table
+    (a minute's rest, then the discharge; negative current = discharge)."""
+    pv = pybamm.ParameterValues("OKane2022")
+    pv.update({"Electrode width [m]": size * pv["Electrode width [m]"],
+               "Nominal cell capacity [A.h]": size * pv["Nominal cell capacity [A.h]"], "Current function [A]": current_a})
+    t_end = 1.5 * 3600 * size * 5.0 / current_a
+    sol = pybamm.Simulation(pybamm.lithium_ion.SPMe(), parameter_values=pv).solve([0, t_end], t_interp=np.linspace(0, t_end, 400))
+    t, v = sol["Time [s]"].entries, sol["Voltage [V]"].entries
+    rest = pd.DataFrame({"Test Time (s)": [0.0, 30.0], "Current (A)": 0.0, "Voltage (V)": v[0] + 0.05})
+    load = pd.DataFrame({"Test Time (s)": 60.0 + t, "Current (A)": -current_a, "Voltage (V)": v})
+    pd.concat([rest, load]).to_csv(path, index=False)
+    return path
+
+
+def test_a_cell_of_another_size_is_scaled_not_fitted_into_the_fractions(tmp_path):
+    """A cell of the set's electrodes at 0.4x the size: with capacity scaling (auto) the fit
+    stays at the set's fractions and matches the curve, and the design fixes the scaled
+    size; without it the fractions are pushed to their bounds and the curve is missed."""
+    path = _smaller_cell_csv(tmp_path / "small_cell.csv", 0.4, 0.4)
+    fit = ["Negative electrode active material volume fraction", "Positive electrode active material volume fraction"]
+    pv = pybamm.ParameterValues("OKane2022")
+    scaled = calibrate([path], fit, tmp_path / "scaled.yaml", base_design="smoke", leave_one_out=False, check_cells=0,
+                       max_evaluations=30)
+    scaling = scaled["capacity_scaling"]
+    assert scaling["applied"] and scaling["ratio"] == pytest.approx(0.4, rel=0.02)
+    assert scaled["rmse_after_mv"]["small_cell"] < 5
+    for name in fit:
+        assert scaled["parameters"][name]["fitted"] == pytest.approx(pv[name], rel=0.03)
+    design = yaml.safe_load((tmp_path / "scaled.yaml").read_text())
+    assert design["fixed"]["Electrode width [m]"] == pytest.approx(0.4 * pv["Electrode width [m]"], rel=0.02)
+    assert design["fixed"]["Nominal cell capacity [A.h]"] == pytest.approx(0.4 * pv["Nominal cell capacity [A.h]"], rel=0.02)
+    assert load_design(tmp_path / "scaled.yaml").fixed["Electrode width [m]"] == design["fixed"]["Electrode width [m]"]
+    unscaled = calibrate([path], fit, tmp_path / "unscaled.yaml", base_design="smoke", leave_one_out=False, check_cells=0,
+                         max_evaluations=30, capacity_scaling_mode="off")
+    assert unscaled["capacity_scaling"] is None
+    assert unscaled["rmse_after_mv"]["small_cell"] > 4 * scaled["rmse_after_mv"]["small_cell"]
+    assert any(p["at_bound"] for p in unscaled["parameters"].values())
+
+
+def test_capacity_is_compared_over_the_measured_voltage_window(realdata):
+    """The Neware file discharges from 4.34 to 3.9 V: its 0.33 A.h is compared with the
+    model's capacity down to 3.9 V, not to the set's 2.5 V cut-off."""
+    from pybamm_factory.calibrate.fit import capacity_scaling
+
+    curve = Curve.from_file(realdata / "neware" / "nw_regular_export_ife_example.csv")
+    problem = VoltageProblem("OKane2022", ["Negative electrode active material volume fraction"])
+    full = problem.capacity_ah(Curve("full", curve.discharged_ah, np.full_like(curve.voltage_v, 2.5), curve.current_a,
+                                     curve.duration_s, curve.mean_temperature_k))
+    windowed = capacity_scaling(problem, [curve])
+    assert curve.voltage_v[-1] > 3.85
+    assert windowed["model_ah"] < 0.5 * full
+    assert capacity_scaling(problem, [curve], "off") is None
+    with pytest.raises(CalibrationError, match="capacity scaling: 'x' is not allowed; allowed: auto, on, off"):
+        capacity_scaling(problem, [curve], "x")

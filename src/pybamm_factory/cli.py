@@ -250,11 +250,17 @@ def read(file, out, fmt, columns, current_sign, current_unit):
 @click.option("--check-cells", default=20, show_default=True, type=click.IntRange(min=0),
               help="Draw this many cell designs from the written design with its own sampler (seed 0) and score them on the "
                    "fitted curves: how close the synthetic cells stay to the measured ones. 0 skips it.")
+@click.option("--capacity-scaling", "capacity_scaling_mode", type=click.Choice(["auto", "on", "off"]), default="auto",
+              show_default=True,
+              help="A cell of another size: scale the set's electrode width, nominal capacity, cell volume and cooling "
+                   "area by measured / model capacity (lowest-rate fitted curve) before fitting; the design fixes the "
+                   "scaled values. auto: when the cell is more than 1.5x larger or smaller (beyond what fitted "
+                   "fractions can absorb); on: always; off: never.")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Calibrated design YAML to write (report and figures go to <out stem>_calibration/ beside it).")
 @_user_errors
 def calibrate(data, held_out, fit_names, parameter_set, base_design, model, thermal, optimiser, max_evaluations,
-              discharge, leave_one_out, check_cells, out):
+              discharge, leave_one_out, check_cells, capacity_scaling_mode, out):
     """Fit PyBaMM parameters to measured CC discharges and write a calibrated design.
 
     \b
@@ -272,9 +278,13 @@ def calibrate(data, held_out, fit_names, parameter_set, base_design, model, ther
     report = run_calibration(list(data), list(fit_names), out, parameter_set=parameter_set, held_out=list(held_out),
                              base_design=base_design, model=model, thermal=thermal, max_evaluations=max_evaluations,
                              optimiser=optimiser, leave_one_out=leave_one_out, discharge=discharge,
-                             check_cells=check_cells)
+                             check_cells=check_cells, capacity_scaling_mode=capacity_scaling_mode)
     for name, source in report["discharge_used"].items():
         click.echo(f"{name}: {source}")
+    scaling = report.get("capacity_scaling")
+    if scaling:
+        scaled = f" x{scaling['ratio']:.4g} ({', '.join(scaling['fixed'])})" if scaling["applied"] else ""
+        click.echo(f"cell size: {scaling['reason']}{scaled}")
     click.echo(f"{'curve':<34} {'before [mV]':>12} {'after [mV]':>11}")
     for name, before in report["rmse_before_mv"].items():
         click.echo(f"{name:<34} {before:12.1f} {report['rmse_after_mv'][name]:11.1f}")

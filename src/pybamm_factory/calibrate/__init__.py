@@ -10,7 +10,16 @@ import numpy as np
 from ..design.spec import load_design
 from .aging_fit import fit_aging, measured_fade
 from .design_writer import calibrated_design, check_names, plot_design_cells, plot_fit, simulate_design_cells, write_design
-from .fit import MODEL_LABELS, CalibrationError, Curve, FitResult, VoltageProblem, fit_parameters, leave_one_curve_out
+from .fit import (
+    MODEL_LABELS,
+    CalibrationError,
+    Curve,
+    FitResult,
+    VoltageProblem,
+    capacity_scaling,
+    fit_parameters,
+    leave_one_curve_out,
+)
 from .readers import ReaderError, cycle_capacities, discharge_segments, read_cycler, read_spectrum
 
 __all__ = ["CalibrationError", "Curve", "FitResult", "ReaderError", "VoltageProblem", "calibrate", "calibrate_aging",
@@ -22,7 +31,7 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
               held_out: list[str | Path] = (), base_design: str | Path = "default", model: str | None = None,
               thermal: str = "ambient", max_evaluations: int = 200, report_dir: str | Path | None = None,
               optimiser: str = "least-squares", leave_one_out: bool = True, discharge: str | int = "largest",
-              check_cells: int = 20) -> dict:
+              check_cells: int = 20, capacity_scaling_mode: str = "auto") -> dict:
     """Fit ``fit`` parameters to the CC discharges in ``data``; write the design and a report.
 
     Returns the report (also written as ``calibration_report.json`` with a figure of
@@ -35,7 +44,9 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
     jackknife std where that is larger than the covariance's (:func:`leave_one_curve_out`).
     ``check_cells`` cell designs drawn from the written design are simulated on the fitted
     curves, scored and drawn as a band over them (:func:`~.design_writer.simulate_design_cells`;
-    0 skips it).
+    0 skips it). ``capacity_scaling_mode``: "auto" fits (and writes) a measured cell more than
+    1.5x larger or smaller than the set's with the set's electrode area and size parameters
+    scaled to it; "on" scales any cell; "off" never (:func:`~.fit.capacity_scaling`).
     """
     check_names(list(fit))
     design = load_design(base_design)
@@ -44,12 +55,15 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
     curves = [Curve.from_file(p, discharge=discharge) for p in data]
     held = [Curve.from_file(p, discharge=discharge) for p in held_out]
     problem = VoltageProblem(parameter_set, list(fit), model=model, thermal=thermal)
+    scaling = capacity_scaling(problem, curves, capacity_scaling_mode)
+    if scaling and scaling["applied"]:
+        problem = VoltageProblem(parameter_set, list(fit), model=model, thermal=thermal, fixed=scaling["fixed"])
     result = fit_parameters(problem, curves, held, max_evaluations=max_evaluations, optimiser=optimiser)
     loo = leave_one_curve_out(problem, curves, result, max_evaluations, optimiser) if leave_one_out else None
     if loo:
         result.design_std = np.maximum(result.std, list(loo["jackknife_std"].values()))
         result.design_std_source = "the larger of the fit covariance's and the leave-one-curve-out jackknife's"
-    raw = calibrated_design(design, result, parameter_set, [c.name for c in curves])
+    raw = calibrated_design(design, result, parameter_set, [c.name for c in curves], fixed=problem.fixed)
     design_path = write_design(raw, out)
     report_dir = Path(report_dir) if report_dir else design_path.parent / f"{design_path.stem}_calibration"
     figure = plot_fit(problem, curves, held, result, report_dir / "fit_before_after.png")
@@ -61,6 +75,7 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
               "temperature_source": {c.name: problem.temperature_source(c) for c in curves + held},
               "discharge_used": {c.name: c.source for c in curves + held},
               "fitted_curves": [str(p) for p in data], "held_out_curves": [str(p) for p in held_out],
+              "capacity_scaling": scaling,
               "figure": str(figure), **result.as_dict(), "leave_one_curve_out": loo,
               "sampled_cells": check}
     notes = [n for n in map(problem.window_mismatch, curves + held) if n]

@@ -22,9 +22,13 @@ MIN_RELATIVE_STD = 0.002  # a spread narrower than 0.2 % of the value is widened
 TRUNCATION_SIGMAS = 3.0
 
 
-def calibrated_design(design: Design, fit: FitResult, parameter_set: str, sources: list[str]) -> dict:
-    """The base design's YAML with the fitted parameters as truncated normals."""
+def calibrated_design(design: Design, fit: FitResult, parameter_set: str, sources: list[str], fixed: dict | None = None) -> dict:
+    """The base design's YAML with the fitted parameters as truncated normals, and ``fixed``
+    (the fit's set values, e.g. a capacity scaling) as fixed parameters."""
     raw = copy.deepcopy(design.raw)
+    for name, value in (fixed or {}).items():
+        raw.setdefault("fixed", {})[name] = float(value)
+        raw.get("varied", {}).pop(name, None)
     raw["name"] = f"{design.name}-calibrated"
     raw["description"] = (f"{design.description} Calibrated: {', '.join(fit.names)} fitted with {parameter_set} "
                           f"to {', '.join(sources)}.").strip()

@@ -46,6 +46,12 @@ ASSUMED_TEMPERATURE_K = 298.15
 THERMAL_MODES = ("ambient", "mean", "measured", "lumped")
 MODEL_LABELS = {"spme": "SPMe", "dfn": "DFN"}
 RECENT_SOLVES = 64  # simulated curves kept per problem (a calibration asks for about 2 per curve again)
+# a cell of another size: these scale together with the measured capacity (electrode area,
+# the capacity C-rates refer to, and the volume and cooling surface of the lumped thermal model)
+CAPACITY_SCALED = ("Electrode width [m]", "Nominal cell capacity [A.h]", "Cell volume [m3]", "Cell cooling surface area [m2]")
+# "auto" scales a cell 1.5x larger or smaller than the set's: beyond that the fitted fractions,
+# searched within 0.5-1.5x and capped at 1, cannot make up the difference; "on" scales any cell
+CAPACITY_SCALING = {"auto": 1.5, "on": 1.0, "off": None}
 
 
 class CalibrationError(ValueError):
@@ -121,10 +127,12 @@ class VoltageProblem:
     """
 
     def __init__(self, parameter_set: str, fit_names: list[str], model: str = "spme", mesh: dict | None = None,
-                 thermal: str = "ambient"):
+                 thermal: str = "ambient", fixed: dict | None = None):
         if thermal not in THERMAL_MODES:
             raise CalibrationError(f"thermal: {thermal!r} is not allowed; allowed: {', '.join(THERMAL_MODES)}")
+        self.fixed = dict(fixed or {})  # set values replaced for every solve (a capacity scaling)
         pv = pybamm.ParameterValues(parameter_set)
+        pv.update(self.fixed)
         for name in fit_names:
             problem = input_name_problem(pv, name, parameter_set, verb="fit")
             if problem:
@@ -165,6 +173,7 @@ class VoltageProblem:
         """The set with the fitted parameters and current as inputs, and the temperature as an
         input (curve None) or the curve's own (its trace, or its constant for ``thermal``)."""
         pv = pybamm.ParameterValues(self.parameter_set)
+        pv.update(self.fixed)
         set_inputs(pv, self.fit_names + ["Current function [A]"])
         if curve is None:
             pv["Ambient temperature [K]"] = "[input]"
@@ -233,6 +242,48 @@ class VoltageProblem:
 
     def rmse_mv(self, curve: Curve, values) -> float:
         return float(1000 * np.sqrt(np.mean((self.simulate(curve, values) - curve.voltage_v) ** 2)))
+
+    def capacity_ah(self, curve: Curve, values=None) -> float:
+        """The model's discharge capacity at the curve's current and temperature, at ``values``
+        (default: the set's), down to the voltage the measured discharge ended at (or the
+        set's cut-off, if the model stops first): the same window as the measured capacity."""
+        sim, inputs = self._simulation_for(curve)
+        inputs.update(zip(self.fit_names, map(float, self.initial if values is None else values)))
+        nominal_ah = float(self.parameter_values(None)["Nominal cell capacity [A.h]"])
+        t_end = 2.0 * 3600.0 * max(nominal_ah, curve.discharged_ah[-1]) / curve.current_a
+        sol = sim.solve([0, t_end], inputs=inputs, t_interp=np.linspace(0, t_end, 2000))
+        q, v = sol["Discharge capacity [A.h]"].entries, sol["Voltage [V]"].entries
+        below = np.flatnonzero(v <= curve.voltage_v[-1])
+        return float(q[below[0]] if len(below) else q[-1])
+
+
+def capacity_scaling(problem: VoltageProblem, curves: list[Curve], mode: str = "auto") -> dict | None:
+    """How the parameter set's cell is resized to a measured cell of another size (None for "off").
+
+    The lowest-current fitted curve's capacity is compared with the model's at the same
+    current and temperature, down to the same end voltage (so a discharge over part of the
+    window compares like with like). When their ratio passes the mode's factor (CAPACITY_SCALING),
+    the electrode area and the set's other size parameters (CAPACITY_SCALED) are multiplied
+    by it, so the fitted parameters describe the electrodes rather than the cell's size.
+    Never applied when a size parameter is itself fitted."""
+    if mode not in CAPACITY_SCALING:
+        raise CalibrationError(f"capacity scaling: {mode!r} is not allowed; allowed: {', '.join(CAPACITY_SCALING)}")
+    factor = CAPACITY_SCALING[mode]
+    if factor is None:
+        return None
+    curve = min(curves, key=lambda c: c.current_a)
+    measured_ah, model_ah = float(curve.discharged_ah[-1]), problem.capacity_ah(curve)
+    ratio = measured_ah / model_ah
+    pv = pybamm.ParameterValues(problem.parameter_set)
+    pv.update(problem.fixed)
+    sized = [n for n in CAPACITY_SCALED if n in pv.keys()]
+    fitted = [n for n in sized if n in problem.fit_names]
+    applied = max(ratio, 1 / ratio) > factor + 1e-3 and not fitted
+    return {"mode": mode, "curve": curve.name, "measured_ah": measured_ah, "model_ah": model_ah, "ratio": ratio,
+            "applied": applied, "fixed": {n: float(pv[n]) * ratio for n in sized} if applied else {},
+            "reason": (f"measured {measured_ah:.4g} A.h vs model {model_ah:.4g} A.h at {curve.current_a:.3g} A; "
+                       + (f"not scaled: {', '.join(fitted)} fitted" if fitted else "scaled" if applied
+                          else f"within {factor:g}x, left to the fit"))}
 
 
 @dataclass
