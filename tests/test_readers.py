@@ -532,6 +532,10 @@ def test_utf8_units_and_binary_exports(realdata, tmp_path):
     path.write_bytes(table.to_csv(index=False).encode("utf-8"))
     np.testing.assert_allclose(read_spectrum(path)["z_real_ohm"], ex["z_real_ohm"])
     np.testing.assert_allclose(read_spectrum(path)["z_imag_ohm"], ex["z_imag_ohm"])
+    from pybamm_factory.calibrate.readers import _decode
+
+    cut = ("a" * 9 + "Ω").encode("utf-8")[:10]  # a first block that ends inside a UTF-8 character
+    assert _decode(cut, head=True) == "a" * 9
     mpr = tmp_path / "run.mpr"
     mpr.write_bytes(b"BIO-LOGIC MODULAR FILE\x1a" + bytes(200))
     with pytest.raises(ReaderError, match=r"run.mpr: a binary EC-Lab .mpr file; export it as text"):

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import functools
 import io
 import re
 from dataclasses import dataclass
@@ -65,14 +66,17 @@ def _fail(path, msg):
     raise ReaderError(f"{path}: {msg}")
 
 
-def _decode(raw: bytes) -> str:
+def _decode(raw: bytes, head: bool = False) -> str:
     """Text of an export: UTF-16 by its byte-order mark, UTF-8 (BOM or not) when the bytes are
-    valid UTF-8, else Latin-1 (Windows cycler software writes 'µ', '°' and 'Ω' in either)."""
+    valid UTF-8, else Latin-1 (Windows cycler software writes 'µ', '°' and 'Ω' in either).
+    ``head``: the bytes are a file's first block, which may end inside a UTF-8 character."""
     if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return raw.decode("utf-16")
+        return raw.decode("utf-16", errors="replace" if head else "strict")
     try:
         return raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
+    except UnicodeDecodeError as exc:
+        if head and exc.start >= len(raw) - 3:
+            return raw[:exc.start].decode("utf-8-sig")
         return raw.decode("latin-1")
 
 
@@ -84,25 +88,37 @@ _BINARY_EXPORTS = {
     b"NEWARE": "a binary Neware .nda/.ndax file; export it to CSV or Excel with Neware's BTS data software",
 }
 _WORKBOOK_MAGIC = {b"PK\x03\x04": "xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1": "xls"}
-_TEXT_CACHE: dict[tuple, tuple[str, str | None]] = {}  # detection and the reader share one read of a workbook
+HEAD_BYTES = 65536  # format detection reads this much of a text file
 
 
-def _read_text(path: Path) -> tuple[str, str | None]:
-    """(text, sheets) of an export: a text file decoded, or an Excel workbook's data sheet(s)
-    rendered as a tab-separated table (sheets names them; None for text files)."""
+def _workbook_kind(path: Path) -> str | None:
+    """'xlsx' or 'xls' for an Excel workbook, None for text; a binary export is refused."""
+    with open(path, "rb") as fh:
+        magic = fh.read(32)
+    for start, what in _BINARY_EXPORTS.items():
+        if magic.startswith(start):
+            _fail(path, what)
+    return next((k for m, k in _WORKBOOK_MAGIC.items() if magic.startswith(m)), None)
+
+
+@functools.lru_cache(maxsize=1)  # detection and the reader share one parse of a workbook
+def _workbook(path: str, kind: str, mtime_ns: int, size: int) -> tuple[str, str]:
+    return _workbook_text(Path(path), kind)
+
+
+def _read_text(path: Path, head: bool = False) -> tuple[str, str | None]:
+    """(text, sheets) of an export: a text file decoded (its first HEAD_BYTES for ``head``),
+    or an Excel workbook's data sheet(s) as a tab-separated table (sheets names them; None
+    for text files)."""
     path = Path(path)
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    if key not in _TEXT_CACHE:
+    kind = _workbook_kind(path)
+    if kind:
+        stat = path.stat()
+        return _workbook(str(path.resolve()), kind, stat.st_mtime_ns, stat.st_size)
+    if head:
         with open(path, "rb") as fh:
-            magic = fh.read(32)
-        for start, what in _BINARY_EXPORTS.items():
-            if magic.startswith(start):
-                _fail(path, f"{what}")
-        kind = next((k for m, k in _WORKBOOK_MAGIC.items() if magic.startswith(m)), None)
-        _TEXT_CACHE.clear()
-        _TEXT_CACHE[key] = _workbook_text(path, kind) if kind else (_decode(path.read_bytes()), None)
-    return _TEXT_CACHE[key]
+            return _decode(fh.read(HEAD_BYTES), head=True), None
+    return _decode(path.read_bytes()), None
 
 
 def _lines(path: Path) -> list[str]:
@@ -111,7 +127,7 @@ def _lines(path: Path) -> list[str]:
 
 def detect_format(path: str | Path) -> str:
     """Guess the export format from the file's first lines (of its data sheet for a workbook)."""
-    head = _read_text(Path(path))[0][:65536]
+    head = _read_text(Path(path), head=True)[0][:HEAD_BYTES]
     lines = head.splitlines()
     if "EC-Lab ASCII FILE" in head or "BT-Lab ASCII FILE" in head:
         return "biologic"
@@ -657,9 +673,8 @@ def read_cycler(path: str | Path, format: str = "auto", **kwargs) -> pd.DataFram
         raise
     except (ValueError, KeyError, IndexError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         _fail(path, f"could not be read as {fmt}: {type(exc).__name__}: {str(exc).splitlines()[0][:150]}")
-    sheets = _read_text(path)[1]
-    if sheets is not None:
-        frame.attrs["sheets"] = sheets
+    if _workbook_kind(path):
+        frame.attrs["sheets"] = _read_text(path)[1]
     return frame
 
 
