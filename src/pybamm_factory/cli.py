@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .calibrate.fit import OPTIMISERS, THERMAL_MODES
+from .calibrate.fit import CAPACITY_SCALING, OPTIMISERS, THERMAL_MODES
 from .calibrate.readers import FORMATS
 
 USER_ERRORS = ["DesignError", "RunConflictError", "ReaderError", "CalibrationError", "AugmentError"]
@@ -250,7 +250,7 @@ def read(file, out, fmt, columns, current_sign, current_unit):
 @click.option("--check-cells", default=20, show_default=True, type=click.IntRange(min=0),
               help="Draw this many cell designs from the written design with its own sampler (seed 0) and score them on the "
                    "fitted curves: how close the synthetic cells stay to the measured ones. 0 skips it.")
-@click.option("--capacity-scaling", "capacity_scaling_mode", type=click.Choice(["auto", "on", "off"]), default="auto",
+@click.option("--capacity-scaling", "capacity_scaling_mode", type=click.Choice(list(CAPACITY_SCALING)), default="auto",
               show_default=True,
               help="A cell of another size: scale the set's electrode width, nominal capacity, cell volume and cooling "
                    "area by measured / model capacity (lowest-rate fitted curve) before fitting; the design fixes the "

@@ -130,14 +130,13 @@ class VoltageProblem:
                  thermal: str = "ambient", fixed: dict | None = None):
         if thermal not in THERMAL_MODES:
             raise CalibrationError(f"thermal: {thermal!r} is not allowed; allowed: {', '.join(THERMAL_MODES)}")
+        self.parameter_set = parameter_set
         self.fixed = dict(fixed or {})  # set values replaced for every solve (a capacity scaling)
-        pv = pybamm.ParameterValues(parameter_set)
-        pv.update(self.fixed)
+        pv = self.set_values()
         for name in fit_names:
             problem = input_name_problem(pv, name, parameter_set, verb="fit")
             if problem:
                 raise CalibrationError(f"--fit: {problem}")
-        self.parameter_set = parameter_set
         self.fit_names = list(fit_names)
         self.initial = np.array([default_value(pv, n) for n in fit_names])
         self.lower_voltage_v = float(pv["Lower voltage cut-off [V]"])
@@ -151,6 +150,12 @@ class VoltageProblem:
         self.simulations = 0
         self.failed_solves = 0
         self._recent: dict[tuple, np.ndarray] = {}  # the last solves: reports and figures ask for the same ones again
+
+    def set_values(self) -> pybamm.ParameterValues:
+        """The parameter set with the problem's fixed values (a capacity scaling) in place."""
+        pv = pybamm.ParameterValues(self.parameter_set)
+        pv.update(self.fixed)
+        return pv
 
     def traced(self, curve: Curve) -> bool:
         """Whether the curve's temperature is its logged trace (else a constant)."""
@@ -172,8 +177,7 @@ class VoltageProblem:
     def parameter_values(self, curve: Curve | None) -> pybamm.ParameterValues:
         """The set with the fitted parameters and current as inputs, and the temperature as an
         input (curve None) or the curve's own (its trace, or its constant for ``thermal``)."""
-        pv = pybamm.ParameterValues(self.parameter_set)
-        pv.update(self.fixed)
+        pv = self.set_values()
         set_inputs(pv, self.fit_names + ["Current function [A]"])
         if curve is None:
             pv["Ambient temperature [K]"] = "[input]"
@@ -249,7 +253,7 @@ class VoltageProblem:
         set's cut-off, if the model stops first): the same window as the measured capacity."""
         sim, inputs = self._simulation_for(curve)
         inputs.update(zip(self.fit_names, map(float, self.initial if values is None else values)))
-        nominal_ah = float(self.parameter_values(None)["Nominal cell capacity [A.h]"])
+        nominal_ah = float(self.set_values()["Nominal cell capacity [A.h]"])
         t_end = 2.0 * 3600.0 * max(nominal_ah, curve.discharged_ah[-1]) / curve.current_a
         sol = sim.solve([0, t_end], inputs=inputs, t_interp=np.linspace(0, t_end, 2000))
         q, v = sol["Discharge capacity [A.h]"].entries, sol["Voltage [V]"].entries
@@ -274,8 +278,7 @@ def capacity_scaling(problem: VoltageProblem, curves: list[Curve], mode: str = "
     curve = min(curves, key=lambda c: c.current_a)
     measured_ah, model_ah = float(curve.discharged_ah[-1]), problem.capacity_ah(curve)
     ratio = measured_ah / model_ah
-    pv = pybamm.ParameterValues(problem.parameter_set)
-    pv.update(problem.fixed)
+    pv = problem.set_values()
     sized = [n for n in CAPACITY_SCALED if n in pv.keys()]
     fitted = [n for n in sized if n in problem.fit_names]
     applied = max(ratio, 1 / ratio) > factor + 1e-3 and not fitted
