@@ -226,3 +226,19 @@ def test_correlated_normals_are_truncated_jointly():
     pinned = (cells[pos] - 0.60) / 0.02 + (cells[neg] - 0.70) / 0.02  # std 0.14 untruncated
     assert abs(pinned.mean()) < 0.05, pinned.mean()
     assert np.corrcoef(cells[pos], cells[neg])[0, 1] < -0.95  # truncation weakens it a little
+
+
+def test_initial_concentration_ceiling_follows_the_designs_own_maximum():
+    """The ceiling is the design's fixed maximum concentration where it sets one, and no
+    ceiling is checked where the design varies the maximum itself."""
+    initial = "Initial concentration in negative electrode [mol.m-3]"
+    maximum = "Maximum concentration in negative electrode [mol.m-3]"
+    raw = _with(f"varied/{initial}", {"distribution": "uniform", "low": 28000, "high": 30000})
+    parse_design(raw)  # under the set's 33133
+    lowered = copy.deepcopy(raw)
+    lowered["fixed"] = {**lowered.get("fixed", {}), maximum: 29000.0}
+    with pytest.raises(DesignError, match=r"must lie in \(0, 29000\]"):
+        parse_design(lowered)
+    varied_max = _with(f"varied/{initial}", {"distribution": "uniform", "low": 28000, "high": 35000})
+    varied_max["varied"][maximum] = {"distribution": "uniform", "low": 34000, "high": 36000}
+    parse_design(varied_max)

@@ -141,6 +141,7 @@ class VoltageProblem:
         self.initial = np.array([default_value(pv, n) for n in fit_names])
         self.lower_voltage_v = float(pv["Lower voltage cut-off [V]"])
         self.upper_voltage_v = float(pv["Upper voltage cut-off [V]"])
+        self.nominal_capacity_ah = float(pv["Nominal cell capacity [A.h]"])
         # physical ceilings: no fraction above one, no particle fuller than its maximum concentration
         self.upper_limits = {n: ceiling[0] for n in fit_names if (ceiling := physical_ceiling(pv, n))}
         self.model = model
@@ -253,9 +254,12 @@ class VoltageProblem:
         set's cut-off, if the model stops first): the same window as the measured capacity."""
         sim, inputs = self._simulation_for(curve)
         inputs.update(zip(self.fit_names, map(float, self.initial if values is None else values)))
-        nominal_ah = float(self.set_values()["Nominal cell capacity [A.h]"])
-        t_end = 2.0 * 3600.0 * max(nominal_ah, curve.discharged_ah[-1]) / curve.current_a
-        sol = sim.solve([0, t_end], inputs=inputs, t_interp=np.linspace(0, t_end, 2000))
+        t_end = 2.0 * 3600.0 * max(self.nominal_capacity_ah, curve.discharged_ah[-1]) / curve.current_a
+        try:
+            sol = sim.solve([0, t_end], inputs=inputs, t_interp=np.linspace(0, t_end, 2000))
+        except pybamm.SolverError as exc:
+            raise CalibrationError(f"{curve.name}: the model's discharge at {curve.current_a:.3g} A failed "
+                                   f"({str(exc).splitlines()[0][:120]}); try --capacity-scaling off") from exc
         q, v = sol["Discharge capacity [A.h]"].entries, sol["Voltage [V]"].entries
         below = np.flatnonzero(v <= curve.voltage_v[-1])
         return float(q[below[0]] if len(below) else q[-1])

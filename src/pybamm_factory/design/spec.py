@@ -315,31 +315,26 @@ def input_name_problem(pv, name: str, parameter_set: str, verb: str = "vary") ->
     return None
 
 
-def physical_ceiling(pv, name: str, fixed: dict | None = None) -> tuple[float, str] | None:
+def physical_ceiling(pv, name: str, fixed: dict | None = None, varied=()) -> tuple[float, str] | None:
     """The largest physical value of a parameter that must also be > 0, and why: 1 for a
     volume fraction or porosity, an electrode's maximum concentration (the design's fixed
-    one if set) for its initial concentration. None for other parameters."""
+    one if set) for its initial concentration. None for other parameters, and for an initial
+    concentration whose maximum is itself among ``varied``."""
     if FRACTION.search(name):
         return 1.0, "a fraction"
     electrode = INITIAL_CONCENTRATION.match(name)
     if electrode:
         limit = f"Maximum concentration in {electrode[1]} electrode [mol.m-3]"
-        c_max = (fixed or {}).get(limit, pv[limit])
+        c_max = None if limit in varied else (fixed or {}).get(limit, pv[limit])
         if isinstance(c_max, (int, float)):
             return float(c_max), f"the {electrode[1]} electrode's maximum concentration in mol.m-3"
     return None
 
 
 def _physical_range(src, fld, name: str, low: float, high: float, pv, raw: dict) -> None:
-    """Refuse values at or below zero or above the parameter's physical ceiling (not checked
-    against a maximum concentration the design varies itself)."""
-    electrode = INITIAL_CONCENTRATION.match(name)
-    if electrode and f"Maximum concentration in {electrode[1]} electrode [mol.m-3]" in raw.get("varied", {}):
-        return
-    ceiling = physical_ceiling(pv, name, raw.get("fixed"))
-    if ceiling is None:
-        return
-    if not (0 < low and high <= ceiling[0]):
+    """Refuse values at or below zero or above the parameter's physical ceiling."""
+    ceiling = physical_ceiling(pv, name, raw.get("fixed"), raw.get("varied", {}))
+    if ceiling is not None and not (0 < low and high <= ceiling[0]):
         _fail(src, fld, f"must lie in (0, {ceiling[0]:g}] ({ceiling[1]}), got [{low:g}, {high:g}]")
 
 
