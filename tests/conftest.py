@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,11 @@ def smoke_dataset(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def realdata() -> Path:
+    """The measured files beside the checkout. A clone without them skips these tests;
+    CI sets PYBAMM_FACTORY_REQUIRE_REALDATA=1 so that there a missing folder fails."""
     if not REALDATA.exists():
-        pytest.fail(f"real data folder missing: {REALDATA} (tests read the measured files there)")
+        message = f"real data folder missing: {REALDATA} (tests read the measured files there)"
+        if os.environ.get("PYBAMM_FACTORY_REQUIRE_REALDATA"):
+            pytest.fail(message)
+        pytest.skip(message)
     return REALDATA

@@ -242,3 +242,25 @@ def test_initial_concentration_ceiling_follows_the_designs_own_maximum():
     varied_max = _with(f"varied/{initial}", {"distribution": "uniform", "low": 28000, "high": 35000})
     varied_max["varied"][maximum] = {"distribution": "uniform", "low": 34000, "high": 36000}
     parse_design(varied_max)
+
+
+def test_default_design_ages_at_literature_rates_with_jumps():
+    """No acceleration factor: every varied degradation rate lies within a decade of the
+    parameter set's own value, and the life is reached with cycle jumps instead."""
+    import pybamm
+
+    design = load_design("default")
+    pv = pybamm.ParameterValues(design.parameter_set)
+    rates = [n for n in design.varied if any(k in n for k in ("SEI", "plating", "LAM"))]
+    assert len(rates) >= 4
+    for name in rates:
+        literature = float(pv[name])
+        dist = design.varied[name]
+        assert literature / 10 * (1 - 1e-6) <= dist.low <= dist.high <= literature * 10 * (1 + 1e-6), name
+    for name, value in design.fixed.items():
+        if any(k in name for k in ("SEI", "plating", "LAM")):
+            assert value == pv[name], name
+    assert design.aging.cycle_jump is not None and design.aging.rpt_fade_step
+    assert design.aging.max_cycles >= 5000
+    assert load_design("accelerated").aging.cycle_jump is None  # the old study, kept and labelled
+    assert "ACCELERATED" in load_design("accelerated").description

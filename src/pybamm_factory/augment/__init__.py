@@ -58,14 +58,13 @@ def _generate(model, space, conditions_raw, seed):
 
 def _tstr_rows(space, x_raw, decoded):
     """(features, SOH) per (cell, RPT): conditions plus cycle number -> SOH."""
-    n_c = len(space.cycles)
-    feats = np.repeat(x_raw, n_c, axis=0)
-    cyc = np.tile(np.asarray(space.cycles, float), len(x_raw))[:, None]
+    feats = np.repeat(x_raw, space.rpts, axis=0)
+    cyc = np.asarray(decoded["cycle"], float).reshape(-1, 1)
     return np.hstack([feats, cyc]), decoded["soh"].reshape(-1)
 
 
 def _eol(space, decoded):
-    return np.array([end_of_life(space.cycles, s).eol_cycle for s in decoded["soh"]])
+    return np.array([end_of_life(c, s).eol_cycle for c, s in zip(decoded["cycle"], decoded["soh"])])
 
 
 def _score(space, model_cells, x_gen, test_cells, x_test, train_cells, x_train, seed):
@@ -122,13 +121,14 @@ def _tables(space, decoded, frame, generator_id, nominal_ah):
     labels, curves_rows, feats = [], [], []
     for i, (_, row) in enumerate(frame.iterrows()):
         ids = {"sample_id": row["sample_id"], "cell_design_id": row["cell_design_id"]}
-        eol = end_of_life(space.cycles, decoded["soh"][i])
+        cycles = [int(c) for c in decoded["cycle"][i]]
+        eol = end_of_life(cycles, decoded["soh"][i])
         grid = np.linspace(0, 1, space.curve_points)
-        for j, cycle in enumerate(space.cycles):
+        for j, cycle in enumerate(cycles):
             cap = decoded["capacity_ah"][i, j]
             q, v = grid * cap, decoded["voltage_v"][i, j]
             lab = {**ids, "cycle": int(cycle)}
-            lab.update({k: float(decoded[k][i, j]) for k in cells.LABELS + ["soh", "throughput_ah"]})
+            lab.update({k: float(decoded[k][i, j]) for k in cells.LABELS + ["soh", "throughput_ah"] if k != "cycle"})
             lab["equivalent_full_cycles"] = lab["throughput_ah"] / (2 * nominal_ah)
             lab.update({"eol_cycle": eol.eol_cycle, "rul_to_80_cycles": max(eol.eol_cycle - cycle, 0.0)
                         if math.isfinite(eol.eol_cycle) else math.nan,
@@ -163,10 +163,10 @@ def _plot(space, train_cells, decoded, path):
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
-    for s in train_cells["soh"]:
-        ax.plot(space.cycles, s, color="tab:blue", alpha=0.25, lw=0.8)
-    for s in decoded["soh"][:100]:
-        ax.plot(space.cycles, s, color="tab:orange", alpha=0.25, lw=0.8)
+    for c, s in zip(train_cells["cycle"], train_cells["soh"]):
+        ax.plot(c, s, color="tab:blue", alpha=0.25, lw=0.8)
+    for c, s in zip(decoded["cycle"][:100], decoded["soh"][:100]):
+        ax.plot(c, s, color="tab:orange", alpha=0.25, lw=0.8)
     ax.plot([], [], color="tab:blue", label="physics (train)")
     ax.plot([], [], color="tab:orange", label="generated")
     ax.set_xlabel("cycle")
@@ -216,7 +216,7 @@ def augment(root: str | Path, model: str = "cvae", samples: int = 200, seed: int
     out.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), out / "model.pt")
     atomic_write_text(out / "model.json", json.dumps({"kind": model, "config": net.config(), "seed": seed, "epochs": epochs,
-                                                      "space": {"cycles": space.cycles, "conditions": space.condition_names,
+                                                      "space": {"rpts": space.rpts, "conditions": space.condition_names,
                                                                 "log_conditions": space.log_conditions, "soc": space.soc,
                                                                 "curve_points": space.curve_points,
                                                                 "principal_directions": int(space.basis.shape[0])},

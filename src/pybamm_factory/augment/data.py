@@ -2,12 +2,17 @@
 
 A cell (one physics sample) is described by its conditions (varied parameters,
 C-rates, ambient temperature; log10 for parameters spanning over a decade) and its
-trajectory over the RPT cycle grid: labels, the RPT discharge voltage curve on the
-fixed capacity grid, and impedance features at the middle SOC. Monotone labels
-(capacity falls; LLI, LAM, SEI loss and throughput grow) are stored as a start value
-plus per-RPT steps, and generated steps are clipped to the physical sign, so every
-generated trajectory is monotone by construction. SOH is not generated but derived,
-as for physics labels: capacity / capacity at the first RPT.
+trajectory over its first K reference tests: the cycle of each RPT, labels, the RPT
+discharge voltage curve on the fixed capacity grid, and impedance features at the
+middle SOC. Cells of a design with fade-triggered RPTs (or cells of very different
+lives) have RPTs at different cycles, so the time axis is generated too: the RPT cycle
+is a label like the others, and a generated cell comes with its own cycles. K is the
+lower quartile of the training cells' RPT counts (cells with fewer RPTs are left out).
+Monotone labels (RPT cycle and throughput grow, capacity falls; LLI, LAM and SEI loss
+grow) are stored as a start value plus per-RPT steps, and generated steps are clipped
+to the physical sign, so every generated trajectory is monotone by construction. SOH
+is not generated but derived, as for physics labels: capacity / capacity at the first
+RPT.
 """
 
 from __future__ import annotations
@@ -19,9 +24,9 @@ import pandas as pd
 
 from ..design.manifest import varied_columns
 
-LABELS = ["capacity_ah", "lli_pct", "lam_ne_pct", "lam_pe_pct", "sei_loss_ah", "plating_loss_ah", "resistance_ohm"]
+LABELS = ["cycle", "capacity_ah", "lli_pct", "lam_ne_pct", "lam_pe_pct", "sei_loss_ah", "plating_loss_ah", "resistance_ohm"]
 DECREASING = {"capacity_ah"}
-INCREASING = {"lli_pct", "lam_ne_pct", "lam_pe_pct", "sei_loss_ah"}
+INCREASING = {"cycle", "lli_pct", "lam_ne_pct", "lam_pe_pct", "sei_loss_ah"}
 # growing losses span decades across cells: modelled as log(value + offset)
 LOG_OFFSET = {"lli_pct": 1e-3, "lam_ne_pct": 1e-4, "lam_pe_pct": 1e-4, "sei_loss_ah": 1e-4}
 IMPEDANCE = ["r_ohm_ohm", "r_ct_ohm", "f_peak_hz", "warburg_slope"]
@@ -32,7 +37,7 @@ BASE_CONDITIONS = ["charge_c_rate", "discharge_c_rate", "ambient_temperature_k"]
 class CellSpace:
     """How to turn tables into vectors and back; fitted on the training cells."""
 
-    cycles: list[int]
+    rpts: int  # RPTs per cell vector (the first K of each cell)
     condition_names: list[str]
     log_conditions: list[str]
     curve_points: int
@@ -47,9 +52,10 @@ class CellSpace:
 
     @property
     def y_names(self) -> list[str]:
-        names = [f"{lab}@{c}" for lab in LABELS for c in self.cycles]
-        names += [f"v{k}@{c}" for c in self.cycles for k in range(self.curve_points)]
-        names += [f"{f}@{c}" for f in IMPEDANCE for c in self.cycles]
+        rpts = range(self.rpts)
+        names = [f"{lab}@rpt{c}" for lab in LABELS for c in rpts]
+        names += [f"v{k}@rpt{c}" for c in rpts for k in range(self.curve_points)]
+        names += [f"{f}@rpt{c}" for f in IMPEDANCE for c in rpts]
         return names
 
     def conditions(self, frame: pd.DataFrame) -> np.ndarray:
@@ -85,10 +91,11 @@ class CellSpace:
 
 
 def make_space(manifest: pd.DataFrame, labels: pd.DataFrame, soc: float, curve_points: int) -> CellSpace:
-    cycles = sorted(labels["cycle"].unique().tolist())
+    counts = labels.groupby("sample_id")["cycle"].nunique()
+    rpts = max(2, int(np.floor(np.percentile(counts, 25)))) if len(counts) else 2
     names = varied_columns(manifest) + BASE_CONDITIONS
     logs = [n for n in varied_columns(manifest) if (manifest[n] > 0).all() and manifest[n].max() / manifest[n].min() > 10]
-    return CellSpace(cycles, names, logs, curve_points, soc)
+    return CellSpace(rpts, names, logs, curve_points, soc)
 
 
 def _monotone_encode(block: np.ndarray, label: str) -> np.ndarray:
@@ -120,15 +127,15 @@ def cell_table(space: CellSpace, tables: dict[str, pd.DataFrame], sample_ids: li
     kept, rows = [], []
     for sid in sample_ids:
         try:
-            lab = labels.loc[sid].reindex(space.cycles)
-            imp = feats.loc[sid].reindex(space.cycles)
+            lab = labels.loc[sid].sort_index().iloc[:space.rpts].reset_index()
+            imp = feats.loc[sid].reindex(lab["cycle"])
         except KeyError:
             continue
-        if lab[LABELS].isna().any().any() or imp[IMPEDANCE].isna().any().any():
+        if len(lab) < space.rpts or lab[LABELS].isna().any().any() or imp[IMPEDANCE].isna().any().any():
             continue
         c = curves[curves["sample_id"] == sid]
         volts = []
-        for cycle in space.cycles:
+        for cycle in lab["cycle"]:
             g = c[c["cycle"] == cycle]
             volts.append(np.interp(curve_frac, g["capacity_fraction"], g["voltage_v"]))
         parts = [_monotone_encode(lab[lb].to_numpy(float)[None, :], lb)[0] for lb in LABELS]
@@ -143,13 +150,14 @@ def cell_table(space: CellSpace, tables: dict[str, pd.DataFrame], sample_ids: li
 
 def decode_cells(space: CellSpace, y_raw: np.ndarray) -> dict[str, np.ndarray]:
     """Split encoded vectors back into per-quantity (cells x RPT) arrays."""
-    n_c = len(space.cycles)
+    n_c = space.rpts
     out, k = {}, 0
     for lab in LABELS:
         out[lab] = _monotone_decode(y_raw[:, k:k + n_c], lab)
         k += n_c
+    out["cycle"] = np.array([rpt_cycles(c) for c in out["cycle"]], dtype=float).reshape(len(y_raw), n_c)
     out["soh"] = out["capacity_ah"] / out["capacity_ah"][:, :1]  # as defined for physics labels
-    out["throughput_ah"] = derived_throughput(space, out["capacity_ah"])
+    out["throughput_ah"] = derived_throughput(space, out["capacity_ah"], out["cycle"])
     out["voltage_v"] = y_raw[:, k:k + n_c * space.curve_points].reshape(len(y_raw), n_c, space.curve_points)
     k += n_c * space.curve_points
     for f in IMPEDANCE:
@@ -159,18 +167,27 @@ def decode_cells(space: CellSpace, y_raw: np.ndarray) -> dict[str, np.ndarray]:
     return out
 
 
-def derived_throughput(space: CellSpace, capacity_ah: np.ndarray) -> np.ndarray:
+def rpt_cycles(generated: np.ndarray) -> list[int]:
+    """Generated RPT cycles as integers, strictly increasing (the first RPT at its own
+    generated cycle, normally 0)."""
+    out = []
+    for value in np.asarray(generated, float):
+        cycle = max(int(round(value)), 0)
+        out.append(cycle if not out or cycle > out[-1] else out[-1] + 1)
+    return out
+
+
+def derived_throughput(space: CellSpace, capacity_ah: np.ndarray, cycles: np.ndarray) -> np.ndarray:
     """Throughput is bookkeeping, not a label: charge moved per cycle ~ capacity, with
     the two ratios fitted on the training cells (see :func:`fit_throughput`)."""
     first, per_cycle = space.throughput_per_ah
-    cycles = np.asarray(space.cycles, float)
-    steps = np.diff(cycles)[None, :] * per_cycle * 0.5 * (capacity_ah[:, 1:] + capacity_ah[:, :-1])
+    steps = np.diff(np.asarray(cycles, float), axis=1) * per_cycle * 0.5 * (capacity_ah[:, 1:] + capacity_ah[:, :-1])
     return first * capacity_ah[:, :1] + np.concatenate([np.zeros((len(capacity_ah), 1)), np.cumsum(steps, axis=1)], axis=1)
 
 
 def fit_throughput(space: CellSpace, labels: pd.DataFrame, sample_ids: list[str]) -> None:
     lab = labels[labels["sample_id"].isin(sample_ids)].sort_values(["sample_id", "cycle"])
-    first = lab[lab["cycle"] == space.cycles[0]]
+    first = lab.groupby("sample_id").head(1)
     ratio_first = float(np.median(first["throughput_ah"] / first["capacity_ah"]))
     d_tp = lab.groupby("sample_id")["throughput_ah"].diff()
     d_c = lab.groupby("sample_id")["cycle"].diff()

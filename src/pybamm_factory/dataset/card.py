@@ -115,6 +115,36 @@ def correlation_text(design: Design) -> str:
             f"Source: {block.source or '-'}.")
 
 
+def cycle_jump_text(design: Design) -> str:
+    jump = design.aging.cycle_jump
+    if jump is None:
+        return "Every aging cycle is solved (no cycle jumps)."
+    return (f"Cycle jumps: {jump.exact_cycles} cycles solved exactly between jumps, the cycle-end state extrapolated "
+            f"over dN cycles with dN = {jump.tolerance:g} x |rate| / |change of rate| (smallest over LLI, LAM and SEI "
+            f"loss), {jump.min_cycles} <= dN <= {jump.max_cycles}; RPTs and EIS always solved exactly; "
+            "`solver_log` counts the cycles solved and jumped per sample. Degradation rates are not scaled.")
+
+
+def fade_text(tables: dict[str, pd.DataFrame]) -> str:
+    from ..labels import fade
+
+    labels, log = tables.get("labels", pd.DataFrame()), tables["solver_log"]
+    if labels.empty or "equivalent_full_cycles" not in labels:
+        return "n/a"
+    ok = set(log.loc[log["status"] == "ok", "sample_id"])
+    stats = fade.summary(fade.per_cell(labels, tables["manifest"], ok))
+    if not stats:
+        return "n/a"
+    p = lambda key, d=0: " / ".join(f"{v:.{d}f}" for v in stats[key])  # noqa: E731
+    if not np.isfinite(stats["eol_cycle_p10_p50_p90"]).any():
+        return f"no cell reached SOH 0.8 ({stats['cells']} cells); knees {stats['knees']}"
+    return (f"cycles to SOH 0.8 (p10 / p50 / p90) {p('eol_cycle_p10_p50_p90')}, equivalent full cycles "
+            f"{p('eol_efc_p10_p50_p90')}; exponent b of SOH = 1 - a N^b {p('b_p10_p50_p90', 2)}; knees "
+            f"{stats['knees']} of {stats['cells']}; at end of life median LLI {stats['lli_pct_median']:.1f} %, "
+            f"LAM_ne {stats['lam_ne_pct_median']:.1f} %, LAM_pe {stats['lam_pe_pct_median']:.1f} %, plating "
+            f"{stats['plating_share_median']:.1%} of the capacity lost")
+
+
 def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.DataFrame], quality: dict,
                 figures: list[str], checksums: dict[str, str], augmentation: str = "") -> str:
     template = string.Template((resources.files("pybamm_factory") / "data_cards" / "dataset_card.md").read_text())
@@ -155,6 +185,10 @@ def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.Dat
         "protocols": protocols,
         "temperatures": ", ".join(f"{t - 273.15:g} °C" for t in design.ambient_temperatures_k),
         "max_cycles": design.aging.max_cycles, "rpt_interval": design.aging.rpt_interval_cycles,
+        "rpt_fade": (f" and whenever the aging discharge capacity has lost another {design.aging.rpt_fade_step:.0%} "
+                     "of its first value" if design.aging.rpt_fade_step else ""),
+        "cycle_jump": cycle_jump_text(design),
+        "fade_shape": fade_text(tables),
         "stop_soh": design.aging.stop_soh, "rpt_charge": _fmt(design.aging.rpt_charge_c_rate),
         "rpt_discharge": _fmt(design.aging.rpt_discharge_c_rate),
         "eis_socs": ", ".join(f"{s:.0%}" for s in design.eis.socs) if design.eis.enabled else "(disabled)",

@@ -113,6 +113,22 @@ class Protocol:
 
 
 @dataclass(frozen=True)
+class CycleJump:
+    """Adaptive cycle jumps (inter-cycle extrapolation) between exactly solved cycles.
+
+    ``tolerance`` is the relative change of a degradation rate allowed over one jump
+    (dN = tolerance * |dY| / |d2Y|, the smallest over the degradation measures);
+    ``min_cycles`` and ``max_cycles`` bound dN (a stretch shorter than the floor is
+    solved exactly); ``exact_cycles`` consecutive cycles are solved between jumps.
+    """
+
+    tolerance: float = 0.1
+    min_cycles: int = 5
+    max_cycles: int = 100
+    exact_cycles: int = 2
+
+
+@dataclass(frozen=True)
 class Aging:
     max_cycles: int
     rpt_interval_cycles: int
@@ -121,6 +137,10 @@ class Aging:
     rpt_discharge_c_rate: float = 0.2
     rpt_cv_cutoff_c_rate: float = 0.02
     rpt_rest_min: float = 30.0
+    # also run an RPT each time the aging cycles' discharge capacity has lost this
+    # fraction of its first value (None: RPTs every rpt_interval_cycles only)
+    rpt_fade_step: float | None = None
+    cycle_jump: CycleJump | None = None  # None: every cycle solved (the exact reference)
 
 
 @dataclass(frozen=True)
@@ -298,6 +318,29 @@ def _protocol(src, i, spec, pv) -> Protocol:
     return Protocol(str(spec["id"]), charge, discharge, upper, lower, cv, rest)
 
 
+def _cycle_jump(src, spec) -> CycleJump | None:
+    """``off`` (or absent): every cycle solved; a mapping: adaptive jumps with its settings."""
+    if spec is None or spec is False or spec == "off":
+        return None
+    if spec is True or spec == "on":
+        return CycleJump()
+    fld = "aging.cycle_jump"
+    if not isinstance(spec, dict):
+        _fail(src, fld, f"expected 'off' or a mapping with tolerance, min_cycles, max_cycles, exact_cycles; got {spec!r}")
+    _check_keys(src, fld, spec, ("tolerance", "min_cycles", "max_cycles", "exact_cycles"))
+    jump = CycleJump(**spec)
+    tol = _number(src, f"{fld}.tolerance", jump.tolerance, positive=True)
+    if tol > 1:
+        _fail(src, f"{fld}.tolerance", f"must lie in (0, 1] (relative change of a rate over one jump), got {tol}")
+    for k, least in (("min_cycles", 2), ("max_cycles", 2), ("exact_cycles", 2)):
+        v = getattr(jump, k)
+        if isinstance(v, bool) or not isinstance(v, int) or v < least:
+            _fail(src, f"{fld}.{k}", f"expected an integer >= {least}, got {v!r}")
+    if jump.max_cycles < jump.min_cycles:
+        _fail(src, f"{fld}.max_cycles", f"must be >= min_cycles ({jump.min_cycles}), got {jump.max_cycles}")
+    return CycleJump(float(tol), jump.min_cycles, jump.max_cycles, jump.exact_cycles)
+
+
 def factor_target(name: str) -> str | None:
     """The parameter a ``"... (factor)"`` name scales, or None for a plain name."""
     return name[: -len(FACTOR_SUFFIX)] if name.endswith(FACTOR_SUFFIX) else None
@@ -446,7 +489,9 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
 
     aging_raw = raw["aging"]
     aging_keys = ("max_cycles", "rpt_interval_cycles", "stop_soh", "rpt_charge_c_rate",
-                  "rpt_discharge_c_rate", "rpt_cv_cutoff_c_rate", "rpt_rest_min")
+                  "rpt_discharge_c_rate", "rpt_cv_cutoff_c_rate", "rpt_rest_min", "rpt_fade_step", "cycle_jump")
+    if not isinstance(aging_raw, dict):
+        _fail(src, "aging", "expected a mapping")
     _check_keys(src, "aging", aging_raw, aging_keys)
     for req in ("max_cycles", "rpt_interval_cycles"):
         if req not in aging_raw:
@@ -457,7 +502,13 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
             _fail(src, f"aging.{k}", f"expected an integer >= 1, got {v!r}")
     if aging_raw["rpt_interval_cycles"] > aging_raw["max_cycles"]:
         _fail(src, "aging.rpt_interval_cycles", "must be <= aging.max_cycles (no reference test would run)")
-    aging = Aging(**{k: (float(v) if isinstance(v, float) else v) for k, v in aging_raw.items()})
+    aging_values = {k: (float(v) if isinstance(v, float) else v) for k, v in aging_raw.items()}
+    aging_values["cycle_jump"] = _cycle_jump(src, aging_raw.get("cycle_jump"))
+    if aging_raw.get("rpt_fade_step") is not None:
+        step = _number(src, "aging.rpt_fade_step", aging_raw["rpt_fade_step"], positive=True)
+        if not step < 0.5:
+            _fail(src, "aging.rpt_fade_step", f"must lie in (0, 0.5) (a fraction of the first capacity), got {step}")
+    aging = Aging(**aging_values)
     if not 0 < aging.stop_soh < 1:
         _fail(src, "aging.stop_soh", f"must lie in (0, 1), got {aging.stop_soh}")
     for k in ("rpt_charge_c_rate", "rpt_discharge_c_rate", "rpt_cv_cutoff_c_rate"):

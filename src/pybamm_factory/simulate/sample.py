@@ -117,6 +117,9 @@ def simulate_sample(design: Design, row: dict) -> dict[str, pd.DataFrame]:
         "solver_time_s": run.solver_time_s,
         "eis_solver_time_s": eis_solver_time,
         "cycles_completed": int(run.cycles_completed),
+        "cycles_solved": int(run.cycles_solved),
+        "jumps": int(run.jumps),
+        "largest_jump_cycles": int(run.largest_jump_cycles),
         "rpts_completed": len(run.snapshots),
     }])
     release_memory()

@@ -1,0 +1,222 @@
+"""Cycle jumps: the arithmetic on known trajectories, then real PyBaMM cells jumped
+against the same cells solved cycle by cycle."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import yaml
+
+from pybamm_factory.design import DesignError, parse_design
+from pybamm_factory.labels.capacity import end_of_life
+from pybamm_factory.simulate import aging as aging_module
+from pybamm_factory.simulate.aging import AgingEngine, AgingRun, _FailureRecorder, jumped_state
+from pybamm_factory.simulate.jumps import CycleEnd, curvature, extrapolate, jump_length, slope
+from tests.conftest import REPO
+
+
+def _end(cycle, y, measures=None):
+    y = np.asarray(y, float)
+    return CycleEnd(cycle, 100.0 * cycle, y, np.asarray(measures if measures is not None else y, float), 5.0 - 0.001 * cycle)
+
+
+def test_second_order_extrapolation_is_exact_on_a_quadratic_and_keeps_linear_invariants():
+    # y = (a N^2 + b N, total - (a N^2 + b N)): a quadratic whose two entries always sum to `total`
+    def y(n):
+        g = 3e-4 * n**2 + 0.02 * n
+        return [g, 10.0 - g]
+
+    ends = [_end(n, y(n)) for n in (40, 41)]
+    earlier = slope(_end(19, y(19)), _end(20, y(20)))
+    now = slope(*ends)
+    curv = curvature(earlier, now)
+    for n_jump in (5, 60, 300):
+        state, time_s = extrapolate(ends[-1], now, curv, n_jump)
+        np.testing.assert_allclose(state, y(41 + n_jump), rtol=1e-12)
+        assert state.sum() == pytest.approx(10.0, rel=1e-11)  # round-off only
+        assert time_s == pytest.approx(100.0 * (41 + n_jump))
+
+
+def test_jump_length_follows_the_bending_rate_within_floor_ceiling_and_room():
+    # square-root growth: dY/dN = 1/(2 sqrt N), d2Y/dN2 = -1/(4 N^1.5), so tol |dY| / |d2Y| = 2 tol N
+    def y(n):
+        return [np.sqrt(n)]
+
+    for n in (100, 400, 1600):
+        now = slope(_end(n - 1, y(n - 1)), _end(n, y(n)))
+        earlier = slope(_end(n - 11, y(n - 11)), _end(n - 10, y(n - 10)))
+        length = jump_length(now, curvature(earlier, now), room=1e9, tolerance=0.1, floor=5, ceiling=10_000)
+        assert length == pytest.approx(0.2 * n, rel=0.1)  # the slopes sit 0.5 and 10.5 cycles back
+    now = slope(_end(799, y(799)), _end(800, y(800)))
+    curv = curvature(slope(_end(789, y(789)), _end(790, y(790))), now)
+    assert jump_length(now, curv, room=1e9, tolerance=0.1, floor=5, ceiling=100) == 100
+    assert jump_length(now, curv, room=37.5, tolerance=0.1, floor=5, ceiling=100) == 37
+    assert jump_length(now, curv, room=4.9, tolerance=0.1, floor=5, ceiling=100) == 0
+    assert jump_length(now, None, room=1e9, tolerance=0.1, floor=5, ceiling=100) == 5  # no curvature yet: the floor
+    # a measure that cannot move by a thousandth of a percent over a ceiling does not limit the jump
+    still = slope(_end(799, [0.0]), _end(800, [1e-9]))
+    bent = curvature(slope(_end(700, [0.0]), _end(701, [1e-8])), still)
+    assert jump_length(still, bent, room=1e9, tolerance=0.1, floor=5, ceiling=100) == 100
+
+
+def test_cycle_jump_settings_are_validated_in_one_line():
+    raw = yaml.safe_load((REPO / "designs" / "smoke.yaml").read_text())
+    for value, field in (({"tolerance": 0}, "tolerance"), ({"tolerance": 2.0}, "tolerance"),
+                         ({"min_cycles": 1}, "min_cycles"), ({"min_cycles": 50, "max_cycles": 10}, "max_cycles"),
+                         ({"step": 3}, "step"), ("sometimes", "cycle_jump")):
+        bad = copy.deepcopy(raw)
+        bad["aging"]["cycle_jump"] = value
+        with pytest.raises(DesignError) as err:
+            parse_design(bad, "smoke.yaml")
+        message = str(err.value)
+        assert "\n" not in message and "smoke.yaml" in message and field in message
+    off = copy.deepcopy(raw)
+    off["aging"]["cycle_jump"] = False  # YAML's `off`
+    assert parse_design(off, "smoke.yaml").aging.cycle_jump is None
+
+
+# --- real cells -------------------------------------------------------------------
+
+SEI = "SEI solvent diffusivity [m2.s-1]"
+LAM_NE = "Negative electrode LAM constant proportional term [s-1]"
+LAM_PE = "Positive electrode LAM constant proportional term [s-1]"
+
+
+def small_cell_designs(cycles=240, tolerance=0.2):
+    """A coarse SPMe with SEI (pores clogging), plating and LAM in both electrodes,
+    rates chosen so it reaches 80 % within about 200 cycles; jumped and exact."""
+    raw = yaml.safe_load((REPO / "designs" / "smoke.yaml").read_text())
+    raw["model_options"].update({"particle mechanics": ["swelling only", "swelling only"],
+                                 "loss of active material": ["stress-driven", "stress-driven"]})
+    raw["varied"] = {SEI: {"distribution": "log-uniform", "low": 1e-21, "high": 1e-18},
+                     LAM_NE: {"distribution": "log-uniform", "low": 1e-7, "high": 1e-4},
+                     LAM_PE: {"distribution": "log-uniform", "low": 1e-7, "high": 1e-4}}
+    raw["aging"].update({"max_cycles": cycles, "rpt_interval_cycles": min(60, cycles), "rpt_fade_step": 0.03, "stop_soh": 0.78,
+                         "cycle_jump": {"tolerance": tolerance, "min_cycles": 5, "max_cycles": 60, "exact_cycles": 2}})
+    jumped = parse_design(raw, "small-jumped.yaml")
+    raw["aging"]["cycle_jump"] = "off"
+    return jumped, parse_design(raw, "small-exact.yaml")
+
+
+ROW = {SEI: 3e-20, LAM_NE: 2e-5, LAM_PE: 1e-5, "charge_c_rate": 1.0, "discharge_c_rate": 1.5}
+
+
+def _trajectory(run):
+    q0 = np.ptp(run.snapshots[0].discharged_ah)
+    return np.array([(s.cycle, np.ptp(s.discharged_ah) / q0, s.summary["lli_pct"], s.summary["lam_ne_pct"],
+                      s.summary["lam_pe_pct"]) for s in run.snapshots])
+
+
+@pytest.fixture(scope="module")
+def jumped_and_exact():
+    jumped_design, exact_design = small_cell_designs()
+    jumped = AgingEngine(jumped_design, jumped_design.protocols[0], 298.15).run(ROW)
+    exact = AgingEngine(exact_design, exact_design.protocols[0], 298.15).run(ROW, rpt_cycles=jumped.rpt_cycles)
+    return jumped_design, jumped, exact
+
+
+@pytest.mark.slow
+def test_jumped_cell_matches_the_cycle_by_cycle_cell(jumped_and_exact):
+    design, jumped, exact = jumped_and_exact
+    assert jumped.status == exact.status == "ok", (jumped.failure_reason, exact.failure_reason)
+    assert jumped.jumps >= 5 and jumped.cycles_solved < 0.5 * exact.cycles_solved
+    a, b = _trajectory(jumped), _trajectory(exact)
+    assert len(a) == len(b) >= 5 and np.array_equal(a[:, 0], b[:, 0])
+    assert b[-1, 1] < 0.8  # the cell reached its end of life
+    assert np.abs(a[:, 1] - b[:, 1]).max() <= 0.005
+    assert np.abs(a[:, 2:] - b[:, 2:]).max() <= 0.3
+    eol_a, eol_b = end_of_life(a[:, 0], a[:, 1]), end_of_life(b[:, 0], b[:, 1])
+    assert eol_a.source == eol_b.source == "observed"
+    assert abs(eol_a.eol_cycle - eol_b.eol_cycle) <= 0.03 * eol_b.eol_cycle
+
+
+@pytest.mark.slow
+def test_no_jump_crosses_a_reference_test(jumped_and_exact):
+    design, jumped, _ = jumped_and_exact
+    exact_after = design.aging.cycle_jump.exact_cycles
+    rpts = [0] + jumped.rpt_cycles
+    assert jumped.jump_log
+    for start, length in jumped.jump_log:
+        nxt = min(r for r in rpts if r > start)
+        assert start + length + exact_after <= nxt, (start, length, nxt)
+        assert length <= design.aging.cycle_jump.max_cycles
+
+
+@pytest.mark.slow
+def test_lithium_is_conserved_across_a_jump():
+    design, _ = small_cell_designs()
+    engine = AgingEngine(design, design.protocols[0], 298.15)
+    inputs = engine.inputs_for(ROW)
+    engine.ensure_built(inputs)
+    out, recorder = AgingRun(), _FailureRecorder()
+    sol = engine._solve([engine.rpt_cycle], inputs, None, recorder, out)
+    sol = engine._solve([engine.aging_cycle] * 30, inputs, sol.last_state, recorder, out)
+    names = ["Total lithium in particles [mol]", "Total lithium in electrolyte [mol]",
+             "Total lithium lost to side reactions [mol]",
+             "Loss of lithium due to loss of active material in negative electrode [mol]",
+             "Loss of lithium due to loss of active material in positive electrode [mol]"]
+
+    def lithium(state):
+        return sum(float(state[name].entries[-1]) for name in names)
+
+    cycles = sol.cycles[-21:]
+    model = cycles[-1].last_state.all_models[-1]
+
+    def end(k, c, coordinates):
+        y = np.asarray(c.last_state.all_ys[0], float).ravel()
+        return CycleEnd(k, float(c.last_state.t[-1]), coordinates(y, model) if coordinates else y, np.zeros(1), 0.0)
+
+    exact_drift = abs(lithium(cycles[-1].last_state) - lithium(cycles[-2].last_state)) / lithium(cycles[-1].last_state)
+    before = lithium(cycles[-1].last_state)
+    errors = {}
+    for label, coordinates in (("lithium", engine.to_lithium_coordinates), ("concentration", None)):
+        ends = [end(k, c, coordinates) for k, c in enumerate(cycles)]
+        now = slope(ends[-2], ends[-1])
+        curv = curvature(slope(ends[0], ends[1]), now)
+        for n_jump in (10, 30):
+            y, t = extrapolate(ends[-1], now, curv, n_jump)
+            y = engine.from_lithium_coordinates(y, model) if coordinates else y
+            jumped = jumped_state(cycles[-1].last_state, y, t)
+            errors[label, n_jump] = abs(lithium(jumped) - before) / before
+            # the lost lithium itself moves: the check is not vacuous
+            assert float(jumped[names[2]].entries[-1]) > float(cycles[-1].last_state[names[2]].entries[-1]) * 1.01
+    # The solved cycles themselves move this sum by ~3e-6 of the inventory per cycle (solver
+    # tolerance and terms the sum leaves out). In lithium coordinates a jump moves it by no
+    # more than as many solved cycles would; extrapolating concentrations instead loses
+    # lithium to the product (fraction x concentration), ten times more over 30 cycles.
+    for n_jump in (10, 30):
+        assert errors["lithium", n_jump] <= n_jump * exact_drift, (errors, exact_drift)
+    assert errors["concentration", 30] > 5 * errors["lithium", 30], errors
+
+
+@pytest.mark.slow
+def test_a_failure_after_a_jump_is_retried_not_passed_on_as_physics(monkeypatch):
+    """Every jump lands on a broken state (NaN): the engine takes each back, halves it,
+    and ends by solving those cycles exactly, so the cell's RPTs are the exact ones."""
+    jumped_design, exact_design = small_cell_designs(cycles=40)
+
+    def broken(end, now, curv, cycles):
+        return np.full_like(end.y, np.nan), end.time_s + cycles * now.time_s
+
+    monkeypatch.setattr(aging_module, "extrapolate", broken)
+    run = AgingEngine(jumped_design, jumped_design.protocols[0], 298.15).run(ROW)
+    assert run.status == "ok", run.failure_reason
+    assert run.jump_retries >= 1 and run.jumps == 0 and run.cycles_solved == run.cycles_completed
+    exact = AgingEngine(exact_design, exact_design.protocols[0], 298.15).run(ROW, rpt_cycles=run.rpt_cycles)
+    np.testing.assert_allclose(_trajectory(run)[:, 1:], _trajectory(exact)[:, 1:], atol=1e-6)
+
+
+@pytest.mark.slow
+def test_a_failure_in_a_jumped_stretch_names_its_cycle():
+    """A cell whose pores clog: the exact cycles after jumps fail for real, and the
+    solver log says at which cycle (and how far after which jump)."""
+    jumped_design, _ = small_cell_designs(cycles=400)
+    row = {**ROW, SEI: 1e-18, LAM_NE: 1e-7, LAM_PE: 1e-7}
+    run = AgingEngine(jumped_design, jumped_design.protocols[0], 298.15).run(row)
+    if run.status == "ok":
+        pytest.fail(f"expected the clogging cell to fail, it ran {run.cycles_completed} cycles")
+    assert run.failure_reason.startswith(("cycle ", "reference test at cycle ")), run.failure_reason
+    assert str(run.cycles_completed) in run.failure_reason or str(run.cycles_completed + 1) in run.failure_reason
+    assert all(s.cycle <= run.cycles_completed for s in run.snapshots)
