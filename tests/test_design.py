@@ -264,3 +264,11 @@ def test_default_design_ages_at_literature_rates_with_jumps():
     assert design.aging.max_cycles >= 5000
     assert load_design("accelerated").aging.cycle_jump is None  # the old study, kept and labelled
     assert "ACCELERATED" in load_design("accelerated").description
+
+
+def test_readme_design_example_loads_and_validates():
+    import re
+
+    block = re.findall(r"```yaml\n(.*?)```", (REPO / "README.md").read_text(), re.S)[0]
+    design = parse_design(yaml.safe_load(block), "README.md example")
+    assert design.aging.cycle_jump is not None and design.aging.rpt_fade_step == 0.02
