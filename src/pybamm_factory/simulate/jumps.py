@@ -7,7 +7,7 @@ holds the arithmetic: plain NumPy on cycle-end states, no PyBaMM.
 
 Jump length (the rule of Pistorio, Clerici and Soma, Applied Energy 404 (2026) 126744):
 for each degradation measure Y_i (loss of lithium inventory, loss of active material in
-each electrode, capacity lost to plating and to SEI, all in % of the nominal capacity)
+each electrode, capacity lost to SEI, all in % of the nominal capacity)
 
     dN_i = tolerance * |dY_i| / |d2Y_i|
 
