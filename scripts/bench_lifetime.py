@@ -25,7 +25,7 @@ import copy
 import math
 import resource
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
 
@@ -149,6 +149,17 @@ def _settings_check(name):
           f"max |dLAM| {np.abs(a[:n, 3:5] - b[:n, 3:5]).max():.3f} %-points")
 
 
+def print_cell(r):
+    print(f"{r['cell']:18s} {r['status']:>9s} {r['rpts']:4d} {r['d_soh']:7.4f} {r['d_lli']:6.3f} {r['d_lam_ne']:6.3f} "
+          f"{r['d_lam_pe']:6.3f} {r['eol_jump']:8.0f} {r['eol_exact']:9.0f} {r['eol_err_pct']:6.2f} {r['efc_eol']:7.0f} "
+          f"{r['solved_jump']:4d}/{r['cycles']:<4d} {r['cpu_jump_s']:8.1f} {r['cpu_exact_s']:9.1f} "
+          f"{r['cpu_exact_s'] / r['cpu_jump_s']:6.1f}", flush=True)
+    if not r["same_rpt_cycles"]:
+        print(f"   note: RPT cycles differ between the runs; {r['reasons']}", flush=True)
+    elif r["reasons"] != ("", ""):
+        print(f"   reasons: {r['reasons']}", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cells", nargs="*", default=list(CELLS), choices=list(CELLS))
@@ -164,19 +175,14 @@ def main():
         settings_check()
         return
     wall = time.perf_counter()
-    with ProcessPoolExecutor(args.workers) as pool:
-        results = list(pool.map(compare, args.cells, [args.tolerance] * len(args.cells)))
     print(f"{'cell':18s} {'status':>9s} {'RPTs':>4s} {'dSOH':>7s} {'dLLI':>6s} {'dLAMne':>6s} {'dLAMpe':>6s} "
-          f"{'EOL jump':>8s} {'EOL exact':>9s} {'err %':>6s} {'EFC@EOL':>7s} {'solved':>7s} {'CPU jump':>8s} {'CPU exact':>9s} {'ratio':>6s}")
-    for r in results:
-        print(f"{r['cell']:18s} {r['status']:>9s} {r['rpts']:4d} {r['d_soh']:7.4f} {r['d_lli']:6.3f} {r['d_lam_ne']:6.3f} "
-              f"{r['d_lam_pe']:6.3f} {r['eol_jump']:8.0f} {r['eol_exact']:9.0f} {r['eol_err_pct']:6.2f} {r['efc_eol']:7.0f} "
-              f"{r['solved_jump']:4d}/{r['cycles']:<4d} {r['cpu_jump_s']:8.1f} {r['cpu_exact_s']:9.1f} "
-              f"{r['cpu_exact_s'] / r['cpu_jump_s']:6.1f}")
-        if not r["same_rpt_cycles"]:
-            print(f"   note: RPT cycles differ between the runs; {r['reasons']}")
-        elif r["reasons"] != ("", ""):
-            print(f"   reasons: {r['reasons']}")
+          f"{'EOL jump':>8s} {'EOL exact':>9s} {'err %':>6s} {'EFC@EOL':>7s} {'solved':>7s} {'CPU jump':>8s} {'CPU exact':>9s} {'ratio':>6s}",
+          flush=True)
+    results = []
+    with ProcessPoolExecutor(args.workers) as pool:  # each cell's line as soon as it is done
+        for future in as_completed([pool.submit(compare, name, args.tolerance) for name in args.cells]):
+            results.append(future.result())
+            print_cell(results[-1])
     ok = [r for r in results if math.isfinite(r["eol_exact"])]
     for label, group in (("all cells reaching EOL", ok), (">= 1000 EFC at EOL", [r for r in ok if r["efc_eol"] >= 1000])):
         if not group:
