@@ -100,8 +100,10 @@ def compare(name, tolerance):
     n = min(len(a), len(b))
     same = np.array_equal(a[:n, 0], b[:n, 0])
     d = np.abs(a[:n] - b[:n])
-    eol_j = end_of_life(a[:, 0], a[:, 1]).eol_cycle
-    eol_e = end_of_life(b[:, 0], b[:, 1]).eol_cycle
+    # only observed ends of life are compared: a run that stopped (or failed) before SOH
+    # 0.8 has no EOL to compare, and a projected one would measure the projection
+    eol_j, eol_e = (e.eol_cycle if e.source == "observed" else math.nan
+                    for e in (end_of_life(a[:, 0], a[:, 1]), end_of_life(b[:, 0], b[:, 1])))
     efc_e = float(np.interp(eol_e, b[:, 0], b[:, 5])) if math.isfinite(eol_e) else float(b[-1, 5])
     return {
         "cell": name, "status": f"{jumped.status}/{exact.status}", "rpts": n, "same_rpt_cycles": same,
