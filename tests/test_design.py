@@ -79,6 +79,8 @@ MALFORMED = [
     ("correlation matrix not positive definite", _with("correlations", {"names": list(SMOKE["varied"]),
                                                                         "matrix": [[1, 1], [1, 1]]}),
      "field 'correlations.matrix': is not positive definite"),
+    ("name that is a path", _with("name", "../../outside"), "field 'name': '../../outside' is not allowed"),
+    ("name that is absolute", _with("name", "/tmp/x"), "field 'name': '/tmp/x' is not allowed"),
     ("correlation matrix not symmetric", _with("correlations", {"names": list(SMOKE["varied"])[:2], "matrix": [[1, 0.5], [0.2, 1]]}),
      "field 'correlations.matrix': must be symmetric"),
 ]

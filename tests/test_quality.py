@@ -73,7 +73,19 @@ def _split_sweep(t):
     t["spectra"].loc[rows, "sample_id"] = other
 
 
+def _every_sample_failed(t):
+    t["solver_log"]["status"] = "failed"
+    t["splits"]["split"] = "excluded"
+
+
+def _infinite_parameter(t):
+    column = t["manifest"].select_dtypes("number").columns.drop("sample_index", errors="ignore")[0]
+    t["manifest"].loc[0, column] = float("inf")
+
+
 DEFECTS = [
+    (_every_sample_failed, "no_usable_samples"),
+    (_infinite_parameter, "manifest_not_finite"),
     (_dup_sample, "duplicate_samples"),
     (_dup_point, "duplicate_spectrum_points"),
     (_null_label, "missing_labels"),

@@ -202,6 +202,9 @@ def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.Dat
         "rul_sources": ", ".join(f"{k} {v}" for k, v in rul.items()) or "n/a",
         "wall_median": _fmt(float(log["wall_time_s"].median()) if len(log) else None),
         "wall_p90": _fmt(float(log["wall_time_s"].quantile(0.9)) if len(log) else None),
+        "quality_banner": "" if quality["passed"] else (
+            "> **This dataset failed its quality gate** (" + ", ".join(quality["failed_blocking_checks"])
+            + "): read Quality gate below before using it.\n"),
         "quality_passed": "yes" if quality["passed"] else "no",
         "quality_failed": ", ".join(quality["failed_blocking_checks"]) or "none",
         "quality_warnings": ", ".join(quality["warnings"]) or "none",

@@ -52,6 +52,8 @@ TOP_LEVEL_KEYS = {
     "correlations": dict,
     "license": str,
 }
+# A design's name becomes a folder name under datasets/: a slug, never a path.
+NAME_SLUG = re.compile(r"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 REQUIRED_KEYS = ("name", "model", "parameter_set", "protocols", "ambient_temperatures_c", "aging")
 
 
@@ -428,6 +430,9 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
     for key, typ in TOP_LEVEL_KEYS.items():
         if key in raw and (not isinstance(raw[key], typ) or (typ is int and isinstance(raw[key], bool))):
             _fail(src, key, f"expected {typ.__name__}, got {type(raw[key]).__name__}")
+    if not NAME_SLUG.fullmatch(raw["name"]):
+        _fail(src, "name", f"{raw['name']!r} is not allowed: the dataset folder is named after it, so it must be "
+              "1-64 letters, digits, '.', '_' or '-', starting with a letter or digit (no '/', no '..')")
     model = raw["model"]
     if model not in MODELS:
         _fail(src, "model", f"'{model}' is not allowed; allowed: {', '.join(MODELS)}")

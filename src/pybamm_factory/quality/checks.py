@@ -161,9 +161,16 @@ def check_kk(features: pd.DataFrame) -> CheckResult:
 def check_solver(solver_log: pd.DataFrame, manifest: pd.DataFrame) -> list[CheckResult]:
     failed = solver_log[solver_log["status"] != "ok"]
     unsolved = sorted(set(manifest["sample_id"]) - set(solver_log["sample_id"]))
+    # a dataset with no ok sample holds nothing to train on: every sample failing is a
+    # design problem (a cut-off no cell can reach, a value out of range), not a warning
+    none_ok = ["no sample solved ok"] if len(manifest) and not _ok_samples(solver_log) else []
+    numeric = manifest.select_dtypes("number")
+    non_finite = manifest[~np.isfinite(numeric.to_numpy(dtype=float)).all(axis=1)] if numeric.shape[1] else manifest.iloc[:0]
     return [
         _result("solver_failures", False, failed, "samples not ok (kept, flagged, excluded from splits)"),
         _result("unsolved_samples", True, unsolved, "manifest samples without a solver_log row"),
+        _result("no_usable_samples", True, none_ok, "no sample of the run solved ok"),
+        _result("manifest_not_finite", True, non_finite, "samples whose drawn parameters are not finite (NaN or inf)"),
     ]
 
 
