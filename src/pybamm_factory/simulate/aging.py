@@ -411,7 +411,6 @@ class AgingEngine:
                     state = self._jump(state, last_end, now, curv, n_jump)
                     out.record_jump(cycle, n_jump)
                     cycle += n_jump
-                    just_jumped = True
                 out.cycles_completed = cycle
                 continue
             if error is not None:
