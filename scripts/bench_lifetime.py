@@ -75,7 +75,7 @@ def row_of(design, cell) -> dict:
 def age(design, cell, rpt_cycles=None):
     engine = AgingEngine(design, design.protocols[0], cell[0] + 273.15)
     row = row_of(design, cell)
-    engine.ensure_built(engine.inputs_for(row))
+    engine.ensure_built(row)
     cpu = time.process_time()
     run = engine.run(row, rpt_cycles=rpt_cycles)
     return run, time.process_time() - cpu, engine.nominal_capacity_ah

@@ -29,6 +29,7 @@ import pybamm
 
 from pybamm_factory.design import build_manifest, load_design, parse_design
 from pybamm_factory.labels import curve_table, label_rows, spectrum_features
+from pybamm_factory.protocols import get_kind
 from pybamm_factory.simulate import simulate_sample
 from pybamm_factory.simulate.aging import (
     SUMMARY_COLUMNS,
@@ -72,7 +73,9 @@ def _naive_simulation(design, row):
     engine.nominal_capacity_ah = float(pv["Nominal cell capacity [A.h]"])
     engine.rpt_current_a = design.aging.rpt_discharge_c_rate * engine.nominal_capacity_ah
     engine.summary_columns = dict(SUMMARY_COLUMNS)
-    aging, rpt = engine._steps()
+    engine.kind = get_kind(engine.protocol.kind)
+    rpt = engine._rpt_steps()
+    aging = engine.kind.cycle_steps(engine.protocol, row, engine.nominal_capacity_ah, engine.nominal_capacity_ah)
     k = design.aging.rpt_interval_cycles
     cycles = [rpt] + ([aging] * k + [rpt]) * (design.aging.max_cycles // k)
     sim = pybamm.Simulation(make_model(design.model, design.model_options), parameter_values=pv,

@@ -152,8 +152,8 @@ def test_no_jump_crosses_a_reference_test(jumped_and_exact):
 def test_lithium_is_conserved_across_a_jump():
     design, _ = small_cell_designs()
     engine = AgingEngine(design, design.protocols[0], 298.15)
+    engine.ensure_built(ROW)
     inputs = engine.inputs_for(ROW)
-    engine.ensure_built(inputs)
     out, recorder = AgingRun(), _FailureRecorder()
     sol = engine._solve([engine.rpt_cycle], inputs, None, recorder, out)
     sol = engine._solve([engine.aging_cycle] * 30, inputs, sol.last_state, recorder, out)

@@ -130,6 +130,7 @@ def _tables(space, decoded, frame, generator_id, nominal_ah):
             lab = {**ids, "cycle": int(cycle)}
             lab.update({k: float(decoded[k][i, j]) for k in cells.LABELS + ["soh", "throughput_ah"] if k != "cycle"})
             lab["equivalent_full_cycles"] = lab["throughput_ah"] / (2 * nominal_ah)
+            lab["elapsed_days"] = (cycle - cycles[0]) * space.days_per_cycle  # bookkeeping, as throughput
             lab.update({"eol_cycle": eol.eol_cycle, "rul_to_80_cycles": max(eol.eol_cycle - cycle, 0.0)
                         if math.isfinite(eol.eol_cycle) else math.nan,
                         "rul_source": eol.source, "rul_fit_rmse": eol.fit_rmse, "solver_status": "ok"})

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..design.manifest import varied_columns
+from ..design.manifest import condition_columns, varied_columns
 
 LABELS = ["cycle", "capacity_ah", "lli_pct", "lam_ne_pct", "lam_pe_pct", "sei_loss_ah", "plating_loss_ah", "resistance_ohm"]
 DECREASING = {"capacity_ah"}
@@ -30,7 +30,6 @@ INCREASING = {"cycle", "lli_pct", "lam_ne_pct", "lam_pe_pct", "sei_loss_ah"}
 # growing losses span decades across cells: modelled as log(value + offset)
 LOG_OFFSET = {"lli_pct": 1e-3, "lam_ne_pct": 1e-4, "lam_pe_pct": 1e-4, "sei_loss_ah": 1e-4}
 IMPEDANCE = ["r_ohm_ohm", "r_ct_ohm", "f_peak_hz", "warburg_slope"]
-BASE_CONDITIONS = ["charge_c_rate", "discharge_c_rate", "ambient_temperature_k"]
 
 
 @dataclass
@@ -47,6 +46,7 @@ class CellSpace:
     y_mean: np.ndarray = None
     y_std: np.ndarray = None
     throughput_per_ah: tuple = (2.0, 2.0)  # (first RPT, per aging cycle) throughput / capacity
+    days_per_cycle: float = 0.0  # elapsed days per aging cycle (median of the training cells)
     basis: np.ndarray = None  # principal directions of the scaled training cells (k x n_y)
     coef_std: np.ndarray = None
 
@@ -93,7 +93,9 @@ class CellSpace:
 def make_space(manifest: pd.DataFrame, labels: pd.DataFrame, soc: float, curve_points: int) -> CellSpace:
     counts = labels.groupby("sample_id")["cycle"].nunique()
     rpts = max(2, int(np.floor(np.percentile(counts, 25)))) if len(counts) else 2
-    names = varied_columns(manifest) + BASE_CONDITIONS
+    # numeric conditions every sample has (protocol factors absent from some protocols are NaN there)
+    conditions = [c for c in condition_columns(manifest) if c != "protocol_id" and manifest[c].notna().all()]
+    names = varied_columns(manifest) + conditions
     logs = [n for n in varied_columns(manifest) if (manifest[n] > 0).all() and manifest[n].max() / manifest[n].min() > 10]
     return CellSpace(rpts, names, logs, curve_points, soc)
 
@@ -194,6 +196,8 @@ def fit_throughput(space: CellSpace, labels: pd.DataFrame, sample_ids: list[str]
     mean_cap = 0.5 * (lab["capacity_ah"] + lab.groupby("sample_id")["capacity_ah"].shift())
     per_cycle = float(np.nanmedian(d_tp / (d_c * mean_cap)))
     space.throughput_per_ah = (ratio_first, per_cycle)
+    if "elapsed_days" in lab.columns:
+        space.days_per_cycle = float(np.nanmedian(lab.groupby("sample_id")["elapsed_days"].diff() / d_c))
 
 
 def metric_features(space: CellSpace, cells: dict[str, np.ndarray]) -> np.ndarray:

@@ -85,8 +85,7 @@ def fit_aging(path, parameter: str = "SEI solvent diffusivity [m2.s-1]", base_de
     varied = base.varied.get(parameter)
     start = starting_value or (math.sqrt(varied.low * varied.high) if varied else float(base.fixed.get(parameter)))
     row_base = {name: float(start) for name in design.varied}
-    row_base.update({"charge_c_rate": design.protocols[0].charge_c_rate.low,
-                     "discharge_c_rate": design.protocols[0].discharge_c_rate.low})
+    row_base.update({name: dist.low for name, dist in design.protocols[0].factors.items()})
     evaluations = []
 
     def residuals(log_value):

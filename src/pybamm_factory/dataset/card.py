@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..design.spec import Design
+from ..protocols import get_kind
 from .schemas import validate_frame
 from .store import atomic_write_text, table_rows
 
@@ -157,10 +158,7 @@ def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.Dat
     splits = tables.get("splits", pd.DataFrame({"split": []}))["split"].value_counts()
     varied_rows = "\n".join(
         f"| `{name}` | {d.kind} | {d.low:g} | {d.high:g} | {d.source or '-'} |" for name, d in design.varied.items())
-    protocols = "; ".join(
-        f"`{p.protocol_id}`: CC-CV charge {p.charge_c_rate.low:g}-{p.charge_c_rate.high:g} C to {p.upper_voltage_v} V "
-        f"(CV to C/{1 / p.cv_cutoff_c_rate:g}), CC discharge {p.discharge_c_rate.low:g}-{p.discharge_c_rate.high:g} C "
-        f"to {p.lower_voltage_v} V, {p.rest_min:g} min rests" for p in design.protocols)
+    protocols = "; ".join(f"`{p.protocol_id}` ({p.kind}): {get_kind(p.kind).describe(p)}" for p in design.protocols)
     quality_rows = "\n".join(
         f"| {c['name']} | {'yes' if c['blocking'] else 'no'} | {c['count']} | {', '.join(c['examples'][:3])} |"
         for c in quality["checks"])

@@ -18,7 +18,15 @@ from scipy.stats import norm, qmc
 
 from .spec import Design, DesignError
 
-CONDITION_COLUMNS = ("protocol_id", "charge_c_rate", "discharge_c_rate", "ambient_temperature_k")
+ID_COLUMNS = ("sample_id", "cell_design_id", "sample_index")
+
+
+def factor_columns(design: Design) -> list[str]:
+    """The protocols' sampled factors, in order of first appearance (one column each)."""
+    names: list[str] = []
+    for protocol in design.protocols:
+        names += [n for n in protocol.factors if n not in names]
+    return names
 
 
 def _digest(*parts) -> str:
@@ -78,6 +86,51 @@ def _sobol_cell_designs(design: Design, n_designs: int, seed: int) -> np.ndarray
     return salib_sobol.sample(problem, base, calc_second_order=False, seed=seed)
 
 
+def _conditions(design: Design, factors: list[str], samples: int, seed: int) -> list:
+    """(protocol, {factor: value, NaN where the protocol lacks it}, temperature) per sample.
+
+    ``lhs``: one Latin hypercube over protocol index, every factor and temperature index
+    (a design of cccv-cc protocols only draws protocol, charge rate, discharge rate,
+    temperature, as before protocol kinds existed). ``factorial``: every combination of
+    protocol, factor levels and temperature in a fixed order, repeated to ``samples``.
+    """
+    temps = design.ambient_temperatures_k
+    if design.conditions_sampler == "factorial":
+        import itertools
+
+        grid = []
+        for protocol in design.protocols:
+            names = list(protocol.factors)
+            levels = [protocol.factors[n].values or (protocol.factors[n].low,) for n in names]
+            for combo in itertools.product(*levels):
+                for temperature in temps:
+                    values = {n: math.nan for n in factors}
+                    values.update({n: float(v) for n, v in zip(names, combo)})
+                    grid.append((protocol, values, temperature))
+        return [grid[i % len(grid)] for i in range(samples)]
+    unit = _lhs(samples, 2 + len(factors), seed + 1_000_003)
+    out = []
+    for u in unit:
+        protocol = design.protocols[min(int(u[0] * len(design.protocols)), len(design.protocols) - 1)]
+        values = {name: (float(protocol.factors[name].ppf(u[1 + j])) if name in protocol.factors else math.nan)
+                  for j, name in enumerate(factors)}
+        out.append((protocol, values, temps[min(int(u[-1] * len(temps)), len(temps) - 1)]))
+    return out
+
+
+def condition_count(design: Design) -> int | None:
+    """The number of distinct conditions of a factorial design (None for lhs)."""
+    if design.conditions_sampler != "factorial":
+        return None
+    n = 0
+    for protocol in design.protocols:
+        k = 1
+        for d in protocol.factors.values():
+            k *= len(d.values) if d.values else 1
+        n += k
+    return n * len(design.ambient_temperatures_k)
+
+
 def cell_design_count(design: Design, samples: int) -> int:
     return max(1, math.ceil(samples / design.conditions_per_cell_design))
 
@@ -101,15 +154,14 @@ def build_manifest(design: Design, samples: int, seed: int) -> pd.DataFrame:
     else:
         cell_rows = _cell_values(design, names, n_designs, seed)
         cell_values = {name: cell_rows[:, j] for j, name in enumerate(names)}
-    # conditions: protocol index, charge rate, discharge rate, temperature index
-    unit_cond = _lhs(samples, 4, seed + 1_000_003)
+    # conditions: protocol index, one column per protocol factor, temperature index (a
+    # design of cccv-cc protocols only: protocol, charge rate, discharge rate, temperature)
+    factors = factor_columns(design)
+    conditions = _conditions(design, factors, samples, seed)
     rows = []
     for i in range(samples):
         cell = i // design.conditions_per_cell_design
-        u = unit_cond[i]
-        protocol = design.protocols[min(int(u[0] * len(design.protocols)), len(design.protocols) - 1)]
-        temps = design.ambient_temperatures_k
-        temperature = temps[min(int(u[3] * len(temps)), len(temps) - 1)]
+        protocol, levels, temperature = conditions[i]
         params = {name: float(cell_values[name][cell]) for name in names}
         cell_key = [design.parameter_set, design.model, sorted(design.fixed.items())]
         cell_key += [f"{name}={params[name]:.12g}" for name in names]
@@ -119,8 +171,7 @@ def build_manifest(design: Design, samples: int, seed: int) -> pd.DataFrame:
             "sample_index": i,
             **params,
             "protocol_id": protocol.protocol_id,
-            "charge_c_rate": float(protocol.charge_c_rate.ppf(u[1])),
-            "discharge_c_rate": float(protocol.discharge_c_rate.ppf(u[2])),
+            **levels,
             "ambient_temperature_k": float(temperature),
         }
         rows.append(row)
@@ -130,6 +181,16 @@ def build_manifest(design: Design, samples: int, seed: int) -> pd.DataFrame:
 
 
 def varied_columns(manifest: pd.DataFrame) -> list[str]:
-    """The manifest's varied-parameter columns (PyBaMM names, with units)."""
-    fixed = {"sample_id", "cell_design_id", "sample_index", *CONDITION_COLUMNS}
-    return [c for c in manifest.columns if c not in fixed]
+    """The manifest's varied-parameter columns.
+
+    Convention: varied parameters keep their PyBaMM names, which always contain a space
+    ("Positive electrode active material volume fraction", "SEI solvent diffusivity
+    [m2.s-1]"); ids, ``protocol_id``, the protocol factors and ``ambient_temperature_k``
+    are snake_case identifiers without one.
+    """
+    return [c for c in manifest.columns if c not in ID_COLUMNS and " " in c]
+
+
+def condition_columns(manifest: pd.DataFrame) -> list[str]:
+    """``protocol_id``, the protocol factors and ``ambient_temperature_k``."""
+    return [c for c in manifest.columns if c not in ID_COLUMNS and " " not in c]

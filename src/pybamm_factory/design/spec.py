@@ -19,7 +19,7 @@ import yaml
 
 MODELS = ("spme", "dfn")
 SAMPLERS = ("lhs", "sobol")
-DISTRIBUTIONS = ("uniform", "log-uniform", "normal")
+DISTRIBUTIONS = ("uniform", "log-uniform", "normal", "choice")
 SOLVERS = ("IDAKLUSolver", "CasadiSolver")
 MESH_KEYS = ("x_n", "x_s", "x_p", "r_n", "r_p")
 # parameters that set the mesh geometry: PyBaMM cannot take them as input parameters
@@ -51,7 +51,9 @@ TOP_LEVEL_KEYS = {
     "splits": dict,
     "correlations": dict,
     "license": str,
+    "conditions_sampler": str,
 }
+CONDITION_SAMPLERS = ("lhs", "factorial")
 # A design's name becomes a folder name under datasets/: a slug, never a path.
 NAME_SLUG = re.compile(r"(?!.*\.\.)[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 REQUIRED_KEYS = ("name", "model", "parameter_set", "protocols", "ambient_temperatures_c", "aging")
@@ -71,6 +73,7 @@ class Distribution:
     mean: float | None = None
     std: float | None = None
     source: str = ""
+    values: tuple[float, ...] = ()  # the levels of a "choice" (equally likely)
 
     def ppf(self, u):
         """Map uniform [0, 1) numbers to this distribution (inverse CDF)."""
@@ -78,6 +81,9 @@ class Distribution:
         from scipy import stats
 
         u = np.asarray(u, dtype=float)
+        if self.kind == "choice":
+            levels = np.asarray(self.values, dtype=float)
+            return levels[np.minimum((u * len(levels)).astype(int), len(levels) - 1)]
         if self.kind == "uniform":
             return self.low + u * (self.high - self.low)
         if self.kind == "log-uniform":
@@ -103,15 +109,16 @@ class Correlations:
 
 @dataclass(frozen=True)
 class Protocol:
-    """One cycling protocol: CC-CV charge, rest, CC discharge, rest."""
+    """How a sample is cycled between reference tests: a protocol kind (one module of
+    :mod:`pybamm_factory.protocols`), its factors (sampled per sample, one manifest
+    column each) and its fixed settings."""
 
     protocol_id: str
-    charge_c_rate: Distribution
-    discharge_c_rate: Distribution
+    kind: str
     upper_voltage_v: float
     lower_voltage_v: float
-    cv_cutoff_c_rate: float = 0.05
-    rest_min: float = 5.0
+    factors: dict = field(default_factory=dict)  # manifest column -> Distribution
+    settings: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -202,6 +209,9 @@ class Design:
     description: str = ""
     parameter_set_source: str = ""
     license: str = "CC-BY-4.0"
+    # how operating conditions are drawn: a Latin hypercube over protocol, factors and
+    # temperature, or every combination of the factors' levels (choices) and temperatures
+    conditions_sampler: str = "lhs"
 
     @property
     def content_hash(self) -> str:
@@ -237,10 +247,16 @@ def _distribution(src, fld, spec) -> Distribution:
         return Distribution("uniform", v, v)
     if not isinstance(spec, dict):
         _fail(src, fld, "expected a number or a mapping with 'distribution', 'low', 'high'")
-    _check_keys(src, fld, spec, ("distribution", "low", "high", "mean", "std", "source"))
+    _check_keys(src, fld, spec, ("distribution", "low", "high", "mean", "std", "source", "values"))
     kind = spec.get("distribution", "uniform")
     if kind not in DISTRIBUTIONS:
         _fail(src, f"{fld}.distribution", f"'{kind}' is not allowed; allowed: {', '.join(DISTRIBUTIONS)}")
+    if kind == "choice" or "values" in spec:
+        levels = spec.get("values")
+        if kind != "choice" or not isinstance(levels, list) or not levels or "low" in spec or "high" in spec:
+            _fail(src, fld, "a choice needs 'distribution: choice' and a non-empty list 'values' (no low/high)")
+        levels = tuple(_number(src, f"{fld}.values[{i}]", v) for i, v in enumerate(levels))
+        return Distribution("choice", min(levels), max(levels), source=str(spec.get("source", "")), values=levels)
     if "low" not in spec or "high" not in spec:
         _fail(src, fld, "needs both 'low' and 'high'")
     low = _number(src, f"{fld}.low", spec["low"])
@@ -292,32 +308,9 @@ def _correlations(src, spec, varied: dict, sampler: str) -> Correlations | None:
 
 
 def _protocol(src, i, spec, pv) -> Protocol:
-    fld = f"protocols[{i}]"
-    if not isinstance(spec, dict):
-        _fail(src, fld, "expected a mapping")
-    allowed = ("id", "charge_c_rate", "discharge_c_rate", "upper_voltage_v", "lower_voltage_v",
-               "cv_cutoff_c_rate", "rest_min")
-    _check_keys(src, fld, spec, allowed)
-    for req in ("id", "charge_c_rate", "discharge_c_rate"):
-        if req not in spec:
-            _fail(src, f"{fld}.{req}", "is required")
-    upper = _number(src, f"{fld}.upper_voltage_v", spec.get("upper_voltage_v", pv["upper"]))
-    lower = _number(src, f"{fld}.lower_voltage_v", spec.get("lower_voltage_v", pv["lower"]))
-    if not lower < upper:
-        _fail(src, fld, f"impossible protocol: lower_voltage_v ({lower}) must be < upper_voltage_v ({upper})")
-    if upper > pv["upper"] + 1e-9 or lower < pv["lower"] - 1e-9:
-        _fail(src, fld, f"impossible protocol: voltage window [{lower}, {upper}] V lies outside the "
-              f"parameter set's cut-offs [{pv['lower']}, {pv['upper']}] V")
-    charge = _distribution(src, f"{fld}.charge_c_rate", spec["charge_c_rate"])
-    discharge = _distribution(src, f"{fld}.discharge_c_rate", spec["discharge_c_rate"])
-    for name, d in (("charge_c_rate", charge), ("discharge_c_rate", discharge)):
-        if d.low <= 0 or d.high > 10:
-            _fail(src, f"{fld}.{name}", f"impossible protocol: C-rates must lie in (0, 10], got [{d.low:g}, {d.high:g}]")
-    cv = _number(src, f"{fld}.cv_cutoff_c_rate", spec.get("cv_cutoff_c_rate", 0.05), positive=True)
-    rest = _number(src, f"{fld}.rest_min", spec.get("rest_min", 5.0))
-    if rest < 0:
-        _fail(src, f"{fld}.rest_min", "must be >= 0")
-    return Protocol(str(spec["id"]), charge, discharge, upper, lower, cv, rest)
+    from ..protocols import parse_protocol  # the kinds import this module's helpers
+
+    return parse_protocol(src, f"protocols[{i}]", spec, pv)
 
 
 def _cycle_jump(src, spec) -> CycleJump | None:
@@ -560,6 +553,16 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
     if any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
         _fail(src, "splits", f"train/val/test must be >= 0 and sum to 1, got {fractions}")
 
+    conditions_sampler = raw.get("conditions_sampler", "lhs")
+    if conditions_sampler not in CONDITION_SAMPLERS:
+        _fail(src, "conditions_sampler", f"'{conditions_sampler}' is not allowed; allowed: {', '.join(CONDITION_SAMPLERS)}")
+    if conditions_sampler == "factorial":
+        for i, p in enumerate(protocols):
+            for name, d in p.factors.items():
+                if d.kind != "choice" and d.low != d.high:
+                    _fail(src, f"protocols[{i}].{name}", "a factorial design needs every factor to be a number or "
+                          "'distribution: choice' with its levels")
+
     cpd = raw.get("conditions_per_cell_design", 1)
     if cpd < 1:
         _fail(src, "conditions_per_cell_design", "must be >= 1")
@@ -572,7 +575,7 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
         splits=splits, raw=copy.deepcopy(raw), correlations=correlations, source=src,
         description=raw.get("description", ""),
         parameter_set_source=raw.get("parameter_set_source", ""),
-        license=raw.get("license", "CC-BY-4.0"),
+        license=raw.get("license", "CC-BY-4.0"), conditions_sampler=conditions_sampler,
     )
 
 

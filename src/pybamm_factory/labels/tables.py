@@ -25,6 +25,7 @@ def label_rows(ids: dict, snapshots, nominal_capacity_ah: float, status: str) ->
             **ids,
             "cycle": int(snap.cycle),
             "equivalent_full_cycles": throughput / (2 * nominal_capacity_ah),
+            "elapsed_days": (snap.elapsed_s - snapshots[0].elapsed_s) / 86400.0,
             "throughput_ah": throughput,
             "capacity_ah": cap,
             "soh": health,

@@ -20,11 +20,10 @@ import numpy as np
 import pybamm
 
 from ..design.spec import Aging, Design, Protocol, model_options_for_pybamm
+from ..protocols import get_kind
+from ..protocols.base import CHARGE_CURRENT, DISCHARGE_CURRENT
 from .inputs import set_inputs
 from .jumps import CycleEnd, Slope, curvature, cycles_until, extrapolate, jump_length, slope
-
-CHARGE_CURRENT = "Charge current [A]"
-DISCHARGE_CURRENT = "Discharge current [A]"
 
 # Variables the factory reads from the solver; everything else is not stored.
 OUTPUT_VARIABLES = [
@@ -95,6 +94,7 @@ class RptSnapshot:
     rest_voltage_v: float
     current_a: float
     summary: dict
+    elapsed_s: float = math.nan  # time since the start of the first RPT, at this RPT's discharge
 
 
 @dataclass
@@ -238,13 +238,19 @@ class AgingEngine:
         logging.getLogger("pybamm").setLevel(logging.CRITICAL)
         self.design = design
         self.protocol = protocol
+        self.kind = get_kind(protocol.kind)
         pv = base_parameter_values(design)
         pv.update({"Ambient temperature [K]": temperature_k, "Initial temperature [K]": temperature_k})
         set_inputs(pv, design.varied)
         self.parameter_values = pv
         self.nominal_capacity_ah = float(pv["Nominal cell capacity [A.h]"])
         self.rpt_current_a = design.aging.rpt_discharge_c_rate * self.nominal_capacity_ah
-        self.aging_cycle, self.rpt_cycle = self._steps()
+        self.rpt_cycle = self._rpt_steps()
+        # the aging cycle is built per sample and per stretch (its durations follow the
+        # sample's factors and the latest RPT capacity); see prepare()
+        self.aging_cycle = self.first_cycle = None
+        self._cycle_signature = None
+        self._capacity_steps: tuple[int, ...] = ()
         t0 = time.perf_counter()
         model = make_model(design.model, design.model_options)
         self.summary_columns = {k: v for k, v in SUMMARY_COLUMNS.items() if k in model.variables}
@@ -253,7 +259,7 @@ class AgingEngine:
         self.sim = pybamm.Simulation(
             model,
             parameter_values=pv,
-            experiment=pybamm.Experiment([self.rpt_cycle, self.aging_cycle]),
+            experiment=pybamm.Experiment([self.rpt_cycle]),
             var_pts=design.mesh or None,
             solver=make_solver(design),
             output_variables=OUTPUT_VARIABLES,
@@ -263,44 +269,60 @@ class AgingEngine:
         self._experiments: dict = {}  # (cycles, starts with the RPT) -> pybamm.Experiment
         self._model_of_states = None  # the built model whose states the cycle ends hold
 
-    def _steps(self):
+    def _rpt_steps(self):
         p, a, q = self.protocol, self.design.aging, self.nominal_capacity_ah
-        i_dis = pybamm.InputParameter(DISCHARGE_CURRENT)
-        i_chg = pybamm.InputParameter(CHARGE_CURRENT)
-        rest = p.rest_min * 60
-        aging = [
-            pybamm.step.current(i_dis, termination=f"< {p.lower_voltage_v} V"),
-            pybamm.step.current(-i_chg, termination=f"> {p.upper_voltage_v} V"),
-            pybamm.step.voltage(p.upper_voltage_v, termination=f"{p.cv_cutoff_c_rate * q} A"),
-        ]
-        if rest > 0:
-            aging.insert(1, pybamm.step.rest(rest))
-            aging.append(pybamm.step.rest(rest))
-        rpt = (
+        return (
             pybamm.step.current(-a.rpt_charge_c_rate * q, termination=f"{p.upper_voltage_v} V"),
             pybamm.step.voltage(p.upper_voltage_v, termination=f"{a.rpt_cv_cutoff_c_rate * q} A"),
             pybamm.step.rest(a.rpt_rest_min * 60),
             pybamm.step.current(self.rpt_current_a, termination=f"{p.lower_voltage_v} V"),
             pybamm.step.rest(a.rpt_rest_min * 60),
         )
-        return tuple(aging), rpt
 
     def inputs_for(self, row: dict) -> dict:
         inputs = {name: float(row[name]) for name in self.design.varied}
-        inputs[CHARGE_CURRENT] = float(row["charge_c_rate"]) * self.nominal_capacity_ah
-        inputs[DISCHARGE_CURRENT] = float(row["discharge_c_rate"]) * self.nominal_capacity_ah
+        inputs.update(self.kind.inputs(self.protocol, row, self.nominal_capacity_ah))
         return inputs
 
-    def ensure_built(self, inputs):
+    def prepare(self, row: dict, q_ref_ah: float | None = None) -> dict:
+        """Build the sample's aging cycle (and the lead-in cycle that follows an RPT) for
+        the latest RPT capacity ``q_ref_ah`` (default: nominal); returns its inputs.
+
+        Steps are rebuilt only when a duration changes, so a kind whose cycle does not
+        depend on the capacity keeps one set of step objects (and its cached experiments).
+        """
+        q_nom = self.nominal_capacity_ah
+        q_ref = q_nom if q_ref_ah is None or not np.isfinite(q_ref_ah) else float(q_ref_ah)
+        cycle = self.kind.cycle_steps(self.protocol, row, q_nom, q_ref)
+        lead_in = self.kind.lead_in_steps(self.protocol, row, q_nom, q_ref)
+        signature = tuple((st.basic_repr(), st.duration) for st in lead_in + ("|",) + cycle if st != "|")
+        signature = (len(lead_in), signature)
+        if signature != self._cycle_signature:
+            self._cycle_signature = signature
+            self.aging_cycle = cycle
+            self.first_cycle = lead_in + cycle if lead_in else cycle
+            self._experiments = {k: v for k, v in self._experiments.items() if k[1] == "rpt"}
+            self._capacity_steps = self._discharge_step_indices(cycle) if self.kind.measures_capacity else ()
+        return self.inputs_for(row)
+
+    @staticmethod
+    def _discharge_step_indices(cycle) -> tuple[int, ...]:
+        def is_discharge(step):
+            value = getattr(step, "value", None)
+            return isinstance(value, pybamm.InputParameter) and value.name == DISCHARGE_CURRENT
+        return tuple(i for i, step in enumerate(cycle) if is_discharge(step))
+
+    def ensure_built(self, row: dict):
         """Build, discretise and set up the solver of every step, once.
 
-        A one-cycle warm-up solve of the RPT and an aging cycle does it: PyBaMM sets a
-        step's solver up on its first solve, and doing that here keeps the set-up (and
-        its memory) out of the samples.
+        A one-cycle warm-up solve of the RPT and an aging cycle (with its lead-in) for
+        ``row`` does it: PyBaMM sets a step's solver up on its first solve, and doing that
+        here keeps the set-up (and its memory) out of the samples.
         """
+        inputs = self.prepare(row)
         if not self._built:
             t0 = time.perf_counter()
-            self.sim.experiment = pybamm.Experiment([self.rpt_cycle, self.aging_cycle])
+            self.sim.experiment = pybamm.Experiment([self.rpt_cycle, self.first_cycle, self.aging_cycle])
             try:
                 self.sim.solve(inputs=inputs)
             except Exception:  # noqa: BLE001 - a failed warm-up still leaves the models built
@@ -317,7 +339,7 @@ class AgingEngine:
     def _solve(self, cycles, inputs, start, recorder, out: AgingRun):
         # Steps with input-valued currents share their built models across
         # experiments, so the experiment can change between blocks without a rebuild.
-        key = (len(cycles), cycles[0] is self.rpt_cycle)
+        key = (len(cycles), "rpt" if cycles[0] is self.rpt_cycle else ("lead-in" if cycles[0] is self.first_cycle else ""))
         if key not in self._experiments:
             self._experiments[key] = pybamm.Experiment(cycles)
         self.sim.experiment = self._experiments[key]
@@ -334,8 +356,8 @@ class AgingEngine:
         the aging capacity has lost another step of its first value.
         """
         a = self.design.aging
+        self.ensure_built(row)
         inputs = self.inputs_for(row)
-        self.ensure_built(inputs)
         out = AgingRun()
         recorder = _FailureRecorder()
         schedule = RptSchedule(a, rpt_cycles)
@@ -346,6 +368,7 @@ class AgingEngine:
             self._take_snapshot(sol, 0, out, recorder)
             state = sol.last_state
             while out.status == "ok" and cycle < schedule.horizon:
+                inputs = self.prepare(row, np.ptp(out.snapshots[-1].discharged_ah))
                 state, cycle = self._age(state, cycle, schedule, inputs, recorder, out)
                 out.cycles_completed = cycle
                 if out.status != "ok":
@@ -395,7 +418,8 @@ class AgingEngine:
                 # slow RPT discharge stripped: it is solved on top, not used for slopes
                 n = min(jump.exact_cycles + (1 if first_after_rpt else 0), left)
             try:
-                sol = self._solve([self.aging_cycle] * n, inputs, state, recorder, out)
+                blocks = [self.first_cycle] + [self.aging_cycle] * (n - 1) if first_after_rpt else [self.aging_cycle] * n
+                sol = self._solve(blocks, inputs, state, recorder, out)
                 done = self._count_aging_cycles(sol, n, recorder)
                 error = None
             except pybamm.SolverError as exc:
@@ -583,13 +607,20 @@ class AgingEngine:
             y[conc] = y[conc] / np.repeat(y[frac], (conc.stop - conc.start) // (frac.stop - frac.start))
         return y
 
-    @staticmethod
-    def _aging_capacity_ah(cyc) -> float:
-        """Charge delivered by the aging discharge that opens the cycle (nan if skipped)."""
-        if not cyc.steps or isinstance(cyc.steps[0], pybamm.EmptySolution):
+    def _aging_capacity_ah(self, cyc) -> float:
+        """Charge delivered by the cycle's discharge to the lower cut-off (nan if the kind
+        has none, or a step of it was skipped)."""
+        idx = self._capacity_steps
+        if not idx or len(cyc.steps) != len(self.aging_cycle):
             return float("nan")
-        q = cyc.steps[0]["Discharge capacity [A.h]"].entries
-        return float(q[-1] - q[0])
+        total = 0.0
+        for i in idx:
+            step = cyc.steps[i]
+            if isinstance(step, pybamm.EmptySolution):
+                return float("nan")
+            q = step["Discharge capacity [A.h]"].entries
+            total += float(q[-1] - q[0])
+        return total
 
     @staticmethod
     def _mark(out: AgingRun, recorder: _FailureRecorder, fallback: str):
@@ -636,6 +667,7 @@ class AgingEngine:
             rest_voltage_v=float(rest["Voltage [V]"].entries[-1]),
             current_a=self.rpt_current_a,
             summary=summary,
+            elapsed_s=float(dis["Time [s]"].entries[0]),
         ))
 
 

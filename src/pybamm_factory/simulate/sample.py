@@ -71,11 +71,10 @@ def warm_worker(design: Design) -> None:
     configure_allocator()
     midpoint = {name: float(dist.ppf(0.5)) for name, dist in design.varied.items()}
     for protocol in design.protocols:
-        row = {**midpoint, "charge_c_rate": float(protocol.charge_c_rate.ppf(0.5)),
-               "discharge_c_rate": float(protocol.discharge_c_rate.ppf(0.5))}
+        row = {**midpoint, **{name: float(dist.ppf(0.5)) for name, dist in protocol.factors.items()}}
         for temperature_k in design.ambient_temperatures_k:
             engine = get_aging_engine(design, protocol.protocol_id, temperature_k)
-            engine.ensure_built(engine.inputs_for(row))
+            engine.ensure_built(row)
     if design.eis.enabled:
         eis = get_eis_engine(design)
         eis.ensure_built({**eis.default_inputs(), **{k: v for k, v in midpoint.items() if k in eis.default_inputs()}})
