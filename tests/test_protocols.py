@@ -169,3 +169,53 @@ def test_calendar_storage_rests_at_its_soc_and_loses_capacity_over_the_days():
     assert days[-1] == pytest.approx(30, abs=0.5)  # three 10-day periods and the tests between
     capacities = [float(s.discharged_ah[-1]) for s in run.snapshots]
     assert capacities[-1] < capacities[0] * 0.995  # SEI grows in storage at 45 degC
+
+
+# --- pulse resistance and a whole run ----------------------------------------------------
+
+PULSE = {"socs": [0.2, 0.5, 0.8], "c_rate": 1.0, "rest_min": 30}
+
+
+@pytest.mark.slow
+def test_pulse_resistance_rises_in_the_cold_and_from_0p1_to_10_seconds():
+    design = design_with(WINDOW, varied={}, max_cycles=2, rpt_interval_cycles=2, rpt_pulse=PULSE)
+    runs = {t: AgingEngine(design, design.protocols[0], t).run({}) for t in (283.15, 298.15)}
+    for run in runs.values():
+        assert run.status == "ok", run.failure_reason
+        for snap in run.snapshots:
+            socs, r01, r10 = np.array(snap.pulses).T
+            np.testing.assert_allclose(socs, PULSE["socs"])
+            assert np.all(r01 > 0) and np.all(r10 > r01)  # diffusion adds to the instantaneous drop
+    cold, warm = (np.array(runs[t].snapshots[-1].pulses)[:, 1] for t in (283.15, 298.15))
+    assert np.all(cold > 1.2 * warm)
+    # the aging between RPTs starts from the cell the pulses left empty again: same capacity
+    # whether or not the RPT carries pulses (within the fade of two 15 % cycles)
+    plain = AgingEngine(design_with(WINDOW, varied={}, max_cycles=2, rpt_interval_cycles=2), design.protocols[0],
+                        298.15).run({})
+    assert plain.snapshots[-1].discharged_ah[-1] == pytest.approx(runs[298.15].snapshots[-1].discharged_ah[-1], rel=1e-3)
+
+
+@pytest.mark.slow
+def test_a_window_design_with_pulses_runs_end_to_end_into_valid_tables(tmp_path):
+    import pandas as pd
+
+    from pybamm_factory import api
+    from pybamm_factory.dataset import validate_frame
+
+    raw = copy.deepcopy(SMOKE)
+    raw["name"] = "window-pulses"
+    raw["protocols"] = [{**WINDOW, "depth_of_discharge": {"low": 0.1, "high": 0.3}, "mean_soc": {"low": 0.4, "high": 0.6}}]
+    raw["aging"].update({"max_cycles": 4, "rpt_interval_cycles": 2, "rpt_pulse": {"socs": [0.5]}})
+    path = tmp_path / "window.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    out = api.run(str(path), samples=2, workers=1, seed=1, out=tmp_path / "run", quiet=True)
+    tables = {t: pd.read_parquet(out / f"{t}.parquet") for t in ("manifest", "labels", "pulses", "solver_log")}
+    for name, frame in tables.items():
+        assert validate_frame(frame, name) == [], name
+    assert (tables["solver_log"]["status"] == "ok").all()
+    assert tables["manifest"]["depth_of_discharge"].between(0.1, 0.3).all()
+    assert len(tables["pulses"]) == len(tables["labels"])  # one pulse per RPT
+    per_cell = tables["labels"].groupby("sample_id")["elapsed_days"]
+    assert (per_cell.min() == 0).all() and (per_cell.max() > 0).all()
+    card = (out / "README.md").read_text()
+    assert "soc-window" in card and "coulomb counted" in card

@@ -139,7 +139,7 @@ def check(root: str | Path, report_path: str | Path | None = None) -> dict:
     """Re-run the quality gate on a dataset directory; optionally write the report."""
     root = Path(root)
     tables = {}
-    for name in ("manifest", "solver_log", "labels", "impedance_features", "splits"):
+    for name in ("manifest", "solver_log", "labels", "impedance_features", "pulses", "splits"):
         path = root / f"{name}.parquet"
         if path.exists():
             tables[name] = pd.read_parquet(path)

@@ -18,7 +18,7 @@ from ..protocols import get_kind
 from .schemas import validate_frame
 from .store import atomic_write_text, table_rows
 
-DATA_TABLES = ("manifest", "solver_log", "labels", "curves", "spectra", "impedance_features", "splits")
+DATA_TABLES = ("manifest", "solver_log", "labels", "curves", "spectra", "impedance_features", "pulses", "splits")
 ROW_MEANING = {
     "manifest": "a sample: ids, varied parameters, conditions",
     "solver_log": "a sample: solver status, reason, tolerances, wall time",
@@ -26,6 +26,7 @@ ROW_MEANING = {
     "curves": "a grid point of an RPT discharge curve",
     "spectra": "a frequency of an impedance sweep",
     "impedance_features": "an impedance sweep",
+    "pulses": "a resistance pulse of an RPT (designs with aging.rpt_pulse)",
     "splits": "a sample and its split",
 }
 PACKAGES = ("pybamm-factory", "pybamm", "casadi", "pybammsolvers", "numpy", "scipy", "pandas", "pyarrow",

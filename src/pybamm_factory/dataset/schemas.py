@@ -65,7 +65,7 @@ def arrow_schema(schema: dict, frame: pd.DataFrame) -> pa.Schema:
     extra = schema.get("additionalProperties", {})
     fields = []
     for col in frame.columns:
-        prop = schema["properties"].get(col, extra if isinstance(extra, dict) else {})
+        prop = schema["properties"].get(col) or _pattern_property(schema, col) or (extra if isinstance(extra, dict) else {})
         kind = next(t for t in _types(prop) if t != "null") if _types(prop) != ["null"] else "string"
         fields.append(pa.field(col, _ARROW[kind]))
     return pa.schema(fields)
@@ -84,7 +84,9 @@ def validate_frame(frame: pd.DataFrame, table: str, max_row_checks: int = 200) -
             if col not in props:
                 problems.append(f"{table}: unexpected column '{col}'")
     for col in frame.columns:
-        prop = props.get(col, schema.get("additionalProperties") if isinstance(schema.get("additionalProperties"), dict) else None)
+        prop = props.get(col) or _pattern_property(schema, col)
+        if prop is None and isinstance(schema.get("additionalProperties"), dict):
+            prop = schema["additionalProperties"]
         if not prop:
             continue
         problems += _check_column(table, col, frame[col], prop)
@@ -98,6 +100,15 @@ def validate_frame(frame: pd.DataFrame, table: str, max_row_checks: int = 200) -
                 problems.append(f"{table}: row check: {err.message}")
                 break
     return problems
+
+
+def _pattern_property(schema: dict, col: str) -> dict | None:
+    import re
+
+    for pattern, prop in schema.get("patternProperties", {}).items():
+        if re.search(pattern, col):
+            return prop
+    return None
 
 
 def _check_column(table, col, series, prop) -> list[str]:

@@ -33,6 +33,7 @@ ROW_KEYS = {
     "curves": ["cycle", "capacity_fraction"],
     "spectra": ["cycle", "soc", "frequency_hz"],
     "impedance_features": ["cycle", "soc"],
+    "pulses": ["cycle", "soc"],
 }
 DESCENDING = {"frequency_hz"}
 # tables that grow with samples x cycles x points: compacted and checked in slices

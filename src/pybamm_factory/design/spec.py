@@ -138,6 +138,19 @@ class CycleJump:
 
 
 @dataclass(frozen=True)
+class PulseTest:
+    """Pulse resistance in every RPT: after the capacity discharge the cell is charged to
+    each SOC in turn (counted against the previous RPT's capacity; nominal at cycle 0),
+    rested, and discharged at ``c_rate`` for 10 s; R(t) = (rested voltage - voltage t after
+    the pulse starts) / current, read at 0.1 s and 10 s. The RPT then discharges the cell
+    to the lower cut-off again, so aging resumes from where it did without pulses."""
+
+    socs: tuple[float, ...] = (0.5,)
+    c_rate: float = 1.0
+    rest_min: float = 30.0
+
+
+@dataclass(frozen=True)
 class Aging:
     max_cycles: int
     rpt_interval_cycles: int
@@ -150,6 +163,7 @@ class Aging:
     # fraction of its first value (None: RPTs every rpt_interval_cycles only)
     rpt_fade_step: float | None = None
     cycle_jump: CycleJump | None = None  # None: every cycle solved (the exact reference)
+    rpt_pulse: PulseTest | None = None  # None: no pulse resistance in the RPTs
 
 
 @dataclass(frozen=True)
@@ -336,6 +350,26 @@ def _cycle_jump(src, spec) -> CycleJump | None:
     return CycleJump(float(tol), jump.min_cycles, jump.max_cycles, jump.exact_cycles)
 
 
+def _pulse_test(src, spec) -> PulseTest | None:
+    if spec is None or spec is False or spec == "off":
+        return None
+    fld = "aging.rpt_pulse"
+    if not isinstance(spec, dict):
+        _fail(src, fld, f"expected 'off' or a mapping with socs, c_rate, rest_min; got {spec!r}")
+    _check_keys(src, fld, spec, ("socs", "c_rate", "rest_min"))
+    socs = spec.get("socs", [0.5])
+    if not isinstance(socs, list) or not socs:
+        _fail(src, f"{fld}.socs", "expected a non-empty list of states of charge")
+    socs = tuple(_number(src, f"{fld}.socs[{i}]", v) for i, v in enumerate(socs))
+    if any(not 0 < v < 1 for v in socs) or list(socs) != sorted(set(socs)):
+        _fail(src, f"{fld}.socs", f"must rise strictly within (0, 1), got {list(socs)}")
+    c_rate = _number(src, f"{fld}.c_rate", spec.get("c_rate", 1.0), positive=True)
+    if c_rate > 10:
+        _fail(src, f"{fld}.c_rate", f"must lie in (0, 10], got {c_rate}")
+    rest = _number(src, f"{fld}.rest_min", spec.get("rest_min", 30.0), positive=True)
+    return PulseTest(socs, c_rate, rest)
+
+
 def factor_target(name: str) -> str | None:
     """The parameter a ``"... (factor)"`` name scales, or None for a plain name."""
     return name[: -len(FACTOR_SUFFIX)] if name.endswith(FACTOR_SUFFIX) else None
@@ -487,7 +521,8 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
 
     aging_raw = raw["aging"]
     aging_keys = ("max_cycles", "rpt_interval_cycles", "stop_soh", "rpt_charge_c_rate",
-                  "rpt_discharge_c_rate", "rpt_cv_cutoff_c_rate", "rpt_rest_min", "rpt_fade_step", "cycle_jump")
+                  "rpt_discharge_c_rate", "rpt_cv_cutoff_c_rate", "rpt_rest_min", "rpt_fade_step", "cycle_jump",
+                  "rpt_pulse")
     if not isinstance(aging_raw, dict):
         _fail(src, "aging", "expected a mapping")
     _check_keys(src, "aging", aging_raw, aging_keys)
@@ -502,6 +537,7 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
         _fail(src, "aging.rpt_interval_cycles", "must be <= aging.max_cycles (no reference test would run)")
     aging_values = {k: (float(v) if isinstance(v, float) else v) for k, v in aging_raw.items()}
     aging_values["cycle_jump"] = _cycle_jump(src, aging_raw.get("cycle_jump"))
+    aging_values["rpt_pulse"] = _pulse_test(src, aging_raw.get("rpt_pulse"))
     if aging_raw.get("rpt_fade_step") is not None:
         step = _number(src, "aging.rpt_fade_step", aging_raw["rpt_fade_step"], positive=True)
         if not step < 0.5:

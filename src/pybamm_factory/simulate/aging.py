@@ -75,6 +75,9 @@ JUMP_SUSPECT_CYCLES = 10
 
 RPT_DISCHARGE_STEP = 3
 RPT_REST_BEFORE_DISCHARGE = 2
+RPT_BASE_STEPS = 5
+PULSE_SECONDS = 10.0
+PULSE_READ_S = (0.1, 10.0)  # resistance read this long after a pulse starts
 
 
 
@@ -95,6 +98,7 @@ class RptSnapshot:
     current_a: float
     summary: dict
     elapsed_s: float = math.nan  # time since the start of the first RPT, at this RPT's discharge
+    pulses: list = field(default_factory=list)  # (soc, resistance at 0.1 s, at 10 s) per pulse
 
 
 @dataclass
@@ -245,7 +249,8 @@ class AgingEngine:
         self.parameter_values = pv
         self.nominal_capacity_ah = float(pv["Nominal cell capacity [A.h]"])
         self.rpt_current_a = design.aging.rpt_discharge_c_rate * self.nominal_capacity_ah
-        self.rpt_cycle = self._rpt_steps()
+        self._rpt_signature = None
+        self.set_rpt_capacity(None)
         # the aging cycle is built per sample and per stretch (its durations follow the
         # sample's factors and the latest RPT capacity); see prepare()
         self.aging_cycle = self.first_cycle = None
@@ -269,15 +274,48 @@ class AgingEngine:
         self._experiments: dict = {}  # (cycles, starts with the RPT) -> pybamm.Experiment
         self._model_of_states = None  # the built model whose states the cycle ends hold
 
-    def _rpt_steps(self):
+    def _rpt_steps(self, q_ref_ah: float | None = None):
+        """The reference test: CC-CV charge, rest, slow discharge, rest; with
+        ``aging.rpt_pulse``, then a pulse at each of its SOCs (reached by charging against
+        ``q_ref_ah``, the previous RPT's capacity) and a slow discharge back to empty."""
         p, a, q = self.protocol, self.design.aging, self.nominal_capacity_ah
-        return (
+        steps = [
             pybamm.step.current(-a.rpt_charge_c_rate * q, termination=f"{p.upper_voltage_v} V"),
             pybamm.step.voltage(p.upper_voltage_v, termination=f"{a.rpt_cv_cutoff_c_rate * q} A"),
             pybamm.step.rest(a.rpt_rest_min * 60),
             pybamm.step.current(self.rpt_current_a, termination=f"{p.lower_voltage_v} V"),
             pybamm.step.rest(a.rpt_rest_min * 60),
-        )
+        ]
+        pulse = a.rpt_pulse
+        if pulse is None:
+            return tuple(steps)
+        q_ref = q if q_ref_ah is None else q_ref_ah
+        charge_a, pulse_a = a.rpt_charge_c_rate * q, pulse.c_rate * q
+        level = 0.0
+        for soc in pulse.socs:
+            steps += [
+                pybamm.step.current(-charge_a, duration=3600.0 * (soc - level) * q_ref / charge_a,
+                                    termination=f"> {p.upper_voltage_v} V"),
+                pybamm.step.rest(pulse.rest_min * 60),
+                pybamm.step.current(pulse_a, duration=PULSE_SECONDS, period=PULSE_READ_S[0],
+                                    termination=f"< {p.lower_voltage_v} V"),
+                pybamm.step.rest(pulse.rest_min * 60),
+            ]
+            level = soc - pulse_a * PULSE_SECONDS / 3600.0 / q_ref
+        steps += [pybamm.step.current(self.rpt_current_a, termination=f"{p.lower_voltage_v} V"),
+                  pybamm.step.rest(a.rpt_rest_min * 60)]
+        return tuple(steps)
+
+    def set_rpt_capacity(self, q_ref_ah: float | None) -> None:
+        """Rebuild the RPT's steps for the latest capacity when its durations change
+        (only with pulses: they position the cell by charge counted against it)."""
+        steps = self._rpt_steps(q_ref_ah if q_ref_ah is None or np.isfinite(q_ref_ah) else None)
+        signature = tuple((st.basic_repr(), st.duration) for st in steps)
+        if signature != self._rpt_signature:
+            self._rpt_signature = signature
+            self.rpt_cycle = steps
+            if hasattr(self, "_experiments"):
+                self._experiments = {k: v for k, v in self._experiments.items() if k[1] != "rpt"}
 
     def inputs_for(self, row: dict) -> dict:
         inputs = {name: float(row[name]) for name in self.design.varied}
@@ -364,6 +402,7 @@ class AgingEngine:
         t0 = time.perf_counter()
         cycle = 0
         try:
+            self.set_rpt_capacity(None)
             sol = self._solve([self.rpt_cycle], inputs, None, recorder, out)
             self._take_snapshot(sol, 0, out, recorder)
             state = sol.last_state
@@ -373,6 +412,7 @@ class AgingEngine:
                 out.cycles_completed = cycle
                 if out.status != "ok":
                     break
+                self.set_rpt_capacity(np.ptp(out.snapshots[-1].discharged_ah))
                 sol = self._solve([self.rpt_cycle], inputs, state, recorder, out)
                 self._take_snapshot(sol, cycle, out, recorder)
                 if out.status != "ok":
@@ -668,7 +708,28 @@ class AgingEngine:
             current_a=self.rpt_current_a,
             summary=summary,
             elapsed_s=float(dis["Time [s]"].entries[0]),
+            pulses=self._pulses(rpt),
         ))
+
+
+    def _pulses(self, rpt) -> list[tuple[float, float, float]]:
+        """(soc, R at 0.1 s, R at 10 s) of each pulse of the RPT (NaN where a step was skipped)."""
+        pulse = self.design.aging.rpt_pulse
+        if pulse is None:
+            return []
+        current_a = pulse.c_rate * self.nominal_capacity_ah
+        out = []
+        for k, soc in enumerate(pulse.socs):
+            i = RPT_BASE_STEPS + 4 * k
+            if len(rpt.steps) < i + 3 or any(isinstance(rpt.steps[j], pybamm.EmptySolution) for j in (i + 1, i + 2)):
+                out.append((soc, math.nan, math.nan))
+                continue
+            rested = float(rpt.steps[i + 1]["Voltage [V]"].entries[-1])
+            t = rpt.steps[i + 2]["Time [s]"].entries
+            v = rpt.steps[i + 2]["Voltage [V]"].entries
+            reads = [float(np.interp(t[0] + dt, t, v)) if t[-1] - t[0] >= dt - 1e-9 else math.nan for dt in PULSE_READ_S]
+            out.append((soc, *((rested - vr) / current_a for vr in reads)))
+        return out
 
 
 def seconds(value) -> float:

@@ -13,7 +13,7 @@ from ..quality.checks import physics_problems
 from .aging import get_aging_engine
 from .eis import get_eis_engine
 
-TABLES = ("solver_log", "labels", "curves", "spectra", "impedance_features")
+TABLES = ("solver_log", "labels", "curves", "spectra", "impedance_features", "pulses")
 
 
 def _ids(row: dict) -> dict:
@@ -33,6 +33,13 @@ def _curves(ids, snapshots) -> pd.DataFrame:
     for key, value in reversed(list(ids.items())):
         out.insert(0, key, value)
     return out
+
+
+def _pulses(ids, snapshots) -> pd.DataFrame:
+    """One row per pulse of an RPT (designs with ``aging.rpt_pulse``)."""
+    rows = [{**ids, "cycle": int(snap.cycle), "soc": float(soc), "resistance_0p1s_ohm": r01, "resistance_10s_ohm": r10}
+            for snap in snapshots for soc, r01, r10 in snap.pulses]
+    return pd.DataFrame(rows)
 
 
 def _eis(design: Design, row: dict, snapshots):
@@ -93,6 +100,7 @@ def simulate_sample(design: Design, row: dict) -> dict[str, pd.DataFrame]:
     try:
         tables["labels"] = pd.DataFrame(label_rows(ids, run.snapshots, engine.nominal_capacity_ah, run.status))
         tables["curves"] = _curves(ids, run.snapshots)
+        tables["pulses"] = _pulses(ids, run.snapshots)
         tables["spectra"], tables["impedance_features"], eis_time, eis_solver_time = _eis(design, row, run.snapshots)
         problems = physics_problems(tables["labels"])
         if problems and run.status == "ok":
@@ -101,7 +109,7 @@ def simulate_sample(design: Design, row: dict) -> dict[str, pd.DataFrame]:
     except Exception as exc:  # post-processing failure is recorded, not raised
         run.status = "failed"
         run.failure_reason = f"post-processing {type(exc).__name__}: {str(exc)[:200]}"
-        for name in ("labels", "curves", "spectra", "impedance_features"):
+        for name in ("labels", "curves", "spectra", "impedance_features", "pulses"):
             tables[name] = pd.DataFrame()
     tables["solver_log"] = pd.DataFrame([{
         **ids,
