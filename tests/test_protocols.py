@@ -34,7 +34,7 @@ WINDOW = {"id": "w", "kind": "soc-window", "depth_of_discharge": 0.15, "mean_soc
 # --- registry and validation -------------------------------------------------------------
 
 def test_registry_lists_every_kind_and_refuses_an_unknown_one():
-    assert {"cccv-cc", "soc-window", "multistep-charge", "calendar"} <= set(kinds())
+    assert {"cccv-cc", "soc-window", "multistep-charge", "calendar", "drive-cycle"} <= set(kinds())
     with pytest.raises(DesignError) as err:
         design_with({"id": "x", "kind": "pulse-train", "charge_c_rate": 1, "discharge_c_rate": 1})
     message = str(err.value)
@@ -62,6 +62,9 @@ BAD = [
      {"id": "m", "kind": "multistep-charge", "discharge_c_rate": 1,
       "stages": [{"c_rate": 2, "until_soc": 0.5}, {"c_rate": 1, "until_soc": 0.4}]}, "must rise from stage to stage"),
     ("storage SOC above 1", {"id": "c", "kind": "calendar", "storage_soc": 1.5}, "protocols[0].storage_soc'"),
+    ("missing profile file",
+     {"id": "d", "kind": "drive-cycle", "profile": "no/such.csv", "peak_c_rate": 2, "depth_of_discharge": 0.2,
+      "charge_c_rate": 0.5}, "protocols[0].profile': cannot read drive profile 'no/such.csv'"),
 ]
 
 
@@ -91,7 +94,8 @@ def test_manifest_has_one_column_per_factor_and_nan_where_a_protocol_lacks_it():
 
 def _steps(design, row, cycles=2, temperature_k=298.15):
     """Solve an RPT, then the lead-in cycle and ``cycles - 1`` more; per step of each
-    aging cycle: (charge moved [A.h], first current [A], voltage min, max, duration [s])."""
+    aging cycle: (charge moved [A.h], current half-way [A], voltage min, max, duration [s],
+    largest current [A])."""
     engine = AgingEngine(design, design.protocols[0], temperature_k)
     engine.ensure_built(row)
     out, recorder = AgingRun(), _FailureRecorder()
@@ -107,7 +111,7 @@ def _steps(design, row, cycles=2, temperature_k=298.15):
         rows = []
         for step in cyc.steps:
             q, i, v, t = (step[n].entries for n in ("Discharge capacity [A.h]", "Current [A]", "Voltage [V]", "Time [s]"))
-            rows.append((q[-1] - q[0], i[len(i) // 2], v.min(), v.max(), t[-1] - t[0]))
+            rows.append((q[-1] - q[0], i[len(i) // 2], v.min(), v.max(), t[-1] - t[0], i.max()))
         table.append(np.array(rows))
     return engine, q_ref, table
 
@@ -169,6 +173,27 @@ def test_calendar_storage_rests_at_its_soc_and_loses_capacity_over_the_days():
     assert days[-1] == pytest.approx(30, abs=0.5)  # three 10-day periods and the tests between
     capacities = [float(s.discharged_ah[-1]) for s in run.snapshots]
     assert capacities[-1] < capacities[0] * 0.995  # SEI grows in storage at 45 degC
+
+
+@pytest.mark.slow
+def test_drive_cycle_draws_its_depth_with_the_profile_scaled_to_its_peak(tmp_path):
+    charging = tmp_path / "charging.csv"
+    charging.write_text("time_s,current_a\n0,-1\n1,-2\n2,0.5\n")
+    with pytest.raises(DesignError, match="must discharge on balance"):
+        design_with({"id": "d", "kind": "drive-cycle", "profile": str(charging), "peak_c_rate": 2,
+                     "depth_of_discharge": 0.2, "charge_c_rate": 0.5})
+    block = {"id": "d", "kind": "drive-cycle", "profile": "us06", "peak_c_rate": 2.0, "depth_of_discharge": 0.2,
+             "charge_c_rate": 0.5, "rest_min": 0}
+    raw_design = design_with(block, varied={})
+    engine, q_ref, (_, cycle) = _steps(raw_design, {})
+    q = engine.nominal_capacity_ah
+    drive, charge, cv = cycle
+    assert drive[0] == pytest.approx(0.2 * q_ref, rel=0.01)  # the profile's net charge over the depth
+    assert drive[4] > 3 * 600  # several passes of the 600 s profile
+    assert drive[5] == pytest.approx(2.0 * q, rel=0.01)  # the profile's peak at 2C
+    assert drive[2] > 3.0  # far from the lower stop, so the depth (not the voltage) ended it
+    assert charge[1] == pytest.approx(-0.5 * q, rel=1e-6) and cv[3] == pytest.approx(4.2, abs=2e-3)
+    assert -(charge[0] + cv[0]) == pytest.approx(drive[0], rel=0.02)  # the recharge returns what was drawn
 
 
 # --- pulse resistance and a whole run ----------------------------------------------------

@@ -13,7 +13,7 @@ from importlib import import_module
 from ..design.spec import DesignError, Protocol
 from .base import ProtocolKind
 
-MODULES = ("cccv_cc", "soc_window", "multistep_charge", "calendar_storage")
+MODULES = ("cccv_cc", "soc_window", "multistep_charge", "calendar_storage", "drive_cycle")
 DEFAULT_KIND = "cccv-cc"
 _KINDS: dict[str, ProtocolKind] = {}
 
