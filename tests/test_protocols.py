@@ -43,6 +43,12 @@ def test_registry_lists_every_kind_and_refuses_an_unknown_one():
         assert name in message
     with pytest.raises(KeyError, match="known: "):
         get_kind("pulse-train")
+    from click.testing import CliRunner
+
+    from pybamm_factory.cli import main
+
+    listed = CliRunner().invoke(main, ["protocols"])
+    assert listed.exit_code == 0 and all(name in listed.output for name in kinds())
 
 
 BAD = [

@@ -28,7 +28,8 @@ def _sha(path: Path) -> str:
 def test_every_table_is_written_filled_and_matches_its_schema(smoke_dataset):
     for table in DATA_TABLES:
         frame = pd.read_parquet(smoke_dataset / f"{table}.parquet")
-        assert len(frame) > 0, f"{table} is empty"
+        # the smoke design has no pulse test in its RPTs (tests/test_protocols.py runs one that does)
+        assert (len(frame) == 0) if table == "pulses" else (len(frame) > 0), f"{table}: {len(frame)} rows"
         assert validate_frame(frame, table) == [], table
     log = pd.read_parquet(smoke_dataset / "solver_log.parquet")
     assert set(log["status"]) <= {"ok", "infeasible", "failed"}

@@ -104,7 +104,22 @@ def designs():
 
     for name, path in sorted(packaged_designs().items()):
         raw = yaml.safe_load(path.read_text())
-        click.echo(f"{name:<12} {raw.get('description', '')}")
+        click.echo(f"{name:<15} {raw.get('description', '')}")
+
+
+@main.command()
+def protocols():
+    """List the protocol kinds a design's `protocols[i].kind` can name.
+
+    \b
+    Example:
+      pybamm-factory protocols
+    """
+    from .protocols import kinds
+
+    for name, kind in sorted(kinds().items()):
+        keys = ", ".join(kind.required)
+        click.echo(f"{name:<17} {kind.summary} (needs: {keys})")
 
 
 @main.command()
