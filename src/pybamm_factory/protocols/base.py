@@ -30,6 +30,7 @@ from ..design.spec import Distribution, Protocol, _check_keys, _distribution, _f
 
 CHARGE_CURRENT = "Charge current [A]"
 DISCHARGE_CURRENT = "Discharge current [A]"
+RATES = {CHARGE_CURRENT: "charge_c_rate", DISCHARGE_CURRENT: "discharge_c_rate"}  # input -> factor
 COMMON_KEYS = ("id", "kind", "upper_voltage_v", "lower_voltage_v", "rest_min")
 MAX_C_RATE = 10.0
 
@@ -141,9 +142,9 @@ def value(values: dict, protocol: Protocol, key: str) -> float:
     return float(protocol.factors[key].ppf(0.5))
 
 
-def hours_at(c_rate: float, fraction: float) -> float:
-    """Seconds to move ``fraction`` of a capacity at ``c_rate`` (C-rates of that capacity)."""
-    return 3600.0 * fraction / c_rate
+def currents(protocol: Protocol, values: dict, q_nom_ah: float, c_rates: dict[str, str]) -> dict:
+    """Input currents [A] from C-rate factors: ``c_rates`` maps input name -> factor."""
+    return {name: value(values, protocol, factor) * q_nom_ah for name, factor in c_rates.items()}
 
 
 def rest_steps(protocol: Protocol) -> tuple:

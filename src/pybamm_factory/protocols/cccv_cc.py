@@ -11,8 +11,7 @@ fade-step RPT trigger follows.
 from __future__ import annotations
 
 from ..design.spec import _number
-from .base import (CHARGE_CURRENT, DISCHARGE_CURRENT, ProtocolKind, c_rate_factor, discharge_steps, rest_block,
-                   rest_steps, rest_text, span, value)
+from .base import CHARGE_CURRENT, RATES, ProtocolKind, c_rate_factor, currents, discharge_steps, rest_block, rest_steps, rest_text, span
 
 
 class CccvCc(ProtocolKind):
@@ -43,8 +42,7 @@ class CccvCc(ProtocolKind):
         )
 
     def inputs(self, protocol, values, q_nom_ah):
-        return {CHARGE_CURRENT: value(values, protocol, "charge_c_rate") * q_nom_ah,
-                DISCHARGE_CURRENT: value(values, protocol, "discharge_c_rate") * q_nom_ah}
+        return currents(protocol, values, q_nom_ah, RATES)
 
     def describe(self, protocol):
         f, s = protocol.factors, protocol.settings

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ..design.spec import _fail, _number
-from .base import (CHARGE_CURRENT, ProtocolKind, c_rate_factor, fraction_factor, rest_steps, span, value)
+from .base import CHARGE_CURRENT, ProtocolKind, c_rate_factor, currents, fraction_factor, rest_steps, span, value
 
 PEAK_CURRENT = "Drive cycle peak current [A]"
 PACKAGED = ("us06",)
@@ -128,8 +128,7 @@ class DriveCycle(ProtocolKind):
         return (drive, *rest, *self._charge(protocol, q_nom_ah), *rest)
 
     def inputs(self, protocol, values, q_nom_ah):
-        return {PEAK_CURRENT: value(values, protocol, "peak_c_rate") * q_nom_ah,
-                CHARGE_CURRENT: value(values, protocol, "charge_c_rate") * q_nom_ah}
+        return currents(protocol, values, q_nom_ah, {PEAK_CURRENT: "peak_c_rate", CHARGE_CURRENT: "charge_c_rate"})
 
     def describe(self, protocol):
         f, s = protocol.factors, protocol.settings

@@ -15,8 +15,7 @@ follows).
 from __future__ import annotations
 
 from ..design.spec import _check_keys, _fail, _number
-from .base import (DISCHARGE_CURRENT, ProtocolKind, c_rate_factor, discharge_steps, rest_block, rest_steps, rest_text,
-                   span, value)
+from .base import DISCHARGE_CURRENT, ProtocolKind, c_rate_factor, discharge_steps, rest_block, rest_steps, rest_text, span, value
 
 MAX_STAGES = 6
 

@@ -19,8 +19,20 @@ capacity check would). The protocol's voltage limits stay on as safety stops.
 from __future__ import annotations
 
 from ..design.spec import _fail
-from .base import (CHARGE_CURRENT, DISCHARGE_CURRENT, ProtocolKind, c_rate_factor, discharge_steps, fraction_factor,
-                   rest_block, rest_steps, rest_text, span, value)
+from .base import (
+    CHARGE_CURRENT,
+    RATES,
+    ProtocolKind,
+    c_rate_factor,
+    currents,
+    discharge_steps,
+    fraction_factor,
+    rest_block,
+    rest_steps,
+    rest_text,
+    span,
+    value,
+)
 
 
 class SocWindow(ProtocolKind):
@@ -70,8 +82,7 @@ class SocWindow(ProtocolKind):
         return (charge, *rest, *discharge_steps(protocol, values, q_nom_ah, q_ref_ah, top, bottom), *rest)
 
     def inputs(self, protocol, values, q_nom_ah):
-        return {CHARGE_CURRENT: value(values, protocol, "charge_c_rate") * q_nom_ah,
-                DISCHARGE_CURRENT: value(values, protocol, "discharge_c_rate") * q_nom_ah}
+        return currents(protocol, values, q_nom_ah, RATES)
 
     def describe(self, protocol):
         f, s = protocol.factors, protocol.settings

@@ -21,7 +21,7 @@ import pybamm
 
 from ..design.spec import Aging, Design, Protocol, model_options_for_pybamm
 from ..protocols import get_kind
-from ..protocols.base import CHARGE_CURRENT, DISCHARGE_CURRENT
+from ..protocols.base import DISCHARGE_CURRENT
 from .inputs import set_inputs
 from .jumps import CycleEnd, Slope, curvature, cycles_until, extrapolate, jump_length, slope
 
