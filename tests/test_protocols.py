@@ -227,6 +227,22 @@ def test_pulse_resistance_rises_in_the_cold_and_from_0p1_to_10_seconds():
 
 
 @pytest.mark.slow
+def test_rpts_at_a_set_chamber_temperature_measure_every_cell_alike():
+    """``rpt_temperature_c``: a 10 degC cell tested at 25 degC shows the 25 degC cell's
+    fresh resistance and capacity, not its own cold ones."""
+    at_25 = design_with(WINDOW, varied={}, max_cycles=2, rpt_interval_cycles=2, rpt_pulse=PULSE, rpt_temperature_c=25)
+    plain = design_with(WINDOW, varied={}, max_cycles=2, rpt_interval_cycles=2, rpt_pulse=PULSE)
+    fresh = {}
+    for label, design, temperature_k in (("cold at 25", at_25, 283.15), ("warm", plain, 298.15), ("cold", plain, 283.15)):
+        run = AgingEngine(design, design.protocols[0], temperature_k).run({})
+        assert run.status == "ok", run.failure_reason
+        fresh[label] = (np.array(run.snapshots[0].pulses)[:, 1], float(run.snapshots[0].discharged_ah[-1]))
+    np.testing.assert_allclose(fresh["cold at 25"][0], fresh["warm"][0], rtol=0.01)
+    assert fresh["cold at 25"][1] == pytest.approx(fresh["warm"][1], rel=1e-3)
+    assert np.all(fresh["cold"][0] > 1.2 * fresh["warm"][0])
+
+
+@pytest.mark.slow
 def test_a_window_design_with_pulses_runs_end_to_end_into_valid_tables(tmp_path):
     import pandas as pd
 

@@ -164,6 +164,9 @@ class Aging:
     rpt_fade_step: float | None = None
     cycle_jump: CycleJump | None = None  # None: every cycle solved (the exact reference)
     rpt_pulse: PulseTest | None = None  # None: no pulse resistance in the RPTs
+    # chamber temperature of the RPTs (None: the sample's ambient temperature); many
+    # campaigns move every cell to 25 degC for its reference tests
+    rpt_temperature_c: float | None = None
 
 
 @dataclass(frozen=True)
@@ -522,7 +525,7 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
     aging_raw = raw["aging"]
     aging_keys = ("max_cycles", "rpt_interval_cycles", "stop_soh", "rpt_charge_c_rate",
                   "rpt_discharge_c_rate", "rpt_cv_cutoff_c_rate", "rpt_rest_min", "rpt_fade_step", "cycle_jump",
-                  "rpt_pulse")
+                  "rpt_pulse", "rpt_temperature_c")
     if not isinstance(aging_raw, dict):
         _fail(src, "aging", "expected a mapping")
     _check_keys(src, "aging", aging_raw, aging_keys)
@@ -538,6 +541,11 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
     aging_values = {k: (float(v) if isinstance(v, float) else v) for k, v in aging_raw.items()}
     aging_values["cycle_jump"] = _cycle_jump(src, aging_raw.get("cycle_jump"))
     aging_values["rpt_pulse"] = _pulse_test(src, aging_raw.get("rpt_pulse"))
+    if aging_raw.get("rpt_temperature_c") is not None:
+        t_rpt = _number(src, "aging.rpt_temperature_c", aging_raw["rpt_temperature_c"])
+        if not -40 <= t_rpt <= 80:
+            _fail(src, "aging.rpt_temperature_c", f"{t_rpt} degC is outside the allowed -40..80 degC")
+        aging_values["rpt_temperature_c"] = float(t_rpt)
     if aging_raw.get("rpt_fade_step") is not None:
         step = _number(src, "aging.rpt_fade_step", aging_raw["rpt_fade_step"], positive=True)
         if not step < 0.5:

@@ -279,12 +279,15 @@ class AgingEngine:
         ``aging.rpt_pulse``, then a pulse at each of its SOCs (reached by charging against
         ``q_ref_ah``, the previous RPT's capacity) and a slow discharge back to empty."""
         p, a, q = self.protocol, self.design.aging, self.nominal_capacity_ah
+        # at the RPT chamber temperature where the design names one (a step temperature
+        # is the ambient one while the step runs; the aging steps keep the sample's)
+        at = {} if a.rpt_temperature_c is None else {"temperature": a.rpt_temperature_c + 273.15}
         steps = [
-            pybamm.step.current(-a.rpt_charge_c_rate * q, termination=f"{p.upper_voltage_v} V"),
-            pybamm.step.voltage(p.upper_voltage_v, termination=f"{a.rpt_cv_cutoff_c_rate * q} A"),
-            pybamm.step.rest(a.rpt_rest_min * 60),
-            pybamm.step.current(self.rpt_current_a, termination=f"{p.lower_voltage_v} V"),
-            pybamm.step.rest(a.rpt_rest_min * 60),
+            pybamm.step.current(-a.rpt_charge_c_rate * q, termination=f"{p.upper_voltage_v} V", **at),
+            pybamm.step.voltage(p.upper_voltage_v, termination=f"{a.rpt_cv_cutoff_c_rate * q} A", **at),
+            pybamm.step.rest(a.rpt_rest_min * 60, **at),
+            pybamm.step.current(self.rpt_current_a, termination=f"{p.lower_voltage_v} V", **at),
+            pybamm.step.rest(a.rpt_rest_min * 60, **at),
         ]
         pulse = a.rpt_pulse
         if pulse is None:
@@ -295,15 +298,15 @@ class AgingEngine:
         for soc in pulse.socs:
             steps += [
                 pybamm.step.current(-charge_a, duration=3600.0 * (soc - level) * q_ref / charge_a,
-                                    termination=f"> {p.upper_voltage_v} V"),
-                pybamm.step.rest(pulse.rest_min * 60),
+                                    termination=f"> {p.upper_voltage_v} V", **at),
+                pybamm.step.rest(pulse.rest_min * 60, **at),
                 pybamm.step.current(pulse_a, duration=PULSE_SECONDS, period=PULSE_READ_S[0],
-                                    termination=f"< {p.lower_voltage_v} V"),
-                pybamm.step.rest(pulse.rest_min * 60),
+                                    termination=f"< {p.lower_voltage_v} V", **at),
+                pybamm.step.rest(pulse.rest_min * 60, **at),
             ]
             level = soc - pulse_a * PULSE_SECONDS / 3600.0 / q_ref
-        steps += [pybamm.step.current(self.rpt_current_a, termination=f"{p.lower_voltage_v} V"),
-                  pybamm.step.rest(a.rpt_rest_min * 60)]
+        steps += [pybamm.step.current(self.rpt_current_a, termination=f"{p.lower_voltage_v} V", **at),
+                  pybamm.step.rest(a.rpt_rest_min * 60, **at)]
         return tuple(steps)
 
     def set_rpt_capacity(self, q_ref_ah: float | None) -> None:
