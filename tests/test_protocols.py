@@ -150,6 +150,22 @@ def test_a_rest_at_soc_splits_the_discharge_where_the_counter_says():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("rest_soc,expected", [(0.0, "bottom"), (1.0, "top")])
+def test_a_rest_clipped_to_a_window_edge_rests_there_without_an_empty_step(rest_soc, expected):
+    """usage-81 rests at the bottom, middle or top of its windows (rest SOC 0 / 0.5 / 1,
+    clipped into the window): an edge rest must not leave a zero-length discharge behind."""
+    block = {**WINDOW, "depth_of_discharge": 0.3, "mean_soc": 0.5, "rest": {"soc": rest_soc, "hours": 1}}
+    design = design_with(block, varied={})
+    engine, q_ref, (_, cycle) = _steps(design, {})
+    moved = cycle[:, 0]
+    rests = np.flatnonzero(np.abs(cycle[:, 1]) < 1e-9)
+    assert len(cycle) == 3 and len(rests) == 1  # charge, discharge and the rest, nothing empty
+    assert cycle[rests[0], 4] == pytest.approx(3600, rel=1e-6)
+    assert rests[0] == (2 if expected == "bottom" else 1)
+    np.testing.assert_allclose(np.sort(moved), [-0.3 * q_ref, 0.0, 0.3 * q_ref], atol=1e-3 * q_ref)
+
+
+@pytest.mark.slow
 def test_multistep_charge_runs_its_stages_in_order_and_switches_where_told():
     block = {"id": "m", "kind": "multistep-charge", "discharge_c_rate": 1.0, "rest_min": 0,
              "stages": [{"c_rate": 1.0, "until_soc": 0.3}, {"c_rate": 0.5, "until_soc": 0.6},

@@ -177,11 +177,12 @@ def discharge_steps(protocol: Protocol, values: dict, q_nom_ah: float, q_ref_ah:
         low = 0.0 if to_soc is None else to_soc
         rest_soc = min(max(rest_soc, low), from_soc)
         rest_s = 3600.0 * value(values, protocol, "rest_h")
-        if rest_soc < from_soc:
+        if rest_soc < from_soc:  # a rest at the top comes before any discharge
             steps.append(leg(from_soc, rest_soc))
         if rest_s > 0:
             steps.append(pybamm.step.rest(rest_s))
-        steps.append(leg(rest_soc, to_soc))
+        if to_soc is None or rest_soc > to_soc:  # a rest at the bottom comes after all of it
+            steps.append(leg(rest_soc, to_soc))
     else:
         steps.append(leg(from_soc, to_soc))
     return tuple(steps)
