@@ -96,6 +96,18 @@ DEFECTS = [
 ]
 
 
+def test_a_factor_that_a_sample_s_protocol_lacks_is_not_a_defect_but_a_missing_parameter_is(clean):
+    """Mixed protocols leave a factor column empty where a protocol has no such factor (a
+    calendar sample has no charge rate); a missing varied parameter is still refused."""
+    tables = {name: frame.copy() for name, frame in clean.items()}
+    tables["manifest"]["storage_soc"] = float("nan")
+    tables["manifest"].loc[0, "storage_soc"] = 0.5
+    assert _failed(tables) == set()
+    varied = [c for c in tables["manifest"].columns if " " in c][0]
+    tables["manifest"].loc[1, varied] = float("nan")
+    assert _failed(tables) == {"manifest_not_finite"}
+
+
 @pytest.mark.parametrize("inject,name", DEFECTS, ids=[d[1] for d in DEFECTS])
 def test_gate_names_exactly_the_injected_defect(clean, inject, name):
     tables = _copy(clean)

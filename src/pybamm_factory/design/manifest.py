@@ -118,19 +118,6 @@ def _conditions(design: Design, factors: list[str], samples: int, seed: int) -> 
     return out
 
 
-def condition_count(design: Design) -> int | None:
-    """The number of distinct conditions of a factorial design (None for lhs)."""
-    if design.conditions_sampler != "factorial":
-        return None
-    n = 0
-    for protocol in design.protocols:
-        k = 1
-        for d in protocol.factors.values():
-            k *= len(d.values) if d.values else 1
-        n += k
-    return n * len(design.ambient_temperatures_k)
-
-
 def cell_design_count(design: Design, samples: int) -> int:
     return max(1, math.ceil(samples / design.conditions_per_cell_design))
 

@@ -45,7 +45,6 @@ class ProtocolKind:
     # True when each cycle discharges to the lower cut-off, so the cycle's discharged
     # charge tracks capacity (the fade-step RPT trigger needs it)
     measures_capacity = True
-    cycle_unit = "cycle"  # what one "cycle" of the manifest and labels is
 
     # --- parsing ---------------------------------------------------------------------
     def parse(self, src: str, fld: str, spec: dict, cutoffs: dict) -> Protocol:
@@ -86,10 +85,6 @@ class ProtocolKind:
     def inputs(self, protocol: Protocol, values: dict, q_nom_ah: float) -> dict:
         """PyBaMM input parameters (currents) for a sample's factor ``values``."""
         raise NotImplementedError
-
-    def capacity_steps(self, protocol: Protocol, values: dict) -> tuple[int, ...]:
-        """Indices of the cycle's steps that discharge to the lower cut-off (empty if none)."""
-        return ()
 
     def describe(self, protocol: Protocol) -> str:
         raise NotImplementedError
@@ -137,8 +132,9 @@ def rest_block(src, fld, spec, factors) -> None:
 
 def value(values: dict, protocol: Protocol, key: str) -> float:
     """A factor's value for a sample (the distribution's only value if it is fixed)."""
-    if key in values and values[key] is not None and not (isinstance(values[key], float) and math.isnan(values[key])):
-        return float(values[key])
+    given = values.get(key)
+    if given is not None and not math.isnan(given):
+        return float(given)
     return float(protocol.factors[key].ppf(0.5))
 
 

@@ -21,7 +21,6 @@ class CalendarStorage(ProtocolKind):
     keys = ("storage_soc", "days_per_cycle", "charge_c_rate")
     required = ("storage_soc",)
     measures_capacity = False
-    cycle_unit = "storage period"
 
     def parse_own(self, src, fld, spec, factors, settings, limits_v):
         fraction_factor(src, fld, spec, "storage_soc", factors)

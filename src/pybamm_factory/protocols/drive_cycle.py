@@ -66,8 +66,7 @@ class DriveCycle(ProtocolKind):
         t, i = load_profile(src, f"{fld}.profile", spec["profile"])
         settings["profile"] = spec["profile"]
         settings["profile_period_s"] = float(t[-1] + (t[-1] - t[-2]))
-        settings["profile_mean_per_peak"] = float(np.trapezoid(i, t) / t[-1]) if hasattr(np, "trapezoid") \
-            else float(np.trapz(i, t) / t[-1])
+        settings["profile_mean_per_peak"] = float(np.sum(0.5 * (i[1:] + i[:-1]) * np.diff(t)) / t[-1])
         peak = c_rate_factor(src, fld, spec, "peak_c_rate", factors)
         dod = fraction_factor(src, fld, spec, "depth_of_discharge", factors)
         if dod.low <= 0:

@@ -81,7 +81,7 @@ class MultistepCharge(ProtocolKind):
                 charge.append(pybamm.step.current(current, duration=seconds, termination=f"> {upper} V"))
                 soc = end
             else:
-                charge.append(pybamm.step.current(current, termination=f"> {min(end, upper)} V"))
+                charge.append(pybamm.step.current(current, termination=f"> {end} V"))
         cv = pybamm.step.voltage(upper, termination=f"{protocol.settings['cv_cutoff_c_rate'] * q_nom_ah} A")
         return (*discharge_steps(protocol, values, q_nom_ah, q_ref_ah, 1.0, None), *rest, *charge, cv, *rest)
 

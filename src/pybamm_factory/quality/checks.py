@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
+from ..design.manifest import condition_columns
 from ..labels.impedance import KK_THRESHOLD
 
 SOH_MAX = 1.05
@@ -158,14 +159,26 @@ def check_kk(features: pd.DataFrame) -> CheckResult:
     return _result("kk_inconsistent", True, bad, f"sweeps with lin-KK residual > {KK_THRESHOLD}", "sweep_id")
 
 
+def _not_finite_rows(manifest: pd.DataFrame) -> np.ndarray:
+    """Rows with an infinite number anywhere, or a missing one where every sample needs a
+    value. A protocol factor is empty (NaN) for samples whose protocol has no such factor
+    (a calendar sample has no charge rate), so only there a NaN is expected."""
+    numeric = manifest.select_dtypes("number")
+    if not numeric.shape[1]:
+        return np.zeros(len(manifest), dtype=bool)
+    values = numeric.to_numpy(dtype=float)
+    optional = [c in condition_columns(manifest) and c != "ambient_temperature_k" for c in numeric.columns]
+    missing = np.isnan(values) & ~np.array(optional)
+    return np.isinf(values).any(axis=1) | missing.any(axis=1)
+
+
 def check_solver(solver_log: pd.DataFrame, manifest: pd.DataFrame) -> list[CheckResult]:
     failed = solver_log[solver_log["status"] != "ok"]
     unsolved = sorted(set(manifest["sample_id"]) - set(solver_log["sample_id"]))
     # a dataset with no ok sample holds nothing to train on: every sample failing is a
     # design problem (a cut-off no cell can reach, a value out of range), not a warning
     none_ok = ["no sample solved ok"] if len(manifest) and not _ok_samples(solver_log) else []
-    numeric = manifest.select_dtypes("number")
-    non_finite = manifest[~np.isfinite(numeric.to_numpy(dtype=float)).all(axis=1)] if numeric.shape[1] else manifest.iloc[:0]
+    non_finite = manifest[_not_finite_rows(manifest)]
     return [
         _result("solver_failures", False, failed, "samples not ok (kept, flagged, excluded from splits)"),
         _result("unsolved_samples", True, unsolved, "manifest samples without a solver_log row"),

@@ -249,6 +249,7 @@ class AgingEngine:
         self.parameter_values = pv
         self.nominal_capacity_ah = float(pv["Nominal cell capacity [A.h]"])
         self.rpt_current_a = design.aging.rpt_discharge_c_rate * self.nominal_capacity_ah
+        self._experiments: dict = {}  # (cycle count, "rpt" | "lead-in" | "") -> pybamm.Experiment
         self._rpt_signature = None
         self.set_rpt_capacity(None)
         # the aging cycle is built per sample and per stretch (its durations follow the
@@ -271,7 +272,6 @@ class AgingEngine:
         )
         self.build_time_s = time.perf_counter() - t0
         self._built = False
-        self._experiments: dict = {}  # (cycles, starts with the RPT) -> pybamm.Experiment
         self._model_of_states = None  # the built model whose states the cycle ends hold
 
     def _rpt_steps(self, q_ref_ah: float | None = None):
@@ -313,12 +313,11 @@ class AgingEngine:
         """Rebuild the RPT's steps for the latest capacity when its durations change
         (only with pulses: they position the cell by charge counted against it)."""
         steps = self._rpt_steps(q_ref_ah if q_ref_ah is None or np.isfinite(q_ref_ah) else None)
-        signature = tuple((st.basic_repr(), st.duration) for st in steps)
+        signature = _step_signature(steps)
         if signature != self._rpt_signature:
             self._rpt_signature = signature
             self.rpt_cycle = steps
-            if hasattr(self, "_experiments"):
-                self._experiments = {k: v for k, v in self._experiments.items() if k[1] != "rpt"}
+            self._experiments = {k: v for k, v in self._experiments.items() if k[1] != "rpt"}
 
     def inputs_for(self, row: dict) -> dict:
         inputs = {name: float(row[name]) for name in self.design.varied}
@@ -336,8 +335,7 @@ class AgingEngine:
         q_ref = q_nom if q_ref_ah is None or not np.isfinite(q_ref_ah) else float(q_ref_ah)
         cycle = self.kind.cycle_steps(self.protocol, row, q_nom, q_ref)
         lead_in = self.kind.lead_in_steps(self.protocol, row, q_nom, q_ref)
-        signature = tuple((st.basic_repr(), st.duration) for st in lead_in + ("|",) + cycle if st != "|")
-        signature = (len(lead_in), signature)
+        signature = (_step_signature(lead_in), _step_signature(cycle))
         if signature != self._cycle_signature:
             self._cycle_signature = signature
             self.aging_cycle = cycle
@@ -576,21 +574,22 @@ class AgingEngine:
 
     def _concentration_ceilings(self, model, inputs: dict) -> list[tuple[slice, float]]:
         """(particle concentration state slice, maximum concentration in state units)."""
+        if not hasattr(model, "_factory_particle_scales"):  # found once per built model
+            model._factory_particle_scales = [
+                (sl[0], electrode, var.scale.evaluate() if hasattr(var.scale, "evaluate") else var.scale)
+                for var, sl in model.y_slices.items() for electrode in ("negative", "positive")
+                if var.name.endswith(f"{electrode} particle concentration [mol.m-3]")]
         out = []
-        for var, sl in model.y_slices.items():
-            for electrode in ("negative", "positive"):
-                if not (var.name.endswith(f"{electrode} particle concentration [mol.m-3]")):
-                    continue
-                c_max = self.parameter_values[f"Maximum concentration in {electrode} electrode [mol.m-3]"]
-                if isinstance(c_max, pybamm.InputParameter):
-                    c_max = inputs.get(c_max.name, math.nan)
-                scale = var.scale.evaluate() if hasattr(var.scale, "evaluate") else var.scale
-                try:
-                    ceiling = float(c_max) / float(scale)
-                except (TypeError, ValueError):
-                    continue  # a maximum that is a function of state: not bounded here
-                if math.isfinite(ceiling):
-                    out.append((sl[0], ceiling))
+        for block, electrode, scale in model._factory_particle_scales:
+            c_max = self.parameter_values[f"Maximum concentration in {electrode} electrode [mol.m-3]"]
+            if isinstance(c_max, pybamm.InputParameter):
+                c_max = inputs.get(c_max.name, math.nan)
+            try:
+                ceiling = float(c_max) / float(scale)
+            except (TypeError, ValueError):
+                continue  # a maximum that is a function of state: not bounded here
+            if math.isfinite(ceiling):
+                out.append((block, ceiling))
         return out
 
     def _cycle_end(self, cyc, cycle: int, capacity_ah: float) -> CycleEnd:
@@ -733,6 +732,12 @@ class AgingEngine:
             reads = [float(np.interp(t[0] + dt, t, v)) if t[-1] - t[0] >= dt - 1e-9 else math.nan for dt in PULSE_READ_S]
             out.append((soc, *((rested - vr) / current_a for vr in reads)))
         return out
+
+
+def _step_signature(steps) -> tuple:
+    """What tells two step lists apart for the solver: PyBaMM's step identity (which leaves
+    durations out) and the durations."""
+    return tuple((step.basic_repr(), step.duration) for step in steps)
 
 
 def seconds(value) -> float:
