@@ -184,8 +184,11 @@ def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.Dat
         "protocols": protocols,
         "temperatures": ", ".join(f"{t - 273.15:g} °C" for t in design.ambient_temperatures_k),
         "max_cycles": design.aging.max_cycles, "rpt_interval": design.aging.rpt_interval_cycles,
-        "rpt_fade": (f" and whenever the aging discharge capacity has lost another {design.aging.rpt_fade_step:.0%} "
-                     "of its first value" if design.aging.rpt_fade_step else ""),
+        "rpt_fade": (f" and whenever the RPT capacity is expected to have lost another {design.aging.rpt_fade_step:.0%} "
+                     "of its first value (judged from the aging cycles' capacity, scaled by the RPT-to-aging fade ratio "
+                     "of the stretch before)" if design.aging.rpt_fade_step else ""),
+        "cpu_limit": (f" A sample that uses more than {design.aging.sample_cpu_limit_s:g} CPU seconds is stopped and "
+                      "recorded as failed with that reason." if design.aging.sample_cpu_limit_s else ""),
         "cycle_jump": cycle_jump_text(design),
         "fade_shape": fade_text(tables),
         "stop_soh": design.aging.stop_soh, "rpt_charge": _fmt(design.aging.rpt_charge_c_rate),

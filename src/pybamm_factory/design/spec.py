@@ -167,6 +167,9 @@ class Aging:
     # chamber temperature of the RPTs (None: the sample's ambient temperature); many
     # campaigns move every cell to 25 degC for its reference tests
     rpt_temperature_c: float | None = None
+    # CPU seconds one sample's aging may use before it is recorded as failed with that
+    # reason (None: no limit); CPU time, so the worker count does not change the outcome
+    sample_cpu_limit_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -525,7 +528,7 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
     aging_raw = raw["aging"]
     aging_keys = ("max_cycles", "rpt_interval_cycles", "stop_soh", "rpt_charge_c_rate",
                   "rpt_discharge_c_rate", "rpt_cv_cutoff_c_rate", "rpt_rest_min", "rpt_fade_step", "cycle_jump",
-                  "rpt_pulse", "rpt_temperature_c")
+                  "rpt_pulse", "rpt_temperature_c", "sample_cpu_limit_s")
     if not isinstance(aging_raw, dict):
         _fail(src, "aging", "expected a mapping")
     _check_keys(src, "aging", aging_raw, aging_keys)
@@ -546,6 +549,9 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
         if not -40 <= t_rpt <= 80:
             _fail(src, "aging.rpt_temperature_c", f"{t_rpt} degC is outside the allowed -40..80 degC")
         aging_values["rpt_temperature_c"] = float(t_rpt)
+    if aging_raw.get("sample_cpu_limit_s") is not None:
+        limit = _number(src, "aging.sample_cpu_limit_s", aging_raw["sample_cpu_limit_s"], positive=True)
+        aging_values["sample_cpu_limit_s"] = float(limit)
     if aging_raw.get("rpt_fade_step") is not None:
         step = _number(src, "aging.rpt_fade_step", aging_raw["rpt_fade_step"], positive=True)
         if not step < 0.5:

@@ -24,6 +24,7 @@ from ..protocols import get_kind
 from ..protocols.base import DISCHARGE_CURRENT
 from .inputs import set_inputs
 from .jumps import CycleEnd, Slope, curvature, cycles_until, extrapolate, jump_length, slope
+from .limits import CpuBudget, SampleTimeLimit
 
 # Variables the factory reads from the solver; everything else is not stored.
 OUTPUT_VARIABLES = [
@@ -117,6 +118,7 @@ class AgingRun:
     rpt_cycles: list[int] = field(default_factory=list)  # cycles of the RPTs after cycle 0
     solve_time_s: float = 0.0  # wall time of the experiment solves
     solver_time_s: float = 0.0  # PyBaMM's own solve time of those steps (Solution.solve_time)
+    budget: CpuBudget = field(default_factory=lambda: CpuBudget(None), repr=False)
 
     def record_jump(self, from_cycle: int, cycles: int) -> None:
         self.jump_log.append((from_cycle, cycles))
@@ -145,14 +147,21 @@ class AgingRun:
 
 class RptSchedule:
     """Where the reference tests fall: forced cycles, or every ``rpt_interval_cycles``
-    and (with ``rpt_fade_step``) whenever the aging discharge capacity has lost another
-    ``rpt_fade_step`` of its first value since the stretch after the last RPT began.
+    and (with ``rpt_fade_step``) whenever the RPT capacity is expected to have lost
+    another ``rpt_fade_step`` of its first value since the last RPT.
 
-    The step is counted from the stretch's own first capacity, not from a fixed ladder of
-    levels: where the fast aging discharge loses capacity faster than the slow RPT
-    discharge (resistance growth, cold), a ladder would fall behind and ask for an RPT
-    after every cycle; counted per stretch, every RPT needs a fresh step of fade.
+    Between RPTs only the aging cycles' discharge capacity is seen, and it fades at its
+    own pace: faster than the slow RPT discharge where resistance grows, slower where
+    loss of active material shows first at low rate. So the step is set in aging
+    capacity, counted from the stretch's own first capacity (a fixed ladder of levels
+    would fall behind and ask for an RPT after every cycle), and scaled by how much RPT
+    fade the last stretch's aging fade came with (``rpt_per_aging_fade``, 1 until two
+    RPTs with fade between them are known; kept within [1/4, 4]). Every RPT then marks
+    about one step of fade in the measure the labels use, so a cell gets about
+    ``(1 - stop_soh) / rpt_fade_step`` RPTs before its end of life whatever its mode mix.
     """
+
+    RATIO_BOUNDS = (0.25, 4.0)
 
     def __init__(self, aging: Aging, forced=None):
         self.horizon = aging.max_cycles
@@ -161,23 +170,41 @@ class RptSchedule:
         self.fade_step = None if self.forced is not None else aging.rpt_fade_step
         self.first_capacity_ah: float | None = None
         self.stretch_capacity_ah: float | None = None
+        self.latest_capacity_ah: float | None = None  # the stretch's latest aging capacity
+        self.first_rpt_ah: float | None = None
+        self.rpt_per_aging_fade = 1.0
 
     def stretch_end(self, cycle: int) -> int:
         """The cycle of the next RPT at the latest; starts a new stretch."""
-        self.stretch_capacity_ah = None
+        self.stretch_capacity_ah = self.latest_capacity_ah = None
         if self.forced is not None:
             later = [c for c in self.forced if c > cycle]
             return min(later[0], self.horizon) if later else self.horizon
         return min(cycle + self.interval, self.horizon)
 
+    def note_rpt(self, previous_rpt_ah: float, rpt_ah: float) -> None:
+        """After an RPT: learn the ratio of RPT fade to aging fade over the stretch."""
+        if self.first_rpt_ah is None:
+            self.first_rpt_ah = previous_rpt_ah
+        if self.first_capacity_ah is None or self.stretch_capacity_ah is None or self.latest_capacity_ah is None:
+            return
+        aging_fade = (self.stretch_capacity_ah - self.latest_capacity_ah) / self.first_capacity_ah
+        rpt_fade = (previous_rpt_ah - rpt_ah) / self.first_rpt_ah
+        if self.fade_step is None or aging_fade < 0.25 * self.fade_step or rpt_fade <= 0:
+            return  # too little fade in the stretch to measure the ratio
+        low, high = self.RATIO_BOUNDS
+        self.rpt_per_aging_fade = float(np.clip(rpt_fade / aging_fade, low, high))
+
     def _level_ah(self) -> float:
-        return self.stretch_capacity_ah - self.fade_step * self.first_capacity_ah
+        step = self.fade_step / self.rpt_per_aging_fade
+        return self.stretch_capacity_ah - step * self.first_capacity_ah
 
     def reached_fade_step(self, capacity_ah: float) -> bool:
         if self.fade_step is None or not np.isfinite(capacity_ah):
             return False
         if self.first_capacity_ah is None:
             self.first_capacity_ah = capacity_ah
+        self.latest_capacity_ah = capacity_ah
         if self.stretch_capacity_ah is None:
             self.stretch_capacity_ah = capacity_ah
             return False
@@ -382,6 +409,7 @@ class AgingEngine:
         if key not in self._experiments:
             self._experiments[key] = pybamm.Experiment(cycles)
         self.sim.experiment = self._experiments[key]
+        out.budget.check()
         sol = self.sim.solve(inputs=inputs, starting_solution=start, callbacks=[recorder])
         out.solver_time_s += seconds(sol.solve_time)  # this block's steps only (start is a state)
         return sol
@@ -392,7 +420,8 @@ class AgingEngine:
         ``rpt_cycles`` forces the reference tests to those cycles (the benchmark uses it
         to put an exact run's RPTs where a jumped run put them); by default they follow
         the design: every ``rpt_interval_cycles`` and, with ``rpt_fade_step``, each time
-        the aging capacity has lost another step of its first value.
+        the RPT capacity is expected to have lost another step (see :class:`RptSchedule`).
+        With ``sample_cpu_limit_s`` a run over its CPU budget stops as failed.
         """
         a = self.design.aging
         self.ensure_built(row)
@@ -401,28 +430,14 @@ class AgingEngine:
         recorder = _FailureRecorder()
         schedule = RptSchedule(a, rpt_cycles)
         t0 = time.perf_counter()
-        cycle = 0
+        out.budget = CpuBudget(a.sample_cpu_limit_s)
         try:
-            self.set_rpt_capacity(None)
-            sol = self._solve([self.rpt_cycle], inputs, None, recorder, out)
-            self._take_snapshot(sol, 0, out, recorder)
-            state = sol.last_state
-            while out.status == "ok" and cycle < schedule.horizon:
-                inputs = self.prepare(row, np.ptp(out.snapshots[-1].discharged_ah))
-                state, cycle = self._age(state, cycle, schedule, inputs, recorder, out)
-                out.cycles_completed = cycle
-                if out.status != "ok":
-                    break
-                self.set_rpt_capacity(np.ptp(out.snapshots[-1].discharged_ah))
-                sol = self._solve([self.rpt_cycle], inputs, state, recorder, out)
-                self._take_snapshot(sol, cycle, out, recorder)
-                if out.status != "ok":
-                    break
-                out.rpt_cycles.append(cycle)
-                state = sol.last_state
-                q0 = np.ptp(out.snapshots[0].discharged_ah)
-                if np.ptp(out.snapshots[-1].discharged_ah) < a.stop_soh * q0:
-                    break
+            with out.budget.interrupting():
+                self._rpts_and_stretches(row, inputs, schedule, recorder, out)
+        except SampleTimeLimit as exc:
+            out.status = "failed"
+            at = out.cycles_completed
+            out.failure_reason = f"{exc} after cycle {at}{out.after_jump_note(at)}"
         except Exception as exc:  # a solver or model error is a row, never a crash
             out.status = "failed"
             message = str(exc).splitlines()[0][:300] if str(exc) else ""
@@ -433,6 +448,33 @@ class AgingEngine:
         if out.status == "ok" and not out.snapshots:
             out.status, out.failure_reason = "failed", "no reference test completed"
         return out
+
+    def _rpts_and_stretches(self, row: dict, inputs, schedule: RptSchedule, recorder, out: AgingRun):
+        """The fresh RPT, then aging stretches each closed by an RPT, until the horizon,
+        the stop SOH or a failure."""
+        a = self.design.aging
+        cycle = 0
+        self.set_rpt_capacity(None)
+        sol = self._solve([self.rpt_cycle], inputs, None, recorder, out)
+        self._take_snapshot(sol, 0, out, recorder)
+        state = sol.last_state
+        while out.status == "ok" and cycle < schedule.horizon:
+            inputs = self.prepare(row, np.ptp(out.snapshots[-1].discharged_ah))
+            state, cycle = self._age(state, cycle, schedule, inputs, recorder, out)
+            out.cycles_completed = cycle
+            if out.status != "ok":
+                break
+            self.set_rpt_capacity(np.ptp(out.snapshots[-1].discharged_ah))
+            sol = self._solve([self.rpt_cycle], inputs, state, recorder, out)
+            self._take_snapshot(sol, cycle, out, recorder)
+            if out.status != "ok":
+                break
+            out.rpt_cycles.append(cycle)
+            schedule.note_rpt(np.ptp(out.snapshots[-2].discharged_ah), np.ptp(out.snapshots[-1].discharged_ah))
+            state = sol.last_state
+            q0 = np.ptp(out.snapshots[0].discharged_ah)
+            if np.ptp(out.snapshots[-1].discharged_ah) < a.stop_soh * q0:
+                break
 
     def _age(self, state, cycle: int, schedule: RptSchedule, inputs, recorder, out: AgingRun):
         """Age from ``cycle`` to the next reference test: exact cycles, and jumps where
