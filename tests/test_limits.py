@@ -99,3 +99,47 @@ def test_rpts_fall_every_fade_step_of_rpt_capacity_whatever_the_aging_capacity_d
     assert drops[0] == pytest.approx(0.02 * rpt_per_aging, rel=0.02)
     for drop in drops[1:]:
         assert drop == pytest.approx(0.02, rel=0.02)
+
+
+# --- compiled models ---------------------------------------------------------------
+
+def _compiled_smoke(compile_: bool):
+    raw = copy.deepcopy(SMOKE)
+    raw["ambient_temperatures_c"] = [25]
+    raw["eis"]["enabled"] = False
+    raw["aging"].update({"max_cycles": 12, "rpt_interval_cycles": 6})
+    raw["solver"]["compile"] = compile_
+    return parse_design(raw, "compiled.yaml")
+
+
+def test_compile_is_validated_in_one_line():
+    raw = copy.deepcopy(SMOKE)
+    for solver, fld in (({"compile": "yes"}, "solver.compile"), ({"name": "CasadiSolver", "compile": True}, "solver.compile")):
+        bad = copy.deepcopy(raw)
+        bad["solver"].update(solver)
+        with pytest.raises(DesignError) as err:
+            parse_design(bad, "smoke.yaml")
+        assert fld in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.slow
+def test_a_compiled_model_ages_like_the_interpreted_one_and_runs_identically_on_two_workers(tmp_path):
+    # the first compile on a machine runs gcc for a minute or two; later ones load the cache
+    import numpy as np
+    import pandas as pd
+
+    from pybamm_factory import api
+
+    compiled, interpreted = _compiled_smoke(True), _compiled_smoke(False)
+    runs = [AgingEngine(d, d.protocols[0], 298.15).run(ROW) for d in (compiled, interpreted)]
+    assert [r.status for r in runs] == ["ok", "ok"]
+    (a, b) = ([np.ptp(s.discharged_ah) for s in r.snapshots] for r in runs)
+    assert len(a) == len(b) == 3
+    assert np.allclose(a, b, rtol=1e-5), (a, b)
+    assert a[-1] < a[0]  # and the compiled cell still fades
+    one = api.run(compiled, samples=2, workers=1, seed=3, out=tmp_path / "one", quiet=True)
+    two = api.run(compiled, samples=2, workers=2, seed=3, out=tmp_path / "two", quiet=True)
+    for table in ("labels", "curves"):
+        assert (one / f"{table}.parquet").read_bytes() == (two / f"{table}.parquet").read_bytes(), table
+    log = pd.read_parquet(two / "solver_log.parquet")
+    assert (log["status"] == "ok").all()

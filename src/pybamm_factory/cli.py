@@ -329,24 +329,77 @@ def calibrate(data, held_out, fit_names, parameter_set, base_design, model, ther
 
 
 @main.command("calibrate-aging")
-@click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False),
+@click.option("--data", default=None, type=click.Path(exists=True, dir_okay=False),
               help="Cycler export with repeated cycles (its discharge capacity per cycle is the fade curve).")
-@click.option("--fit", "parameter", default="SEI solvent diffusivity [m2.s-1]",
-              help="Degradation-rate parameter to fit (searched in log10).")
-@click.option("--base-design", default="default", help="Design whose model and options simulate the fade.")
-@click.option("--rpt-interval", default=5, type=click.IntRange(min=1), help="Cycles between simulated reference tests.")
-@click.option("--max-evaluations", default=25, type=click.IntRange(min=3), help="Optimiser budget.")
+@click.option("--trajectories", default=None, type=click.Path(exists=True),
+              help="Measured SOH (and LLI / LAM) per reference test of one or more cells: a table with cell_id, "
+                   "temperature_c, cycle, soh[, lli_pct, lam_ne_pct, lam_pe_pct], or a folder in Kirkaldy et al.'s "
+                   "layout. All cells are fitted at once.")
+@click.option("--fit", "parameters", multiple=True,
+              help="Aging parameter to fit (repeat). Default: SEI solvent diffusivity; with --trajectories also its "
+                   "activation energy, both electrodes' LAM rates and activation energies, and the plating rate.")
+@click.option("--usage-design", default="kirkaldy-expt2", show_default=True,
+              help="With --trajectories: the design holding the cells' usage (one protocol) between reference tests.")
+@click.option("--base-design", default="default", help="Design whose model and options simulate the fade (--data) "
+              "or that the fitted distributions are written into (--trajectories).")
+@click.option("--rpt-interval", default=5, type=click.IntRange(min=1), help="With --data: cycles between simulated reference tests.")
+@click.option("--max-evaluations", default=None, type=click.IntRange(min=3),
+              help="Optimiser budget in simulations [default: 25 with --data; 15 per fitted parameter and one more "
+                   "with --trajectories, a quarter of that for each leave-one-out refit].")
+@click.option("--workers", "-w", default=2, type=click.IntRange(min=1), help="With --trajectories: parallel cell simulations.")
+@click.option("--leave-one-out/--no-leave-one-out", default=True, show_default=True,
+              help="With --trajectories: refit without each cell and predict it.")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Calibrated design YAML to write (a JSON report goes beside it).")
 @_user_errors
-def calibrate_aging(data, parameter, base_design, rpt_interval, max_evaluations, out):
-    """Fit a degradation rate to a measured capacity-vs-cycle series and write a design."""
-    from .calibrate import calibrate_aging as run
+def calibrate_aging(data, trajectories, parameters, usage_design, base_design, rpt_interval, max_evaluations, workers,
+                    leave_one_out, out):
+    """Fit aging parameters to a measured fade curve (--data) or to measured degradation
+    trajectories of several cells at several temperatures (--trajectories), and write a design.
 
-    r = run(data, parameter, out, base_design=base_design, rpt_interval=rpt_interval, max_evaluations=max_evaluations)
-    click.echo(f"{parameter}: {r['starting_value']:.4g} -> {r['fitted']:.4g} (log10 std {r['log10_std']:.3f}); "
-               f"fade RMSE {1000 * r['rmse_ah_before']:.1f} -> {1000 * r['rmse_ah_after']:.1f} mA.h over "
-               f"{len(r['measured_cycles'])} cycles; design: {r['design']}")
+    Example: pybamm-factory calibrate-aging --trajectories ../shared/realdata/kirkaldy_lgm50t
+    --usage-design kirkaldy-expt2 --out designs/lgm50t-aging.yaml
+    """
+    from .calibrate import CalibrationError
+
+    if (data is None) == (trajectories is None):
+        raise CalibrationError("calibrate-aging: give exactly one of --data (a fade curve) or --trajectories")
+    if data is not None:
+        from .calibrate import calibrate_aging as run
+
+        if len(parameters) > 1:
+            raise CalibrationError("--fit: a fade curve from --data fits one parameter; use --trajectories for several")
+        parameter = parameters[0] if parameters else "SEI solvent diffusivity [m2.s-1]"
+        r = run(data, parameter, out, base_design=base_design, rpt_interval=rpt_interval,
+                max_evaluations=max_evaluations or 25)
+        click.echo(f"{parameter}: {r['starting_value']:.4g} -> {r['fitted']:.4g} (log10 std {r['log10_std']:.3f}); "
+                   f"fade RMSE {1000 * r['rmse_ah_before']:.1f} -> {1000 * r['rmse_ah_after']:.1f} mA.h over "
+                   f"{len(r['measured_cycles'])} cycles; design: {r['design']}")
+        return
+    from .calibrate import calibrate_aging_trajectories
+
+    names = list(parameters) or ["SEI solvent diffusivity [m2.s-1]", "SEI growth activation energy [J.mol-1]",
+                                 "Negative electrode LAM constant proportional term [s-1]",
+                                 "Positive electrode LAM constant proportional term [s-1]",
+                                 "Negative electrode LAM activation energy [J.mol-1]",
+                                 "Positive electrode LAM activation energy [J.mol-1]",
+                                 "Lithium plating kinetic rate constant [m.s-1]"]
+    r = calibrate_aging_trajectories(trajectories, names, out, usage_design=usage_design, base_design=base_design,
+                                     max_evaluations=max_evaluations or 15 * (len(names) + 1), workers=workers,
+                                     leave_one_out=leave_one_out, progress=lambda m: click.echo(m, err=True))
+    for name, note in r["parameters"].items():
+        flag = "" if note["identified"] else "  << UNIDENTIFIED: spread stated as such in the design"
+        click.echo(f"{name}: {r['starting_values'][name]:.4g} -> {note['fitted']:.4g} "
+                   f"(design {note['low']:.3g} .. {note['high']:.3g}, from the {note['spread_from']}){flag}")
+    cols = ("soh", "lli_pct", "lam_ne_pct", "lam_pe_pct")
+    for when in ("before", "after"):
+        for e in r[f"errors_{when}"]:
+            click.echo(f"{when:6s} cell {e['cell_id']} ({e['temperature_c']:g} degC) max |error| %-points: "
+                       + ", ".join(f"{c} {e[c + '_max_pp']:.2f}" for c in cols))
+    for e in r["leave_one_temperature_out"] or []:
+        click.echo(f"held out cell {e['held_out_cell']} ({e['temperature_c']:.1f} degC), fitted on the others: "
+                   + ", ".join(f"{c} {e[c + '_max_pp']:.2f}" for c in cols))
+    click.echo(f"design: {r['design']}; report and figure: {Path(r['figure']).parent}")
 
 
 @main.command()

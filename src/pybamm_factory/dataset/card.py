@@ -86,7 +86,8 @@ def build_metadata(design: Design, seed: int, samples: int, command: str) -> dic
         "model_options": design.model_options,
         "parameter_set": design.parameter_set,
         "parameter_values": parameter_values_record(design),
-        "solver": {"name": design.solver.name, "rtol": design.solver.rtol, "atol": design.solver.atol},
+        "solver": {"name": design.solver.name, "rtol": design.solver.rtol, "atol": design.solver.atol,
+                   "compile": design.solver.compile},
         "mesh": design.mesh,
         "versions": versions(),
         "command": command,
@@ -178,7 +179,10 @@ def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.Dat
                                 for t in DATA_TABLES if t in tables or (Path(root) / f"{t}.parquet").exists()),
         "model_options": json.dumps(design.model_options),
         "mesh": json.dumps(design.mesh),
-        "solver": design.solver.name, "rtol": design.solver.rtol, "atol": design.solver.atol,
+        "solver": design.solver.name + (", model compiled to C (gcc -O3 -march=native: tables identical across "
+                                         "workers and backends on one CPU type, not across CPU types)"
+                                         if design.solver.compile else ""),
+        "rtol": design.solver.rtol, "atol": design.solver.atol,
         "sampler": design.sampler, "seed": meta["seed"], "n_samples": n,
         "n_designs": tables["manifest"]["cell_design_id"].nunique(),
         "protocols": protocols,

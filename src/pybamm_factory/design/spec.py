@@ -193,6 +193,9 @@ class SolverSettings:
     name: str = "IDAKLUSolver"
     rtol: float = 1e-6
     atol: float = 1e-6
+    # IDAKLU only: compile the model's functions to C once per machine (PyBaMM's
+    # ahead-of-time option; gcc -O3 -march=native, cached under $TMPDIR/pybamm_casadi_aot)
+    compile: bool = False
 
 
 @dataclass(frozen=True)
@@ -421,11 +424,33 @@ def _contact_resistance_unused(src, fld, options) -> None:
         _fail(src, fld, "has no effect unless model_options sets 'contact resistance': 'true'")
 
 
+# Parameters the factory adds to every parameter set (name -> default). PyBaMM's
+# stress-driven loss of active material has no temperature dependence of its own; an
+# activation energy here scales each electrode's "LAM constant proportional term" by
+# exp(Ea / R * (1 / 298.15 K - 1 / T_ambient)), so the term keeps its meaning at 25 degC.
+# 0 (the default) leaves the model exactly as PyBaMM builds it.
+LAM_ACTIVATION = {
+    "Negative electrode LAM activation energy [J.mol-1]": "Negative electrode LAM constant proportional term [s-1]",
+    "Positive electrode LAM activation energy [J.mol-1]": "Positive electrode LAM constant proportional term [s-1]",
+}
+LAM_REFERENCE_TEMPERATURE_K = 298.15
+FACTORY_PARAMETERS = {name: 0.0 for name in LAM_ACTIVATION}
+
+
+def parameter_values(name: str):
+    """PyBaMM's parameter set ``name`` with the factory's own parameters added."""
+    import pybamm
+
+    pv = pybamm.ParameterValues(name)
+    pv.update(FACTORY_PARAMETERS, check_already_exists=False)
+    return pv
+
+
 def _parameter_set_info(src, name):
     import pybamm
 
     try:
-        pv = pybamm.ParameterValues(name)
+        pv = parameter_values(name)
     except Exception:
         options = ", ".join(sorted(pybamm.parameter_sets.keys()))
         _fail(src, "parameter_set", f"'{name}' is not a PyBaMM parameter set; allowed: {options}")
@@ -578,10 +603,14 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
         _fail(src, "sampler", f"'{sampler}' is not allowed; allowed: {', '.join(SAMPLERS)}")
     correlations = _correlations(src, raw.get("correlations"), varied, sampler)
     solver_raw = raw.get("solver", {})
-    _check_keys(src, "solver", solver_raw, ("name", "rtol", "atol"))
+    _check_keys(src, "solver", solver_raw, ("name", "rtol", "atol", "compile"))
     solver = SolverSettings(**solver_raw)
     if solver.name not in SOLVERS:
         _fail(src, "solver.name", f"'{solver.name}' is not allowed; allowed: {', '.join(SOLVERS)}")
+    if not isinstance(solver.compile, bool):
+        _fail(src, "solver.compile", f"expected true or false, got {solver.compile!r}")
+    if solver.compile and solver.name != "IDAKLUSolver":
+        _fail(src, "solver.compile", f"only IDAKLUSolver compiles its model; got solver.name {solver.name}")
     _number(src, "solver.rtol", solver.rtol, positive=True)
     _number(src, "solver.atol", solver.atol, positive=True)
 

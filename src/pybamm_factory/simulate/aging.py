@@ -19,7 +19,15 @@ from dataclasses import dataclass, field
 import numpy as np
 import pybamm
 
-from ..design.spec import Aging, Design, Protocol, model_options_for_pybamm
+from ..design.spec import (
+    LAM_ACTIVATION,
+    LAM_REFERENCE_TEMPERATURE_K,
+    Aging,
+    Design,
+    Protocol,
+    model_options_for_pybamm,
+    parameter_values,
+)
 from ..protocols import get_kind
 from ..protocols.base import DISCHARGE_CURRENT
 from .inputs import set_inputs
@@ -244,6 +252,8 @@ class _FailureRecorder(pybamm.callbacks.Callback):
 
 def make_solver(design: Design):
     cls = getattr(pybamm, design.solver.name)
+    if design.solver.compile:
+        return cls(rtol=design.solver.rtol, atol=design.solver.atol, options={"compile": True})
     return cls(rtol=design.solver.rtol, atol=design.solver.atol)
 
 
@@ -254,9 +264,21 @@ def make_model(model: str, options: dict):
 
 
 def base_parameter_values(design: Design) -> pybamm.ParameterValues:
-    pv = pybamm.ParameterValues(design.parameter_set)
+    pv = parameter_values(design.parameter_set)
     pv.update(design.fixed)
     return pv
+
+
+def apply_lam_activation(pv: pybamm.ParameterValues, design: Design, temperature_k: float) -> None:
+    """Scale each electrode's LAM rate by its Arrhenius factor at ``temperature_k`` (in
+    place), where the design varies or sets a LAM activation energy; either may be an input."""
+    for energy, rate in LAM_ACTIVATION.items():
+        if energy not in design.varied and not design.fixed.get(energy):
+            continue
+        ea = pybamm.InputParameter(energy) if energy in design.varied else pybamm.Scalar(float(pv[energy]))
+        k = pybamm.InputParameter(rate) if rate in design.varied else pybamm.Scalar(float(pv[rate]))
+        factor = (1.0 / LAM_REFERENCE_TEMPERATURE_K - 1.0 / temperature_k) / pybamm.constants.R.value
+        pv[rate] = k * pybamm.exp(ea * factor)
 
 
 class AgingEngine:
@@ -273,6 +295,7 @@ class AgingEngine:
         pv = base_parameter_values(design)
         pv.update({"Ambient temperature [K]": temperature_k, "Initial temperature [K]": temperature_k})
         set_inputs(pv, design.varied)
+        apply_lam_activation(pv, design, temperature_k)
         self.parameter_values = pv
         self.nominal_capacity_ah = float(pv["Nominal cell capacity [A.h]"])
         self.rpt_current_a = design.aging.rpt_discharge_c_rate * self.nominal_capacity_ah

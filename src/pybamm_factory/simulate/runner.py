@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 import pandas as pd
 
 from ..design.spec import Design
-from .sample import simulate_sample
+from .sample import engine_keys, simulate_sample, warm_engine
 
 BACKENDS = ("local", "dask")
 
@@ -25,6 +25,9 @@ def _local(design: Design, rows: list[dict], workers: int) -> Iterator[dict[str,
         return
     from joblib import Parallel, delayed
 
+    if design.solver.compile:  # compile each model once, spread over the workers
+        Parallel(n_jobs=workers, backend="loky", batch_size=1)(
+            delayed(warm_engine)(design, pid, t) for pid, t in engine_keys(design))
     parallel = Parallel(n_jobs=workers, backend="loky", return_as="generator_unordered",
                         batch_size=1, pre_dispatch="2*n_jobs")
     yield from parallel(delayed(simulate_sample)(design, row) for row in rows)
@@ -42,6 +45,9 @@ def _dask(design: Design, rows: list[dict], workers: int, scheduler: str | None)
         client = Client(cluster)
     try:
         design_future = client.scatter(design, broadcast=True)
+        if design.solver.compile:  # compile each model once per machine before the samples
+            client.gather(client.map(warm_engine, [design_future] * len(engine_keys(design)),
+                                     *zip(*engine_keys(design)), pure=False))
         futures = [client.submit(simulate_sample, design_future, row, key=f"sample-{row['sample_id']}", pure=False)
                    for row in rows]
         for future in as_completed(futures):

@@ -66,6 +66,28 @@ def _eis(design: Design, row: dict, snapshots):
 _WARM: set[str] = set()
 
 
+def _midpoint_row(design: Design, protocol) -> dict:
+    row = {name: float(dist.ppf(0.5)) for name, dist in design.varied.items()}
+    row.update({name: float(dist.ppf(0.5)) for name, dist in protocol.factors.items()})
+    return row
+
+
+def engine_keys(design: Design) -> list[tuple[str, float]]:
+    """(protocol id, ambient temperature in K) of every aging engine the design needs."""
+    return [(p.protocol_id, t) for p in design.protocols for t in design.ambient_temperatures_k]
+
+
+def warm_engine(design: Design, protocol_id: str, temperature_k: float) -> float:
+    """Build (and, with ``solver.compile``, compile) one aging engine in this process;
+    returns its build time in seconds. The runner calls it once per engine before the
+    samples, spread over the workers, so that the compiler runs once per model and
+    machine instead of once per worker (the compiled code is cached on disk)."""
+    protocol = next(p for p in design.protocols if p.protocol_id == protocol_id)
+    engine = get_aging_engine(design, protocol_id, temperature_k)
+    engine.ensure_built(_midpoint_row(design, protocol))
+    return engine.build_time_s
+
+
 def warm_worker(design: Design) -> None:
     """Build every engine this design can need, once per process.
 
@@ -76,13 +98,10 @@ def warm_worker(design: Design) -> None:
     if design.content_hash in _WARM:
         return
     configure_allocator()
-    midpoint = {name: float(dist.ppf(0.5)) for name, dist in design.varied.items()}
-    for protocol in design.protocols:
-        row = {**midpoint, **{name: float(dist.ppf(0.5)) for name, dist in protocol.factors.items()}}
-        for temperature_k in design.ambient_temperatures_k:
-            engine = get_aging_engine(design, protocol.protocol_id, temperature_k)
-            engine.ensure_built(row)
+    for protocol_id, temperature_k in engine_keys(design):
+        warm_engine(design, protocol_id, temperature_k)
     if design.eis.enabled:
+        midpoint = {name: float(dist.ppf(0.5)) for name, dist in design.varied.items()}
         eis = get_eis_engine(design)
         eis.ensure_built({**eis.default_inputs(), **{k: v for k, v in midpoint.items() if k in eis.default_inputs()}})
     _WARM.add(design.content_hash)

@@ -1,0 +1,99 @@
+"""Aging calibrated to measured degradation trajectories (real LG M50T cells)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pybamm_factory.calibrate import CalibrationError
+from pybamm_factory.calibrate.trajectories import (
+    PARAMETERS,
+    TrajectoryProblem,
+    fit_trajectories,
+    read_kirkaldy,
+    read_trajectories,
+)
+from pybamm_factory.design import load_design
+from tests.conftest import REPO
+
+TRAJECTORIES = REPO / "tests" / "data" / "kirkaldy_trajectories.csv"
+
+
+def test_the_trajectory_table_reads_and_bad_tables_get_one_line(tmp_path):
+    frame = read_trajectories(TRAJECTORIES)
+    assert sorted(frame["cell_id"].unique()) == ["A", "C", "E"]
+    assert (frame.groupby("cell_id")["cycle"].max() == 6204).all()
+    assert frame["soh"].between(0.85, 1.0).all() and (frame.loc[frame["cycle"] == 0, "lli_pct"] == 0).all()
+    raw = pd.read_csv(TRAJECTORIES)
+    for broken, words in ((raw.drop(columns=["soh"]), "missing column 'soh'"),
+                          (raw.assign(soh=raw["soh"] * 100), "column 'soh' must be a fraction"),
+                          (raw[raw["cycle"] > 0], "no fresh reference test"),
+                          (raw.assign(cycle=raw["cycle"].astype(str).str.replace("517", "x")), "column 'cycle'")):
+        path = tmp_path / "bad.csv"
+        broken.to_csv(path, index=False)
+        with pytest.raises(CalibrationError) as err:
+            read_trajectories(path)
+        assert str(path) in str(err.value) and words in str(err.value) and "\n" not in str(err.value)
+
+
+def test_the_published_layout_reads_to_the_same_table(realdata):
+    frame = read_kirkaldy(realdata / "kirkaldy_lgm50t")
+    shipped = read_trajectories(TRAJECTORIES)
+    merged = frame.merge(shipped, on=["cell_id", "cycle"], suffixes=("", "_shipped"))
+    assert len(merged) == len(shipped) == 39
+    for col in ("soh", "lli_pct", "lam_ne_pct", "lam_pe_pct", "temperature_c"):
+        assert np.allclose(merged[col], merged[f"{col}_shipped"], atol=1e-3, equal_nan=True), col
+    # the cells ran warmer than their chambers (self-heating): the fit ages them at their own temperature
+    chamber = frame.groupby("cell_id")["chamber_temperature_c"].first()
+    cell = frame.groupby("cell_id")["temperature_c"].first()
+    assert (cell >= chamber - 0.5).all() and cell["A"] > chamber["A"] + 3
+
+
+@pytest.mark.slow
+def test_a_reduced_real_aging_fit_lowers_the_error_at_least_threefold():
+    # one temperature (cell C, 25 degC chamber), two parameters, the first three RPTs
+    measured = read_trajectories(TRAJECTORIES)
+    measured = measured[(measured["cell_id"] == "C") & (measured["cycle"] <= 1551)].reset_index(drop=True)
+    names = ["SEI solvent diffusivity [m2.s-1]", "Positive electrode LAM constant proportional term [s-1]"]
+    problem = TrajectoryProblem(load_design("kirkaldy-expt2"), measured, [PARAMETERS[n] for n in names],
+                                compile_model=False)
+    fit = fit_trajectories(problem, max_evaluations=24, workers=2)
+    rms_before = np.sqrt(2 * fit.cost_before)
+    rms_after = np.sqrt(2 * fit.cost_after)
+    assert rms_after * 3 <= rms_before, (rms_before, rms_after, fit.values)
+    # and it moved the rates the way the measurement says: faster than the literature values
+    assert fit.values[names[0]] > 2.5e-22 and fit.values[names[1]] > 2.7778e-7
+    err = fit.errors_after.iloc[0]
+    assert err["soh_max_pp"] < fit.errors_before.iloc[0]["soh_max_pp"]
+    assert err["lli_pct_missing"] == 0
+
+
+def test_a_lam_activation_energy_scales_the_lam_rate_by_its_arrhenius_factor():
+    import copy
+    import math
+
+    import yaml
+
+    from pybamm_factory.design import parse_design
+    from pybamm_factory.simulate.aging import AgingEngine
+
+    raw = yaml.safe_load((REPO / "designs" / "smoke.yaml").read_text())
+    raw["model_options"].update({"loss of active material": ["stress-driven", "none"],
+                                 "particle mechanics": ["swelling only", "none"]})
+    lam, energy = "Negative electrode LAM constant proportional term [s-1]", "Negative electrode LAM activation energy [J.mol-1]"
+    raw["varied"] = {lam: {"distribution": "log-uniform", "low": 1e-6, "high": 1e-5},
+                     energy: {"distribution": "uniform", "low": -5e4, "high": 5e4}}
+    raw["eis"]["enabled"] = False
+    raw["aging"].update({"max_cycles": 4, "rpt_interval_cycles": 4})
+    design = parse_design(copy.deepcopy(raw), "lam-activation.yaml")
+    lam_pct = {}
+    for t_k in (298.15, 313.15):
+        engine = AgingEngine(design, design.protocols[0], t_k)
+        for ea in (0.0, 5e4):
+            run = engine.run({lam: 1e-5, energy: ea, "charge_c_rate": 0.7, "discharge_c_rate": 1.0})
+            assert run.status == "ok", run.failure_reason
+            lam_pct[t_k, ea] = run.snapshots[-1].summary["lam_ne_pct"]
+    assert lam_pct[298.15, 5e4] == pytest.approx(lam_pct[298.15, 0.0], rel=1e-9)  # 25 degC is the reference
+    arrhenius = math.exp(5e4 / 8.314462618 * (1 / 298.15 - 1 / 313.15))
+    assert lam_pct[313.15, 5e4] / lam_pct[313.15, 0.0] == pytest.approx(arrhenius, rel=0.03)
