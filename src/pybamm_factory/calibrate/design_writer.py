@@ -131,10 +131,15 @@ def _curve_panels(curves: list[Curve], draw, path: Path) -> Path:
         ax.set_title(draw(ax, c), fontsize=8)
         ax.set_xlabel("discharged [A.h]")
     axes[0][0].set_ylabel("voltage [V]")
-    axes[0][0].legend(fontsize=7)
+    return _save(fig, axes[0][0], path, dpi=100)
+
+
+def _save(fig, legend_ax, path: Path, dpi: int) -> Path:
+    """Legend on ``legend_ax``, tight layout, written to ``path`` (folders made), closed."""
+    legend_ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
 
@@ -230,9 +235,4 @@ def plot_trajectories(measured, fitted, before, path: Path) -> Path:
             ax.tick_params(labelsize=7)
             if r == len(cells) - 1:
                 ax.set_xlabel("aging cycles", fontsize=8)
-    axes[0][0].legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, axes[0][0], path, dpi=110)
