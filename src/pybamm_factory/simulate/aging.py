@@ -466,6 +466,11 @@ class AgingEngine:
             message = str(exc).splitlines()[0][:300] if str(exc) else ""
             at = out.cycles_completed
             out.failure_reason = f"{type(exc).__name__} after cycle {at}{out.after_jump_note(at)}: {message}"
+        if out.status == "failed" and out.budget.spent() and "CPU-time limit" not in out.failure_reason:
+            # the interrupt surfaced as a solver error (or was swallowed and a later step
+            # failed): the cause is the spent budget
+            at = out.cycles_completed
+            out.failure_reason = f"{out.budget.message()} after cycle {at}{out.after_jump_note(at)}"
         out.solve_time_s = time.perf_counter() - t0
         self._forget_solution()
         if out.status == "ok" and not out.snapshots:
@@ -529,6 +534,7 @@ class AgingEngine:
                 done = self._count_aging_cycles(sol, n, recorder)
                 error = None
             except pybamm.SolverError as exc:
+                out.budget.check()  # a spent budget, not the physics, stopped this solve
                 sol, done, error = None, 0, exc
             if (error is not None or done < n or recorder.messages) and before_jump is not None:
                 state, cycle, last_end, now, curv, n_jump = before_jump

@@ -5,7 +5,8 @@ sample's fate does not depend on how many workers share the cores. On the main t
 a worker (the local process pool, or ``--workers 1``) an interval timer raises
 :class:`SampleTimeLimit` inside a running solve: the IDAKLU solver checks Python's signal
 handlers while it integrates. Off the main thread (a Dask worker's task thread) signals
-cannot be used; the aging engine then checks the budget between solves instead.
+cannot be used; the aging engine then checks the budget between solves instead. Either
+way, a failure that happens once the budget is spent is reported as the budget's.
 """
 
 from __future__ import annotations
@@ -27,9 +28,12 @@ class CpuBudget:
         self.seconds = seconds
         self._deadline = None if seconds is None else time.process_time() + float(seconds)
 
+    def spent(self) -> bool:
+        return self._deadline is not None and time.process_time() > self._deadline
+
     def check(self) -> None:
         """Raise :class:`SampleTimeLimit` once the budget is spent."""
-        if self._deadline is not None and time.process_time() > self._deadline:
+        if self.spent():
             raise SampleTimeLimit(self.message())
 
     def message(self) -> str:
@@ -46,7 +50,10 @@ class CpuBudget:
             raise SampleTimeLimit(self.message())
 
         previous = signal.signal(signal.SIGPROF, _raise)
-        signal.setitimer(signal.ITIMER_PROF, max(float(self.seconds), 1e-3))
+        # then again every quarter CPU-second: a solver can turn the exception raised in
+        # it into its own error (IDAKLU reports IDA_ERR_FAIL), or library code can swallow
+        # it; the engine reads a spent budget behind any failure as the budget's
+        signal.setitimer(signal.ITIMER_PROF, max(float(self.seconds), 1e-3), 0.25)
         try:
             yield self
         finally:
