@@ -272,8 +272,12 @@ def test_default_design_ages_at_fitted_rates_with_jumps():
         else:
             literature = float(pv[name])
             assert literature / 10 * (1 - 1e-6) <= dist.low <= dist.high <= literature * 10 * (1 + 1e-6), name
+    # fixed degradation values are the parameter set's, except the SEI film resistivity,
+    # fitted to the LG M50T cells' measured resistance growth (scripts/fit_sei_resistivity.py)
     for name, value in design.fixed.items():
-        if any(k in name for k in ("SEI", "plating", "LAM")):
+        if name == "SEI resistivity [Ohm.m]":
+            assert pv[name] / 100 < value < pv[name], value
+        elif any(k in name for k in ("SEI", "plating", "LAM")):
             assert value == pv[name], name
     assert design.aging.cycle_jump is not None and design.aging.rpt_fade_step
     assert design.aging.max_cycles >= 5000

@@ -237,6 +237,8 @@ STALLING_CELL = textwrap.dedent("""
     raw["varied"] = {k: {"distribution": "uniform", "low": v / 1.01, "high": v * 1.01} for k, v in row.items()
                      if k not in ("charge_c_rate", "discharge_c_rate", "ambient_temperature_k")}
     raw["solver"]["compile"] = False
+    raw["fixed"] = {}  # nor the impedance calibration, which came later
+    raw["model_options"].pop("contact resistance", None)
     design = parse_design(raw, "default at literature rates")
     run = AgingEngine(design, design.protocols[0], row.pop("ambient_temperature_k")).run(row)
     print(json.dumps({"status": run.status, "reason": run.failure_reason, "cycles": run.cycles_completed,

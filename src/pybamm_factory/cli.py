@@ -13,7 +13,8 @@ import click
 from .calibrate.fit import CAPACITY_SCALING, OPTIMISERS, THERMAL_MODES
 from .calibrate.readers import FORMATS
 
-USER_ERRORS = ["DesignError", "RunConflictError", "ReaderError", "CalibrationError", "AugmentError"]
+USER_ERRORS = ["DesignError", "RunConflictError", "ReaderError", "CalibrationError", "AugmentError", "UntrustedModelError",
+               "EisFitError"]
 
 
 def _user_errors(func):
@@ -428,6 +429,132 @@ def augment(directory, model, samples, seed, epochs, conditions, quiet):
     click.echo(f"{report['generator_id']}: {report['generated_cells']} cells, trained in {report['train_wall_time_s']:.0f} s; "
                f"AUC {m['classifier_auc']:.3f}, MMD {m['mmd_rbf']:.4f}, TSTR/TRTR SOH {m['tstr_soh_ratio']:.2f}, "
                f"memorisation {m['memorisation_ratio']:.2f}")
+
+
+@main.command("calibrate-eis")
+@click.argument("spectrum", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--base-design", default="default", show_default=True, help=DESIGN_HELP)
+@click.option("--fit", "fit_names", multiple=True,
+              help="Parameter to fit (repeat): contact, j0_neg, j0_pos, cdl_neg, cdl_pos, sei_resistivity "
+                   "[default: contact, j0_neg, j0_pos, cdl_neg, cdl_pos].")
+@click.option("--band-hz", nargs=2, type=float, default=(0.1, 1000.0), show_default=True,
+              help="Frequencies fitted (low high).")
+@click.option("--temperature-c", type=float, required=True,
+              help="Temperature of the measurement (degC); spectra files seldom record it, so it is never assumed.")
+@click.option("--max-evaluations", default=80, type=click.IntRange(min=5), show_default=True)
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Design YAML to write; the report and figure go to <stem>_eis_calibration/ beside it.")
+@_user_errors
+def calibrate_eis(spectrum, base_design, fit_names, band_hz, temperature_c, max_evaluations, out):
+    """Fit the EIS model (contact resistance, exchange currents, double-layer capacities) to a
+    measured spectrum of a fresh cell with an SOC column, and write a design with them.
+
+    Example: pybamm-factory calibrate-eis ../shared/realdata/lgm50lt_eis/LGM50LT_eis_25C.csv
+    --temperature-c 25 --out designs/lgm50-eis.yaml
+    """
+    from .calibrate import calibrate_eis as run
+
+    report = run(spectrum, out, base_design=base_design, fit=list(fit_names) or None, band_hz=tuple(band_hz),
+                 temperature_c=temperature_c, max_evaluations=max_evaluations)
+    click.echo(f"RMS relative residual {100 * report['rms_relative_residual_before']:.1f} % -> "
+               f"{100 * report['rms_relative_residual_after']:.1f} % ({report['evaluations']} evaluations, "
+               f"{report['wall_s']:.0f} s)")
+    for name, value in report["fitted"].items():
+        click.echo(f"  {name}: {value:.4g}")
+    for name in report["at_bound_unidentified"]:
+        click.echo(f"  UNIDENTIFIED: {name} ran to its bound; the data do not fix it", err=True)
+    click.echo("SOC   R_ohm mOhm meas/before/after   R_ct mOhm meas/before/after   f_peak Hz meas/before/after")
+    for r in report["features"]:
+        click.echo(f"{100 * r['soc']:3.0f}%  {r['r_ohm_mohm_measured']:6.2f} {r['r_ohm_mohm_before']:6.2f} "
+                   f"{r['r_ohm_mohm_after']:6.2f}         {r['r_ct_mohm_measured']:6.2f} {r['r_ct_mohm_before']:6.2f} "
+                   f"{r['r_ct_mohm_after']:6.2f}        {r['f_peak_hz_measured']:7.1f} {r['f_peak_hz_before']:7.1f} "
+                   f"{r['f_peak_hz_after']:7.1f}")
+    click.echo(f"design: {report['design']}; report and figure: {Path(report['figure']).parent}")
+
+
+TARGET_NAMES = ("soh", "rul_to_80_cycles", "lli_pct", "lam_ne_pct", "lam_pe_pct")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--target", type=click.Choice(TARGET_NAMES), default="soh", help="Label to predict.")
+@click.option("--features", default="both",
+              help="Feature groups: eis, curves, both (eis + curves), all, or a comma list of eis, curves, capacity, resistance.")
+@click.option("--normalise", type=click.Choice(["relative", "absolute", "both"]), default="relative",
+              help="Features relative to each cell's first measurement (transfer between cell sizes), absolute, or both.")
+@click.option("--soc", default=0.5, type=click.FloatRange(0, 1),
+              help="State of charge of the spectra to learn from (the dataset's nearest EIS SOC is used).")
+@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Model directory [default: beside the dataset, model-<dataset>-<target>-<features>].")
+@click.option("--seed", default=0, type=int, help="Seed of the estimators and of the row-random split.")
+@click.option("--shuffle-labels", is_flag=True, help="Control: permute the target across rows before fitting.")
+@_user_errors
+def train(directory, target, features, normalise, soc, out, seed, shuffle_labels):
+    """Fit baseline estimators (linear floor, random forest, gradient boosting) on a dataset.
+
+    Scores them on the dataset's grouped splits, a row-random split (leaky, for comparison)
+    and two extrapolation splits (the hottest temperature held out; the fastest-ageing
+    cells held out), and writes a model directory: estimators (skops), metrics.csv,
+    predictions.csv, feature_importance.csv, features.md, model.json, figure.png.
+
+    Example: pybamm-factory train datasets/default-n200-seed7 --target soh --features eis
+    """
+    from .learn.features import parse_groups
+    from .learn.train import summary_table
+    from .learn.train import train as run_train
+
+    try:
+        parse_groups(features)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc).split(": ", 1)[-1], param_hint="--features") from None
+    result = run_train(directory, target=target, features=features, normalise=normalise, soc=soc, out=out, seed=seed,
+                       shuffle_labels=shuffle_labels,
+                       progress=lambda k, n, scheme, name: click.echo(f"  [{k}/{n}] {scheme}: {name}", err=True))
+    click.echo(summary_table(result.metrics))
+    click.echo(f"selected on the grouped validation split: {result.selected}")
+    click.echo(f"model directory: {result.model_dir}")
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--cell", "cell_id", default=None, help="One cell id for all the files (default: per file, or the file's cell column).")
+@click.option("--estimator", type=click.Choice(["linear", "random_forest", "gradient_boosting"]), default=None,
+              help="Estimator to use [default: the one train selected].")
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the predictions as CSV or Parquet (by suffix) instead of printing them.")
+@_user_errors
+def predict(model_dir, files, cell_id, estimator, out):
+    """Predict a trained target for measured cells: spectra, spectrum tables, RPT tables, cycler files.
+
+    Each row is one measurement; relative features are taken against each cell's first
+    measurement, so give a cell's files from its first on. Every row carries a 90 %
+    interval and a domain check (in_domain, domain_note) instead of a silent extrapolation.
+    Models load only scikit-learn and NumPy types (skops); others are refused.
+
+    Example: pybamm-factory predict models/soh-eis ../shared/realdata/zhang2020_eis/data_eis_zhang2020.csv -o pred.csv
+    """
+    import pandas as pd
+
+    from .learn.predict import predict as run_predict
+
+    frame, notes = run_predict(model_dir, files, cell_id=cell_id, estimator=estimator)
+    for note in notes:
+        click.echo(note, err=True)
+    target = [c for c in frame.columns if c.endswith("_predicted")][0].removesuffix("_predicted")
+    outside = int((~frame["in_domain"]).sum())
+    click.echo(f"{len(frame)} measurements, {frame['cell_id'].nunique()} cells; {outside} outside the training domain", err=True)
+    if "soh_measured" in frame and target == "soh":
+        err = (frame["soh_predicted"] - frame["soh_measured"]).abs()
+        click.echo(f"SOH MAE against the files' own capacity: {err.mean():.4f} (all), "
+                   f"{err[frame['in_domain']].mean():.4f} (in domain)", err=True)
+    if out is None:
+        with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 60):
+            click.echo(frame.drop(columns=["domain_note"]).to_string(index=False))
+    elif out.suffix == ".parquet":
+        frame.to_parquet(out, index=False)
+    else:
+        frame.to_csv(out, index=False)
 
 
 if __name__ == "__main__":

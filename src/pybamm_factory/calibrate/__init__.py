@@ -154,3 +154,41 @@ def calibrate_aging_trajectories(trajectories: str | Path, fit: list[str], out: 
     }
     (report_dir / "aging_calibration_report.json").write_text(json.dumps(report, indent=2, default=float))
     return report
+
+
+def calibrate_eis(spectrum: str | Path, out: str | Path, base_design: str | Path = "default", fit: list[str] | None = None,
+                  band_hz: tuple[float, float] = (0.1, 1000.0), temperature_c: float = 25.0,
+                  max_evaluations: int = 80) -> dict:
+    """Fit the EIS model's parameters to a measured spectrum of a fresh cell (with an SOC
+    column) and write the base design with them (``out``), a report and a figure beside it."""
+    import yaml
+
+    from ..design.spec import resolve_design_path
+    from .eis_fit import DEFAULT_FIT, EIS_PARAMETERS, EisFitError, EisProblem, eis_calibrated_raw, eis_design, fit_eis, plot_eis_fit
+
+    names = tuple(fit or DEFAULT_FIT)
+    unknown = [n for n in names if n not in EIS_PARAMETERS]
+    if unknown:
+        raise EisFitError(f"--fit: unknown parameter {unknown[0]} (allowed: {', '.join(EIS_PARAMETERS)})")
+    measured = read_spectrum(spectrum)
+    if measured["soc"].isna().any():
+        raise ReaderError(f"{spectrum}: the spectrum has no soc column; calibrate-eis needs the SOC of every sweep")
+    base_path = resolve_design_path(base_design)
+    raw = yaml.safe_load(Path(base_path).read_text())
+    base = load_design(base_path)
+    problem = EisProblem(eis_design(base, raw, names), measured, names, band_hz=band_hz,
+                         temperature_k=temperature_c + 273.15)
+    result = fit_eis(problem, max_evaluations=max_evaluations)
+    design_path = write_design(eis_calibrated_raw(raw, result, Path(spectrum).name), out)
+    report_dir = design_path.with_name(design_path.stem + "_eis_calibration")
+    figure = plot_eis_fit(problem, result, report_dir / "eis_fit.png")
+    result.table.to_csv(report_dir / "eis_features.csv", index=False, float_format="%.5g")
+    report = {
+        "spectrum": str(spectrum), "base_design": str(base_path), "design": str(design_path),
+        "fitted": result.values, "at_bound_unidentified": result.at_bound,
+        "rms_relative_residual_before": result.initial_rms, "rms_relative_residual_after": result.final_rms,
+        "band_hz": list(band_hz), "temperature_c": temperature_c, "evaluations": result.evaluations,
+        "wall_s": result.wall_s, "features": result.table.to_dict("records"), "figure": str(figure),
+    }
+    (report_dir / "eis_calibration_report.json").write_text(json.dumps(report, indent=2, default=float))
+    return report

@@ -1,0 +1,163 @@
+"""Factory-trained models on real cells, against the baselines #21 names.
+
+    python scripts/eval_real_cells.py datasets/default-n200-seed7 [--realdata ../shared/realdata] [--soc 0.8]
+
+For each real set and target it trains on the factory dataset (``pybamm_factory.learn.train``),
+predicts the real cells through the same readers and features as ``pybamm-factory predict``,
+and prints the MAE of:
+
+* factory: the factory-trained model (the estimator train selected);
+* (a) train mean: predicting the factory training data's mean;
+* (b) real mean: the best constant for the real cells (their own mean);
+* (c) real LOCO: a random forest trained on the real cells themselves, leave one cell out,
+  on the same features.
+
+Real sets: Zhang et al. 2020 coin cells (SOH from EIS, relative features, all spectra and
+those within the factory's SOH range) and Kirkaldy et al. LG M50T cells (SOH, LLI, LAM_NE,
+LAM_PE from what their RPT summaries record: C/10 capacity and 0.1 s resistance). Writes
+``real_cells.csv`` and the predictions into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pybamm_factory.calibrate.trajectories import read_kirkaldy
+from pybamm_factory.learn.measured import observations
+from pybamm_factory.learn.models import make_estimator
+from pybamm_factory.learn.predict import load_model, predict_frame
+from pybamm_factory.learn.train import train
+
+
+def loco(frame: pd.DataFrame, columns, target: str, seed: int = 0) -> np.ndarray:
+    pred = np.full(len(frame), np.nan)
+    for cell in frame["cell_id"].unique():
+        test = (frame["cell_id"] == cell).to_numpy()
+        est = make_estimator("random_forest", seed).fit(frame.loc[~test, columns].to_numpy(float),
+                                                         frame.loc[~test, target].to_numpy(float))
+        pred[test] = est.predict(frame.loc[test, columns].to_numpy(float))
+    return pred
+
+
+def score(name, target, features, frame, truth_col, model, mean_train, subset="all") -> dict:
+    columns = model.columns
+    result = predict_frame(model, frame)
+    y = frame[truth_col].to_numpy(float)
+    ok = np.isfinite(y)
+    p = result[f"{model.target}_predicted"].to_numpy(float)
+    real_loco = loco(frame[ok].reset_index(drop=True), columns, truth_col)
+    mae = lambda q: float(np.mean(np.abs(q - y[ok])))  # noqa: E731
+    return {"set": name, "subset": subset, "target": target, "features": features, "estimator": model.estimator_name,
+            "cells": int(frame.loc[ok, "cell_id"].nunique()), "rows": int(ok.sum()),
+            "in_domain_share": float(result.loc[ok, "in_domain"].mean()),
+            "mae_factory": mae(p[ok]), "mae_a_train_mean": mae(np.full(ok.sum(), mean_train)),
+            "mae_b_real_mean": mae(np.full(ok.sum(), y[ok].mean())), "mae_c_real_loco": mae(real_loco)}
+
+
+def train_mean(model_dir: Path) -> float:
+    return float(json.loads((model_dir / "model.json").read_text())["target_train_mean"])
+
+
+def figure(out: Path, model_dir_eis: Path, zhang: pd.DataFrame, kirkaldy: pd.DataFrame) -> None:
+    """Left: how impedance grows with fade, factory cells against the coin cells (medians per
+    SOH bin). Right: Kirkaldy modes, factory-model prediction against the measured ones."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from pybamm_factory.learn.features import dataset_features
+    from pybamm_factory.learn.train import load_dataset
+
+    meta = json.loads((model_dir_eis / "model.json").read_text())
+    sim = dataset_features(load_dataset(Path(meta["dataset"])), soc=meta.get("eis_soc") or 0.5)
+    bins = np.linspace(0.7, 1.0, 13)
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for data, soh, style, who in ((sim, "soh", "-", "factory"), (zhang, "soh_measured", "--", "Zhang coin cells")):
+        mid = 0.5 * (bins[1:] + bins[:-1])
+        cut = pd.cut(data[soh], bins)
+        for col, color in (("eis_r_ohm_ohm_ratio", "C0"), ("eis_r_ct_ohm_ratio", "C1"), ("eis_zmod_1hz_ohm_ratio", "C2")):
+            med = data.groupby(cut, observed=False)[col].median().to_numpy()
+            axes[0].plot(mid, med, style, color=color, label=f"{col.removeprefix('eis_')} ({who})")
+    axes[0].set_xlabel("SOH")
+    axes[0].set_ylabel("ratio to the cell's first spectrum")
+    axes[0].set_title("impedance growth with fade (medians)")
+    axes[0].invert_xaxis()
+    axes[0].legend(fontsize=7)
+    colors = {"A": "C0", "C": "C1", "E": "C3"}
+    for target, marker in (("lli_pct", "o"), ("lam_ne_pct", "s"), ("lam_pe_pct", "^")):
+        model = load_model(out / f"{target}-capacity")
+        pred = predict_frame(model, kirkaldy)[f"{target}_predicted"]
+        for cell, g in kirkaldy.groupby("cell_id"):
+            axes[1].scatter(g[target], pred[g.index], marker=marker, color=colors.get(cell, "k"), s=18,
+                            label=f"{target} cell {cell}")
+    lim = [0, max(15, float(np.nanmax(kirkaldy[["lli_pct", "lam_ne_pct", "lam_pe_pct"]].to_numpy())) + 1)]
+    axes[1].plot(lim, lim, "k--", lw=1)
+    axes[1].set_xlabel("measured (DMA of the C/10 pseudo-OCV), %")
+    axes[1].set_ylabel("factory model from C/10 capacity, %")
+    axes[1].set_title("Kirkaldy LG M50T: degradation modes")
+    axes[1].legend(fontsize=6, ncol=3)
+    fig.tight_layout()
+    fig.savefig(out / "real_cells.png", dpi=110)
+    plt.close(fig)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("dataset", type=Path)
+    ap.add_argument("--realdata", type=Path, default=Path("../shared/realdata"))
+    ap.add_argument("--soc", type=float, default=0.8, help="SOC of the factory spectra matched to Zhang's (default 0.8)")
+    ap.add_argument("--out", type=Path, default=Path("models/real-cells"))
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    t0 = time.time()
+
+    # Zhang et al. 2020: SOH from EIS
+    zhang_file = args.realdata / "zhang2020_eis" / "data_eis_zhang2020.csv"
+    model_dir = args.out / f"soh-eis-soc{args.soc:g}"
+    train(args.dataset, target="soh", features="eis", soc=args.soc, out=model_dir, seed=args.seed)
+    model = load_model(model_dir)
+    zhang, _ = observations([zhang_file])
+    mean = train_mean(model_dir)
+    rows.append(score("zhang2020 coin cells", "soh", "eis", zhang, "soh_measured", model, mean))
+    lo = model.domain.target_range[0]
+    within = zhang[zhang["soh_measured"] >= lo].reset_index(drop=True)
+    rows.append(score("zhang2020 coin cells", "soh", "eis", within, "soh_measured", model, mean, subset=f"soh>={lo:.2f}"))
+    pd.concat([zhang[["cell_id", "cycle", "soh_measured"]], predict_frame(model, zhang)], axis=1).to_csv(
+        args.out / "zhang_predictions.csv", index=False)
+
+    # Kirkaldy et al. 2024: SOH, LLI, LAM from the RPT summaries
+    root = args.realdata / "kirkaldy_lgm50t"
+    files = sorted(root.glob("* - cell * - Extracted Data.csv"))
+    obs = []
+    for f in files:
+        frame, _ = observations([f], cell_id=f.name.split(" - cell ")[1].split(" ")[0])
+        obs.append(frame)
+    obs = pd.concat(obs, ignore_index=True)
+    obs["cycle"] = obs["cycle"].astype(int)
+    modes = read_kirkaldy(root)
+    obs = obs.merge(modes, on=["cell_id", "cycle"], how="left", suffixes=("", "_dma"))
+    for features in ("capacity", "capacity,resistance"):
+        for target in ("soh", "lli_pct", "lam_ne_pct", "lam_pe_pct"):
+            model_dir = args.out / f"{target}-{features.replace(',', '+')}"
+            train(args.dataset, target=target, features=features, out=model_dir, seed=args.seed)
+            model = load_model(model_dir)
+            rows.append(score("kirkaldy LG M50T", target, features, obs, target, model, train_mean(model_dir)))
+    figure(args.out, model_dir_eis=args.out / f"soh-eis-soc{args.soc:g}", zhang=zhang, kirkaldy=obs)
+    table = pd.DataFrame(rows)
+    table.to_csv(args.out / "real_cells.csv", index=False, float_format="%.5g")
+    with pd.option_context("display.width", 220, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
+        print(table.to_string(index=False))
+    print(f"wall {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
