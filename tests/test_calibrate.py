@@ -15,6 +15,7 @@ from pybamm_factory.calibrate import CalibrationError, Curve, VoltageProblem, ca
 from pybamm_factory.calibrate.design_writer import simulate_design_cells
 from pybamm_factory.calibrate.readers import ReaderError
 from pybamm_factory.design import load_design
+from tests.conftest import REPO
 
 FIT = ["Positive electrode active material volume fraction", "Initial concentration in negative electrode [mol.m-3]",
        "Positive particle diffusivity [m2.s-1] (factor)"]  # a function of state in OKane2022, fitted as a multiplier
@@ -350,3 +351,23 @@ def test_capacity_is_compared_over_the_measured_voltage_window(realdata):
     assert capacity_scaling(problem, [curve], "off") is None
     with pytest.raises(CalibrationError, match="capacity scaling: 'x' is not allowed; allowed: auto, on, off"):
         capacity_scaling(problem, [curve], "x")
+
+
+def test_the_written_design_runs_the_parameter_set_the_fit_used(realdata, tmp_path):
+    """--parameter-set Chen2020 on an OKane2022 base writes a Chen2020 design; a base whose
+    degradation parameters the other set lacks is refused in one line."""
+    raw = yaml.safe_load((REPO / "designs" / "smoke.yaml").read_text())
+    raw["model_options"] = {}
+    raw["varied"] = {"Negative electrode porosity": {"distribution": "uniform", "low": 0.24, "high": 0.26}}
+    base = tmp_path / "plain.yaml"
+    base.write_text(yaml.safe_dump(raw))
+    curve = realdata / WMG / "LGM50_25C_0.5C.csv"
+    fit = ["Positive electrode active material volume fraction"]
+    report = calibrate([curve], fit, tmp_path / "chen.yaml", parameter_set="Chen2020", base_design=base,
+                       max_evaluations=6, leave_one_out=False, check_cells=0)
+    assert load_design(tmp_path / "chen.yaml").parameter_set == "Chen2020"
+    assert any("runs Chen2020 too" in n for n in report["notes"])
+    with pytest.raises(CalibrationError, match="does not run with it") as err:
+        calibrate([curve], fit, tmp_path / "x.yaml", parameter_set="Chen2020", base_design="smoke",
+                  max_evaluations=6, leave_one_out=False, check_cells=0)
+    assert "\n" not in str(err.value)

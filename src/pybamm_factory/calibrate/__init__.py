@@ -63,7 +63,7 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
     if loo:
         result.design_std = np.maximum(result.std, list(loo["jackknife_std"].values()))
         result.design_std_source = "the larger of the fit covariance's and the leave-one-curve-out jackknife's"
-    raw = calibrated_design(design, result, parameter_set, [c.name for c in curves], fixed=problem.fixed)
+    raw = calibrated_design(design, result, parameter_set, [c.name for c in curves], fixed=problem.fixed, runs_fit_set=True)
     design_path = write_design(raw, out)
     report_dir = Path(report_dir) if report_dir else design_path.parent / f"{design_path.stem}_calibration"
     figure = plot_fit(problem, curves, held, result, report_dir / "fit_before_after.png")
@@ -80,8 +80,8 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
               "sampled_cells": check}
     notes = [n for n in map(problem.window_mismatch, curves + held) if n]
     if parameter_set != design.parameter_set:
-        notes.append(f"fitted with {parameter_set}, but the design runs {design.parameter_set}: fitted scalars carry "
-                     f"over, functions (Arrhenius terms, diffusivities) are {design.parameter_set}'s")
+        notes.append(f"fitted with {parameter_set}; the written design runs {parameter_set} too (the base design "
+                     f"'{design.name}' ran {design.parameter_set})")
     if result.correlation() is not None and "correlations" not in raw:
         notes.append(f"the fit's correlations are not in the design: its sampler is {design.sampler}, whose Sobol "
                      "indices assume independent inputs")

@@ -22,14 +22,20 @@ MIN_RELATIVE_STD = 0.002  # a spread narrower than 0.2 % of the value is widened
 TRUNCATION_SIGMAS = 3.0
 
 
-def calibrated_design(design: Design, fit: FitResult, parameter_set: str, sources: list[str], fixed: dict | None = None) -> dict:
+def calibrated_design(design: Design, fit: FitResult, parameter_set: str, sources: list[str], fixed: dict | None = None,
+                      runs_fit_set: bool = False) -> dict:
     """The base design's YAML with the fitted parameters as truncated normals, and ``fixed``
-    (the fit's set values, e.g. a capacity scaling) as fixed parameters."""
+    (the fit's set values, e.g. a capacity scaling) as fixed parameters. ``runs_fit_set``:
+    the design runs ``parameter_set`` (the set the fit used) instead of the base design's."""
     raw = copy.deepcopy(design.raw)
     for name, value in (fixed or {}).items():
         raw.setdefault("fixed", {})[name] = float(value)
         raw.get("varied", {}).pop(name, None)
     raw["name"] = f"{design.name}-calibrated"
+    switched = runs_fit_set and parameter_set != design.parameter_set
+    if switched:
+        raw["parameter_set"] = parameter_set
+        raw["parameter_set_source"] = f"{parameter_set} as shipped with PyBaMM (the set the calibration fitted with)"
     raw["description"] = (f"{design.description} Calibrated: {', '.join(fit.names)} fitted with {parameter_set} "
                           f"to {', '.join(sources)}.").strip()
     varied = raw.setdefault("varied", {})
@@ -45,7 +51,13 @@ def calibrated_design(design: Design, fit: FitResult, parameter_set: str, source
     correlations = _correlation_block(raw.get("correlations"), fit)
     if correlations and raw.get("sampler", "lhs") == "lhs":  # Saltelli's estimators assume independent inputs
         raw["correlations"] = correlations
-    parse_design(raw, f"calibrated design from {design.source}")  # it must load as it will be run
+    try:
+        parse_design(raw, f"calibrated design from {design.source}")  # it must load as it will be run
+    except ValueError as exc:
+        if not switched:
+            raise
+        raise CalibrationError(f"--parameter-set {parameter_set}: the base design '{design.name}' (written for "
+                               f"{design.parameter_set}) does not run with it: {exc}") from None
     return raw
 
 
