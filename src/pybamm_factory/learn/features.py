@@ -218,7 +218,6 @@ def dataset_features(tables: dict, soc: float = 0.5) -> pd.DataFrame:
     labels = tables["labels"]
     keys = ["sample_id", "cycle"]
     frame = labels.copy()
-    frame["resistance_ohm"] = labels["resistance_ohm"]
     pulses = tables.get("pulses")
     if pulses is not None and len(pulses):
         p_soc = _nearest(pulses["soc"], soc)

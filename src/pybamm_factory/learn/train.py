@@ -30,7 +30,7 @@ import pandas as pd
 from .. import __version__
 from ..dataset.store import read_table
 from .domain import Domain
-from .features import definitions_markdown, feature_columns, parse_groups
+from .features import dataset_features, definitions_markdown, feature_columns, parse_groups
 from .models import ESTIMATORS, make_estimator, save_estimator
 
 TARGETS = {
@@ -106,8 +106,6 @@ def train(dataset_dir, target: str = "soh", features: str = "both", normalise: s
     dataset_dir = Path(dataset_dir)
     groups = parse_groups(features)
     columns = feature_columns(groups, normalise)
-    from .features import dataset_features
-
     tables = load_dataset(dataset_dir)
     frame = dataset_features(tables, soc=soc)
     available = [c for c in columns if c in frame and frame[c].notna().mean() > 0.5]
