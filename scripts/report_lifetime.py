@@ -27,6 +27,7 @@ def main():
     args = parser.parse_args()
     root = args.dataset
     log = pd.read_parquet(root / "solver_log.parquet")
+    timings = pd.read_parquet(root / "timings.parquet")  # wall times live apart from solver_log
     labels = pd.read_parquet(root / "labels.parquet")
     manifest = pd.read_parquet(root / "manifest.parquet")
     features = pd.read_parquet(root / "impedance_features.parquet") if (root / "impedance_features.parquet").exists() else None
@@ -35,8 +36,8 @@ def main():
     print(f"rul_source (ok cells) {labels[labels['sample_id'].isin(ok)].groupby('sample_id')['rul_source'].first().value_counts().to_dict()}")
     print(f"per sample: cycles represented median {log['cycles_completed'].median():.0f}, solved median "
           f"{log['cycles_solved'].median():.0f}, jumps median {log['jumps'].median():.0f}, RPTs median "
-          f"{log['rpts_completed'].median():.0f}; worker wall time median {log['wall_time_s'].median():.1f} s, "
-          f"sum {log['wall_time_s'].sum() / 60:.1f} min")
+          f"{log['rpts_completed'].median():.0f}; worker wall time median {timings['wall_time_s'].median():.1f} s, "
+          f"sum {timings['wall_time_s'].sum() / 60:.1f} min")
     cells = fade.per_cell(labels, manifest, ok)
     sei = "SEI solvent diffusivity [m2.s-1]"
     stats = fade.summary(cells, features, sei if sei in manifest else None)

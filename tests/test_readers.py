@@ -634,3 +634,233 @@ def test_repeated_sweeps_in_one_spectrum_file_are_told_apart(realdata, tmp_path)
     assert CliRunner().invoke(main, ["eis-features", str(path), "-o", str(out)]).exit_code == 0
     features = pd.read_csv(out).set_index("sweep_id")
     assert features.loc["two_sweeps-all-sweep2", "r_ct_ohm"] > 1.3 * features.loc["two_sweeps-all-sweep1", "r_ct_ohm"]
+
+
+# Behaviours of files nobody tuned the readers to (#23): each test rewrites a real file into
+# the layout in question and checks the facts of the original survive.
+
+def _rpt_steps(realdata):
+    """The real LG M50T reference test (steps 0-9), with its pseudo-OCV part (0.5 A, steps 4-9)
+    scaled to 5 mA: a slow step under 1 % of the file's largest current (the 1.5 A charge), as a
+    C/20 capacity check sits beside HPPC pulses; rests carry a 0.2 mA cycler offset."""
+    import pandas as pd
+
+    raw = pd.read_parquet(realdata / "lgm50t_rpt" / "expt2_2_cellC_25degC_BoL_RPT0_short.parquet")
+    raw = raw[raw["Step"] <= 9].copy()
+    reference_ah = -np.trapezoid(raw.loc[raw["Step"] == 5, "Current [A]"], raw.loc[raw["Step"] == 5, "Time [s]"]) / 3600
+    raw.loc[raw["Step"] >= 4, "Current [A]"] /= 100
+    raw.loc[raw["Current [A]"] == 0, "Current [A]"] = -2e-4
+    return raw[["Time [s]", "Step", "Current [A]", "Voltage [V]"]], reference_ah / 100
+
+
+@pytest.mark.parametrize("with_steps", [True, False])
+def test_slow_step_beside_a_fast_one_is_a_discharge_not_a_rest(realdata, tmp_path, with_steps):
+    table, expected_ah = _rpt_steps(realdata)
+    path = tmp_path / "rpt.csv"
+    (table if with_steps else table.drop(columns="Step")).to_csv(path, index=False)
+    frame = read_cycler(path, current_sign="discharge-negative")  # PyProBE: positive = charge
+    slow = frame["current_a"].abs().between(4e-3, 6e-3)
+    assert (frame.loc[slow & (frame["current_a"] > 0), "step_type"] == "discharge").all()
+    assert (frame.loc[slow & (frame["current_a"] < 0), "step_type"] == "charge").all()
+    assert (frame.loc[frame["current_a"].abs() < 1e-3, "step_type"] == "rest").all()  # offsets stay rests
+    caps = cycle_capacities(frame)
+    assert caps["discharge_capacity_ah"].max() == pytest.approx(expected_ah, rel=0.005)
+    assert expected_ah == pytest.approx(0.048, abs=0.001)  # the cell's 4.8 A.h C/10 capacity, scaled
+
+
+def test_constant_cycle_column_gives_cycles_from_the_steps(realdata, tmp_path):
+    from click.testing import CliRunner
+
+    from pybamm_factory.cli import main
+
+    original_path = realdata / "maccor" / "xTESLADIAG_000038.078"
+    lines = original_path.read_bytes().decode("latin-1").split("\r\n")
+    k = lines[1].split("\t").index("Cyc#")
+    rows = [line.split("\t") for line in lines[2:]]
+    for row in rows:
+        if len(row) > k:
+            row[k] = "0"
+    path = tmp_path / "cycle_zero.078"
+    path.write_bytes("\r\n".join(lines[:2] + ["\t".join(r) for r in rows]).encode("latin-1"))
+    frame, original = read_cycler(path), read_cycler(original_path)
+    assert any("cycles derived from the steps" in note for note in frame.attrs["notes"])
+    derived, measured = _fade(frame), _fade(original)
+    np.testing.assert_allclose(derived[derived > 0].to_numpy(), measured[measured > 0].to_numpy(), rtol=1e-9)
+    assert original.attrs["notes"] == []  # the file's own cycle column is kept where it counts
+    result = CliRunner().invoke(main, ["read", str(path)])
+    assert result.exit_code == 0 and "cycles derived from the steps" in result.output
+    assert " 1 cycles" not in result.output
+    # the file stops 0.6 A.h into its last discharge: that cycle is flagged, not reported as fade
+    assert "3.987 -> 3.884 A.h" in result.output and "is partial (the file ends inside it)" in result.output
+
+
+def test_time_and_voltage_only_with_a_stated_current(realdata, tmp_path):
+    import pandas as pd
+    import pyarrow.parquet as pq
+    from click.testing import CliRunner
+
+    from pybamm_factory.calibrate.fit import Curve
+    from pybamm_factory.cli import main
+
+    wmg = pd.read_csv(realdata / "lgm50_wmg" / "LGM50_25C_1C.csv")
+    measured_ah = discharge_segments(read_cycler(realdata / "lgm50_wmg" / "LGM50_25C_1C.csv"))[0]["discharged_ah"].iloc[-1]
+    discharge = wmg[wmg["current_a"] < -1.0]  # the 1C (5 A) discharge, as a published curve would hold it
+    path = tmp_path / "digitised.csv"
+    discharge[["time_s", "voltage_v"]].rename(columns={"time_s": "Time (s)", "voltage_v": "Voltage (V)"}).to_csv(path, index=False)
+    with pytest.raises(ReaderError, match=r"digitised.csv: time and voltage columns but no current.*--current-a"):
+        read_cycler(path, format="csv")
+    frame = read_cycler(path, constant_current_a=5.0)
+    assert frame.attrs["current_convention"].startswith("stated constant current 5 A (discharge)")
+    assert discharge_segments(frame)[0]["discharged_ah"].iloc[-1] == pytest.approx(measured_ah, rel=2e-3)
+    curve = Curve.from_file(path, read_options={"constant_current_a": 5.0})
+    assert "assumed: stated constant current 5 A" in curve.source and curve.current_a == 5.0
+    out = tmp_path / "curve.parquet"
+    result = CliRunner().invoke(main, ["read", str(path), "--c-rate", "1", "--capacity-ah", "5", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "stated constant current 5 A" in result.output
+    assert "stated constant current" in pq.read_schema(out).metadata[b"pybamm_factory.read"].decode()
+    assert CliRunner().invoke(main, ["read", str(path), "--c-rate", "1"]).exit_code == 2  # no capacity: usage error
+
+
+def test_matlab_files_v5_and_v73(realdata, tmp_path):
+    import h5py
+    import pandas as pd
+    import scipy.io
+
+    wmg = pd.read_csv(realdata / "lgm50_wmg" / "LGM50_25C_1C.csv")
+    reference = discharge_segments(read_cycler(realdata / "lgm50_wmg" / "LGM50_25C_1C.csv"))[0]
+    v5 = tmp_path / "rate_test.mat"
+    short = wmg.iloc[:50]  # a second, shorter test in the same file: the longer one is read
+    scipy.io.savemat(v5, {"meas": {c: wmg[c].to_numpy() for c in wmg.columns},
+                          "check": {c: short[c].to_numpy() for c in short.columns}, "capacity_ah": 5.0})
+    v73 = tmp_path / "rate_test_v73.mat"
+    with h5py.File(v73, "w", userblock_size=512) as fh:  # MATLAB's -v7.3 layout: HDF5 behind a 512-byte header
+        group = fh.create_group("meas")
+        for c in wmg.columns:
+            group.create_dataset(c, data=wmg[c].to_numpy()[None, :])  # MATLAB stores vectors as 1 x N
+    with open(v73, "r+b") as fh:
+        fh.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, HDF5 schema 1.00 .".ljust(124) + b"\x00\x02IM")
+    for path in (v5, v73):
+        frame = read_cycler(path)
+        assert frame.attrs["format"] == "matlab" and "meas." in frame.attrs["sheets"]
+        segment = discharge_segments(frame)[0]
+        assert segment["discharged_ah"].iloc[-1] == pytest.approx(reference["discharged_ah"].iloc[-1], rel=1e-9)
+        assert frame["temperature_c"].notna().all()
+    assert "1 other group" in read_cycler(v5).attrs["notes"][0]
+    v4 = tmp_path / "old.mat"
+    scipy.io.savemat(v4, {"t": wmg["time_s"].to_numpy()}, format="4")
+    with pytest.raises(ReaderError, match="old.mat: a .mat file without a MATLAB 5.0 / 7.3 header"):
+        read_cycler(v4)
+    empty = tmp_path / "settings.mat"
+    scipy.io.savemat(empty, {"gain": np.arange(5.0)})
+    with pytest.raises(ReaderError, match=r"settings.mat: MATLAB 5 file without time, current and voltage.*found: gain"):
+        read_cycler(empty)
+
+
+def _lgm50lt_sweep(realdata, soc=50):
+    import pandas as pd
+
+    table = pd.read_csv(realdata / "lgm50lt_eis" / "LGM50LT_eis_25C.csv")
+    return table[table["soc"] == soc].reset_index(drop=True)
+
+
+@pytest.mark.parametrize("stored", ["z-imag", "minus-z-imag"])
+def test_maccor_fra_labels_in_headers_are_not_units(realdata, tmp_path, stored):
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from pybamm_factory.cli import main
+
+    sweep = _lgm50lt_sweep(realdata)
+    sign = 1.0 if stored == "z-imag" else -1.0
+    path = tmp_path / "fra.txt"
+    pd.DataFrame({"Frequency(Hz)": sweep["frequency_hz"], "Z'(a)": sweep["z_real_ohm"],
+                  "Z''(b)": sign * sweep["z_imag_ohm"]}).to_csv(path, sep="\t", index=False)
+    spectrum = read_spectrum(path)
+    np.testing.assert_allclose(spectrum["z_imag_ohm"], sweep["z_imag_ohm"])
+    np.testing.assert_allclose(spectrum["z_real_ohm"], sweep["z_real_ohm"])
+    assert ("holds -Z''" in spectrum.attrs["convention"]) == (stored == "minus-z-imag")
+    np.testing.assert_allclose(read_spectrum(path, imag_sign=stored)["z_imag_ohm"], sweep["z_imag_ohm"])
+    result = CliRunner().invoke(main, ["eis-features", str(path)])
+    assert result.exit_code == 0 and "not understood" not in result.output
+    # the same options as `read`: a column mapping for headers nobody names, and stated units
+    odd = tmp_path / "odd.csv"
+    pd.DataFrame({"f": sweep["frequency_hz"] / 1e3, "A": 1e3 * sweep["z_real_ohm"],
+                  "B": sign * 1e3 * sweep["z_imag_ohm"]}).to_csv(odd, index=False)
+    out = tmp_path / "features.csv"
+    args = ["eis-features", str(odd), "--column", "frequency_hz=f", "--column", "z_real_ohm=A", "--column", "z_imag_ohm=B",
+            "--frequency-unit", "kHz", "--impedance-unit", "mOhm", "--imag-sign", stored, "-o", str(out)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    reference = CliRunner().invoke(main, ["eis-features", str(realdata / "lgm50lt_eis" / "LGM50LT_eis_25C.csv"),
+                                          "-o", str(tmp_path / "reference.csv")])
+    assert reference.exit_code == 0
+    got = pd.read_csv(out).iloc[0]
+    want = pd.read_csv(tmp_path / "reference.csv").set_index("soc").loc[0.5]
+    for column in ("r_ohm_ohm", "r_ct_ohm", "f_peak_hz"):
+        assert got[column] == pytest.approx(want[column], rel=1e-6)
+    bad = CliRunner().invoke(main, ["eis-features", str(odd), "--column", "frequency=f"])
+    assert bad.exit_code == 2 and "frequency_hz" in bad.output and "Traceback" not in bad.output
+
+
+def test_wide_spectrum_table_one_row_per_spectrum(realdata, tmp_path):
+    """The Zhang et al. coin-cell table (ZImag holds -Im Z), cut to 12 rows of two cells."""
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from pybamm_factory.cli import main
+
+    table = pd.read_csv(realdata / "zhang2020_eis" / "data_eis_zhang2020.csv")
+    cut = pd.concat([table[table["seriesIdx"] == 1].head(6), table[table["seriesIdx"] == 2].head(6)])
+    path = tmp_path / "zhang_cut.csv"
+    cut.to_csv(path, index=False)
+    spectra = read_spectrum(path)
+    assert spectra["sweep_id"].nunique() == 12 and len(spectra) == 12 * 60
+    assert "holds -Z''" in spectra.attrs["convention"]
+    first = spectra[spectra["sweep_id"] == spectra["sweep_id"].iloc[0]]
+    np.testing.assert_allclose(first["z_imag_ohm"], -cut.iloc[0][[c for c in cut.columns if c.startswith("ZImag_")]].to_numpy(float))
+    assert (first["frequency_hz"].iloc[0], first["frequency_hz"].iloc[-1]) == (2e4, 0.02)
+    assert {"seriesIdx", "cycle", "Q", "q"} <= set(spectra.columns)  # the row's own columns ride along
+    capacitive = spectra[spectra["frequency_hz"] < 100]
+    assert (capacitive["z_imag_ohm"] < 0).mean() > 0.95
+    out = tmp_path / "features.csv"
+    result = CliRunner().invoke(main, ["eis-features", str(path), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    features = pd.read_csv(out)
+    assert len(features) == 12 and {"Q", "cycle"} <= set(features.columns)
+    real = cut[[c for c in cut.columns if c.startswith("ZReal_")]].to_numpy(float)
+    assert (features["r_ohm_ohm"].to_numpy() >= real.min(axis=1)).all()  # the intercept lies on the measured Z' span
+    assert (features["r_ohm_ohm"].to_numpy() <= real.max(axis=1)).all() and (features["r_ohm_ohm"] > 0.1).all()
+
+
+def test_packed_copy_of_the_real_data_matches_the_shared_folder():
+    """tests/data/realdata.tar.xz (what a fresh clone tests on) holds ../shared/realdata byte for byte."""
+    import hashlib
+    import tarfile
+
+    from conftest import REALDATA, REALDATA_ARCHIVE
+
+    if not REALDATA.exists():
+        pytest.skip(f"{REALDATA} is not here to compare with; the packed copy is what the tests read")
+    with tarfile.open(REALDATA_ARCHIVE) as archive:
+        packed = {m.name.removeprefix("realdata/"): hashlib.sha256(archive.extractfile(m).read()).hexdigest()
+                  for m in archive.getmembers() if m.isfile()}
+    shared = {str(p.relative_to(REALDATA)): hashlib.sha256(p.read_bytes()).hexdigest()
+              for p in REALDATA.rglob("*") if p.is_file()}
+    assert packed == shared
+
+
+def test_help_and_read_do_not_import_pybamm(realdata):
+    """`pybamm-factory --help`, `read` and `eis-features` run without loading PyBaMM or
+    matplotlib (a fresh interpreter, the real CLI)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom pybamm_factory.cli import main\n"
+            "for args in (['--help'], ['read', sys.argv[1]], ['eis-features', sys.argv[2]]):\n"
+            "    try:\n        main(args)\n    except SystemExit as exc:\n        assert exc.code in (0, None), (args, exc.code)\n"
+            "print(sorted(m for m in ('pybamm', 'matplotlib', 'torch', 'sklearn') if m in sys.modules))\n")
+    out = subprocess.run([sys.executable, "-c", code, str(realdata / "arbin" / "arbin_example.csv"),
+                          str(realdata / "eis_example" / "impedance_example.csv")],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"

@@ -18,8 +18,6 @@ from pybamm_factory import api
 from pybamm_factory.dataset import validate_frame, verify
 from pybamm_factory.dataset.card import DATA_TABLES
 
-TIMING_COLUMNS = ["wall_time_s", "solve_time_s", "eis_time_s", "solver_time_s", "eis_solver_time_s"]
-
 
 def _sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -33,7 +31,7 @@ def test_every_table_is_written_filled_and_matches_its_schema(smoke_dataset):
         assert validate_frame(frame, table) == [], table
     log = pd.read_parquet(smoke_dataset / "solver_log.parquet")
     assert set(log["status"]) <= {"ok", "infeasible", "failed"}
-    assert (log["rtol"] > 0).all() and (log["wall_time_s"] > 0).all()
+    assert (log["rtol"] > 0).all() and (pd.read_parquet(smoke_dataset / "timings.parquet")["wall_time_s"] > 0).all()
     assert not list((smoke_dataset).glob("*.tmp-*")), "no temporary files left behind"
 
 
@@ -57,7 +55,8 @@ def test_card_holds_metadata_checksums_and_front_matter(smoke_dataset):
     assert meta["parameter_values"]["Nominal cell capacity [A.h]"] == 5.0
     for line in (smoke_dataset / "checksums.sha256").read_text().splitlines():
         digest, name = line.split("  ")
-        assert digest in card and _sha(smoke_dataset / name) == digest
+        # the card lists every digest but its own (README.md is listed in checksums.sha256 only)
+        assert (digest in card) == (name != "README.md") and _sha(smoke_dataset / name) == digest
     assert "labels.parquet" in (smoke_dataset / "checksums.sha256").read_text()
     assert (smoke_dataset / "figures" / "soh_trajectories.png").stat().st_size > 1000
 
@@ -86,9 +85,9 @@ def test_same_run_with_one_worker_gives_same_manifest_and_labels(smoke_dataset, 
 
 
 def test_rerun_skips_finished_samples_and_other_seed_is_refused(smoke_dataset):
-    before = pd.read_parquet(smoke_dataset / "solver_log.parquet")
+    before = pd.read_parquet(smoke_dataset / "timings.parquet")
     api.run("smoke", samples=4, workers=1, seed=7, out=smoke_dataset, quiet=True)
-    after = pd.read_parquet(smoke_dataset / "solver_log.parquet")
+    after = pd.read_parquet(smoke_dataset / "timings.parquet")
     pd.testing.assert_frame_equal(before, after)  # nothing re-solved: wall times unchanged
     with pytest.raises(api.RunConflictError, match="seed: 7 here, 8 asked"):
         api.run("smoke", samples=4, workers=1, seed=8, out=smoke_dataset, quiet=True)
@@ -114,9 +113,7 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(smoke_dataset, tmp_pat
     for table in DATA_TABLES:
         a = pd.read_parquet(out / f"{table}.parquet")
         b = pd.read_parquet(smoke_dataset / f"{table}.parquet")
-        if table == "solver_log":
-            a, b = a.drop(columns=TIMING_COLUMNS), b.drop(columns=TIMING_COLUMNS)
-        pd.testing.assert_frame_equal(a, b, check_exact=True)
+        pd.testing.assert_frame_equal(a, b, check_exact=True)  # timings live apart, in timings.parquet
     assert _sha(out / "manifest.parquet") == _sha(smoke_dataset / "manifest.parquet")
 
 

@@ -11,7 +11,7 @@ import yaml
 
 from .dataset import card as card_mod
 from .dataset import figures as figures_mod
-from .dataset import store
+from .dataset import rundir, store
 from .design import Design, build_manifest, load_design
 from .memory import configure_allocator
 from .quality import make_splits, report, run_checks
@@ -21,12 +21,16 @@ from .simulate.runner import run_samples
 RESULT_TABLES = TABLES  # solver_log, labels, curves, spectra, impedance_features
 
 
-class RunConflictError(RuntimeError):
-    """An output directory holds a run of another design, seed or size."""
+# an output directory this run must not write into, and a full disk (printed in one line by the CLI)
+RunConflictError = rundir.RunConflictError
+DiskFullError = rundir.DiskFullError
 
 
 def default_out_dir(design: Design, samples: int, seed: int) -> Path:
-    return Path("datasets") / f"{design.name}-n{samples}-seed{seed}"
+    """``datasets/<design>-n<samples>-seed<seed>``; refused unless it resolves inside ``datasets/``."""
+    out = Path("datasets") / f"{design.name}-n{samples}-seed{seed}"
+    rundir.check_inside(out, Path("datasets"))
+    return out
 
 
 def write_manifest(design: Design | str | Path | None, samples: int, seed: int, out: Path) -> Path:
@@ -39,18 +43,22 @@ def write_manifest(design: Design | str | Path | None, samples: int, seed: int, 
     return path
 
 
-def _prepare(design: Design, samples: int, seed: int, out: Path) -> pd.DataFrame:
+def _prepare(design: Design, samples: int, seed: int, out: Path) -> tuple[pd.DataFrame, rundir.RunLock]:
+    """Check the output directory (refusing one that is not new, empty or a run of this
+    design, seed and size), create and lock it, remove what a killed run left half
+    written, and write run.json, the manifest and the design. Returns the manifest and
+    the held lock; the caller releases it."""
     info = {"design_name": design.name, "design_sha256": design.content_hash, "seed": seed, "samples": samples}
-    existing = store.read_run_info(out)
-    if existing is not None and existing != info:
-        diff = ", ".join(f"{k}: {existing.get(k)} here, {v} asked" for k, v in info.items() if existing.get(k) != v)
-        raise RunConflictError(f"{out}: holds another run ({diff}); choose another --out or delete it")
     manifest = build_manifest(design, samples, seed)
-    out.mkdir(parents=True, exist_ok=True)
-    store.atomic_write_parquet(manifest, out / "manifest.parquet", "manifest")
-    store.atomic_write_text(out / "design.yaml", yaml.safe_dump(design.raw, sort_keys=False))
-    store.atomic_write_text(out / "run.json", json.dumps(info, indent=2))
-    return manifest
+    lock = rundir.open_run_dir(out, info)
+    try:
+        store.atomic_write_text(out / "run.json", json.dumps(info, indent=2))  # first: marks the folder as this run's
+        store.atomic_write_parquet(manifest, out / "manifest.parquet", "manifest")
+        store.atomic_write_text(out / "design.yaml", yaml.safe_dump(design.raw, sort_keys=False))
+    except BaseException:
+        lock.release()
+        raise
+    return manifest, lock
 
 
 def _progress(total: int, initial: int, quiet: bool):
@@ -79,7 +87,11 @@ def simulate_missing(design: Design, manifest: pd.DataFrame, out: Path, workers:
 
 
 def finalise(out: Path, design: Design, seed: int, samples: int, command: str) -> dict:
-    """Compact parts into tables, split, gate, draw, write the card and checksums."""
+    """Compact parts into tables, split, gate, draw, write the card and checksums.
+
+    Wall and solver times go to ``timings.parquet`` alone, outside the byte-identity
+    promise (see :mod:`pybamm_factory.dataset.card`); every other file comes out the same
+    whatever the workers, backend or interruptions."""
     out = Path(out)
     manifest = pd.read_parquet(out / "manifest.parquet")
     tables = {"manifest": manifest}
@@ -89,6 +101,8 @@ def finalise(out: Path, design: Design, seed: int, samples: int, command: str) -
             continue
         tables[name] = store.compact_table(out, name, manifest)
         store.atomic_write_parquet(tables[name], out / f"{name}.parquet", name)
+    timings = card_mod.TIMINGS  # the sample parts' wall and solver times, outside the identity promise
+    store.atomic_write_parquet(store.compact_table(out, timings, manifest), out / card_mod.TIMINGS_FILE, timings)
     tables["splits"] = make_splits(manifest, tables["solver_log"], design.splits, seed)
     store.atomic_write_parquet(tables["splits"], out / "splits.parquet", "splits")
     quality = report(run_checks(tables, spectra_slices=store.iter_row_groups(out / "spectra.parquet")))
@@ -101,13 +115,15 @@ def finalise(out: Path, design: Design, seed: int, samples: int, command: str) -
 
 
 def write_card(out: Path, design: Design, meta: dict, tables: dict, quality: dict, figures: list[str]) -> None:
+    """The card lists every data file's sha256; then checksums.sha256 lists them and the card."""
     augmentation = ""
     aug = Path(out) / "augment" / "augmentation_card.md"
     if aug.exists():
         augmentation = aug.read_text()
-    sums = card_mod.write_checksums(out)
+    sums = card_mod.file_checksums(out, figures)
     text = card_mod.render_card(out, design, meta, tables, quality, figures, sums, augmentation)
-    store.atomic_write_text(Path(out) / "README.md", text)
+    store.atomic_write_text(Path(out) / card_mod.CARD, text)
+    card_mod.write_checksums(out, sums)
 
 
 def refresh_card(out: str | Path) -> None:
@@ -117,7 +133,7 @@ def refresh_card(out: str | Path) -> None:
     tables = {name: pd.read_parquet(out / f"{name}.parquet") for name in card_mod.DATA_TABLES if name not in store.LARGE_TABLES}
     quality = json.loads((out / "quality_report.json").read_text())
     meta = json.loads((out / "metadata.json").read_text())
-    figures = sorted(p.name for p in (out / "figures").glob("*.png"))
+    figures = card_mod.listed_figures(out)  # the run's own figures, not whatever else lies in figures/
     write_card(out, design, meta, tables, quality, figures)
 
 
@@ -128,10 +144,25 @@ def run(design: str | Path | Design | None = None, samples: int = 200, workers: 
     design = design if isinstance(design, Design) else load_design(design)
     configure_allocator()  # this process writes every sample's parts: keep its heap compact
     out = Path(out) if out is not None else default_out_dir(design, samples, seed)
-    manifest = _prepare(design, samples, seed, out)
-    simulate_missing(design, manifest, out, workers, backend, scheduler, quiet)
-    command = command or f"pybamm_factory.run(design={design.source!r}, samples={samples}, seed={seed})"
-    finalise(out, design, seed, samples, command)
+    manifest, lock = _prepare(design, samples, seed, out)
+    with lock:  # one run writes here at a time
+        try:
+            simulate_missing(design, manifest, out, workers, backend, scheduler, quiet)
+            command = command or f"pybamm_factory.run(design={design.source!r}, samples={samples}, seed={seed})"
+            finalise(out, design, seed, samples, command)
+        except OSError as exc:  # a full disk anywhere (parts, tables, figures): one line, no partial files
+            if not rundir.is_disk_full(exc):
+                raise
+            half_written = rundir.remove_temporaries(out)  # pyarrow's errors name no file: its temporary does
+            done = len(store.finished_samples(out))
+            needed = rundir.space_needed(out, store.PARTS, len(manifest) - done, done)
+            path = Path(exc.filename) if exc.filename else rundir.written_by(half_written[0]) if half_written else None
+            raise DiskFullError(path or out / "dataset", needed, f"writing {path.name if path else 'the tables'}") from None
+        except DiskFullError as exc:
+            rundir.remove_temporaries(out)
+            done = len(store.finished_samples(out))
+            needed = rundir.space_needed(out, store.PARTS, len(manifest) - done, done)
+            raise DiskFullError(exc.path, max(exc.needed_bytes, needed)) from None
     return out
 
 

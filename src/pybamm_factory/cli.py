@@ -10,8 +10,9 @@ from pathlib import Path
 
 import click
 
-from .calibrate.fit import CAPACITY_SCALING, OPTIMISERS, THERMAL_MODES
+from .calibrate.options import CAPACITY_SCALING, OPTIMISERS, THERMAL_MODES
 from .calibrate.readers import FORMATS
+from .design.spec import MAX_SAMPLES
 
 USER_ERRORS = ["DesignError", "RunConflictError", "ReaderError", "CalibrationError", "AugmentError", "UntrustedModelError",
                "EisFitError"]
@@ -25,7 +26,7 @@ def _user_errors(func):
         try:
             return func(*args, **kwargs)
         except (FileNotFoundError, ValueError, RuntimeError) as exc:
-            if type(exc).__name__ in USER_ERRORS or isinstance(exc, FileNotFoundError):
+            if isinstance(exc, FileNotFoundError) or any(c.__name__ in USER_ERRORS for c in type(exc).__mro__):
                 click.echo(f"error: {exc}", err=True)
                 sys.exit(2)
             raise
@@ -33,30 +34,96 @@ def _user_errors(func):
     return wrapper
 
 
+# options of `run` that change how it runs, not what it makes (True: the option takes a value)
+RUN_ONLY_OPTIONS = {"--workers": True, "-w": True, "--backend": True, "--scheduler": True, "--quiet": False, "-q": False}
+
+
 def _command_line() -> str:
-    return "pybamm-factory " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    """The command as typed, less the options that only change how it runs, so the card and
+    metadata of a dataset are the same bytes whatever the worker count or backend."""
+    kept, args = [], iter(sys.argv[1:])
+    for arg in args:
+        name = arg.split("=", 1)[0]
+        if name in RUN_ONLY_OPTIONS:
+            if RUN_ONLY_OPTIONS[name] and "=" not in arg:
+                next(args, None)
+            continue
+        if arg.startswith("-w") and not arg.startswith("--") and arg[2:].isdigit():  # -w4
+            continue
+        kept.append(arg)
+    return "pybamm-factory " + " ".join(shlex.quote(a) for a in kept)
 
 
 DESIGN_HELP = "Design YAML file, or the name of a packaged design (see `pybamm-factory designs`)."
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+class _OneLineGroup(click.Group):
+    """Usage errors (a bad flag value, a missing argument) print as one line naming the flag
+    and the command's --help, exit 2; Ctrl-C outside `run` prints one line, exit 130."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # a bare `pybamm-factory`: the help, as always
+                click.echo(exc.ctx.get_help())
+                sys.exit(0)
+            where = f" (see `{exc.ctx.command_path} --help`)" if exc.ctx is not None else ""
+            click.echo(f"error: {exc.format_message()}{where}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        sys.exit(result if isinstance(result, int) else 0)
+
+
+class _UserError(click.ClickException):
+    """A bad setting found while running (an unreachable scheduler): one line, exit 2."""
+
+    exit_code = 2
+
+
+SEED_RANGE = click.IntRange(0, 2**32 - 1)  # NumPy's SeedSequence takes non-negative integers
+
+
+def _design_value(ctx, param, value):
+    """--design: a packaged design's name or a YAML file; a directory is refused here."""
+    if value and Path(value).is_dir():
+        raise click.BadParameter(f"{value} is a directory; give a design YAML file or a packaged design name "
+                                 "(see `pybamm-factory designs`)")
+    return value
+
+
+@click.group(cls=_OneLineGroup, context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
 @click.version_option(package_name="pybamm-factory")
 def main():
     """Physics-based synthetic lithium-ion battery datasets for machine learning.
 
     `pybamm-factory run` turns a design file into a Parquet dataset with labels,
     impedance spectra, a quality report, leakage-safe splits and a data card.
+
+    \b
+    Quick start:
+      pybamm-factory designs                                 # the packaged designs
+      pybamm-factory run --design smoke -n 4 --workers 2     # a first dataset, about a minute
+      pybamm-factory verify datasets/smoke-n4-seed7          # checksums and schemas
+      pybamm-factory read my_cycler_export.csv               # preview a measured file
     """
 
 
 @main.command()
-@click.option("--design", "-d", default="default", help=DESIGN_HELP)
-@click.option("--samples", "-n", default=200, type=click.IntRange(min=1), help="Number of samples to simulate.")
+@click.option("--design", "-d", default="default", help=DESIGN_HELP, callback=_design_value)
+@click.option("--samples", "-n", default=200, type=click.IntRange(1, MAX_SAMPLES), help="Number of samples to simulate.")
 @click.option("--workers", "-w", default=4, type=click.IntRange(min=1),
-              help="Parallel worker processes (1 runs in-process, for debugging).")
-@click.option("--seed", default=7, type=int, help="Seed of the sampler and the splits.")
-@click.option("--out", "-o", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Parallel worker processes (1 runs in-process, for debugging); a local run uses at most one per "
+                   "CPU and per sample.")
+@click.option("--seed", default=7, type=SEED_RANGE, help="Seed of the sampler and the splits.")
+@click.option("--out", "-o", type=click.Path(path_type=Path), default=None,
               help="Output directory [default: datasets/<design>-n<samples>-seed<seed>]. "
                    "Re-running into it resumes and skips finished samples.")
 @click.option("--backend", type=click.Choice(["local", "dask"]), default="local",
@@ -67,11 +134,31 @@ def main():
 @click.option("--strict", is_flag=True, help="Exit non-zero when a blocking quality check fails.")
 @_user_errors
 def run(design, samples, workers, seed, out, backend, scheduler, quiet, strict):
-    """Simulate a design and write the dataset (manifest, tables, splits, card)."""
+    """Simulate a design and write the dataset (manifest, tables, splits, card).
+
+    Killed or interrupted, a run keeps every finished sample; the same command resumes it.
+
+    \b
+    Example:
+      pybamm-factory run --design smoke -n 4 --workers 2      # a first run, about a minute
+      pybamm-factory run --samples 200 --workers 4 --seed 7   # the default design
+    """
+    import os
+
     from . import api
 
-    path = api.run(design, samples=samples, workers=workers, seed=seed, out=out, backend=backend,
-                   scheduler=scheduler, quiet=quiet, command=_command_line())
+    if scheduler is None:  # the local pool, or a local Dask cluster: one process per CPU at most
+        workers = max(1, min(workers, os.cpu_count() or 1, samples))
+    try:
+        path = api.run(design, samples=samples, workers=workers, seed=seed, out=out, backend=backend,
+                       scheduler=scheduler, quiet=quiet, command=_command_line())
+    except KeyboardInterrupt:
+        _interrupted(design, samples, seed, out)
+    except (OSError, TimeoutError) as exc:
+        if backend == "dask" and scheduler:
+            raise _UserError(f"could not reach the Dask scheduler {scheduler}: "
+                                       f"{(str(exc).strip().splitlines() or [type(exc).__name__])[0]}") from None
+        raise
     quality = json.loads((path / "quality_report.json").read_text())
     log = __import__("pandas").read_parquet(path / "solver_log.parquet")
     counts = log["status"].value_counts().to_dict()
@@ -81,10 +168,23 @@ def run(design, samples, workers, seed, out, backend, scheduler, quiet, strict):
         sys.exit(1)
 
 
+def _interrupted(design, samples, seed, out):
+    """Ctrl-C during `run`: say what is kept and how to go on, in one line."""
+    from . import api
+    from .dataset import store
+    from .design import load_design
+
+    target = Path(out) if out is not None else api.default_out_dir(load_design(design), samples, seed)
+    saved = len(store.finished_samples(target)) if target.exists() else 0
+    click.echo(f"interrupted: {saved} of {samples} samples saved in {target}; run the same command again to resume",
+               err=True)
+    sys.exit(130)
+
+
 @main.command()
-@click.option("--design", "-d", default="default", help=DESIGN_HELP)
-@click.option("--samples", "-n", default=200, type=click.IntRange(min=1), help="Number of samples.")
-@click.option("--seed", default=7, type=int, help="Seed of the sampler.")
+@click.option("--design", "-d", default="default", help=DESIGN_HELP, callback=_design_value)
+@click.option("--samples", "-n", default=200, type=click.IntRange(1, MAX_SAMPLES), help="Number of samples.")
+@click.option("--seed", default=7, type=SEED_RANGE, help="Seed of the sampler.")
 @click.option("--out", "-o", type=click.Path(path_type=Path), default=Path("manifest.parquet"),
               help="Manifest file (.parquet) or a directory to hold manifest.parquet.")
 @_user_errors
@@ -99,13 +199,14 @@ def design(design, samples, seed, out):
 @main.command()
 def designs():
     """List the packaged designs."""
-    import yaml
+    from .design import packaged_designs, read_design_file
 
-    from .design import packaged_designs
-
-    for name, path in sorted(packaged_designs().items()):
-        raw = yaml.safe_load(path.read_text())
-        click.echo(f"{name:<15} {raw.get('description', '')}")
+    designs = sorted(packaged_designs().items())
+    width = max(len(name) for name, _ in designs)
+    for name, path in designs:
+        text = " ".join(str(read_design_file(path).get("description", "")).split())
+        first = text.split("; ")[0]  # the first clause: one line per design
+        click.echo(f"{name:<{width}}  {first if len(first) <= 100 else first[:99] + '…'}")
 
 
 @main.command()
@@ -127,15 +228,27 @@ def protocols():
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @_user_errors
 def verify(directory):
-    """Re-check a dataset's checksums and schemas; exit 1 on any mismatch."""
+    """Re-check every file of a dataset: checksums, no missing or stray file, the card's
+    checksum table, every table's schema. One FAIL line per problem, exit 1 on any.
+
+    A dataset that is intact but failed its quality gate is reported so (exit 0).
+    """
     from .dataset import verify as verify_dataset
 
-    problems = verify_dataset(directory)
+    try:
+        problems = verify_dataset(directory)
+    except Exception as exc:  # noqa: BLE001 - verify must answer in one line, never a traceback
+        problems = [f"{directory}: verify could not finish ({type(exc).__name__}: {' '.join(str(exc).splitlines())[:200]})"]
     for p in problems:
         click.echo(f"FAIL {p}")
     if problems:
         sys.exit(1)
-    click.echo(f"ok: {directory} (checksums and schemas match)")
+    quality = json.loads((directory / "quality_report.json").read_text())  # listed and matching: safe to read
+    if quality.get("passed"):
+        click.echo(f"ok: {directory} (every file listed and matching its checksum; tables match their schemas)")
+    else:
+        click.echo(f"intact, but QUALITY GATE FAILED: {directory} ({', '.join(quality.get('failed_blocking_checks', []))}; "
+                   "see README.md); files match their checksums and schemas")
 
 
 @main.command()
@@ -148,7 +261,11 @@ def check(directory, strict, report):
     """Run the quality gate on a dataset directory and print its checks."""
     from . import api
 
-    quality = api.check(directory, report)
+    try:
+        quality = api.check(directory, report)
+    except (OSError, ValueError) as exc:  # a missing or unreadable table: one line, not a traceback
+        click.echo(f"error: {directory}: {type(exc).__name__}: {' '.join(str(exc).splitlines())[:200]}", err=True)
+        sys.exit(2)
     for c in quality["checks"]:
         mark = "ok  " if c["passed"] else ("FAIL" if c["blocking"] else "warn")
         examples = f"  e.g. {', '.join(c['examples'][:3])}" if c["examples"] else ""
@@ -163,23 +280,60 @@ def check(directory, strict, report):
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the features as CSV or Parquet (by suffix) instead of printing them.")
+@click.option("--column", "columns", multiple=True, metavar="NAME=HEADER",
+              help="The file's column for frequency_hz, z_real_ohm, z_imag_ohm, z_modulus_ohm, phase_deg or soc, "
+                   "e.g. --column \"z_imag_ohm=Z''(b)\". Repeatable.")
+@click.option("--imag-sign", type=click.Choice(["auto", "z-imag", "minus-z-imag"]), default="auto",
+              help="What the imaginary column holds: auto decides from the data (a cell is capacitive below 100 Hz), "
+                   "z-imag: Z'' (capacitive negative), minus-z-imag: -Z''.")
+@click.option("--impedance-unit", type=click.Choice(["auto", "ohm", "mOhm", "kOhm", "uOhm"]), default="auto",
+              help="Unit of the impedance columns where the header names none.")
+@click.option("--frequency-unit", type=click.Choice(["auto", "Hz", "kHz", "mHz"]), default="auto",
+              help="Unit of the frequency column where the header names none.")
 @_user_errors
-def eis_features(files, out):
-    """Impedance features of measured spectra (CSV: frequency, Z', Z'' [, soc])."""
+def eis_features(files, out, columns, imag_sign, impedance_unit, frequency_unit):
+    """Impedance features of measured spectra, one row per sweep.
+
+    FILES: spectrum tables (frequency, Z', Z'' or |Z| and phase [, soc]; EC-Lab, Gamry and
+    Maccor FRA text exports), headerless three-column files (f, Z', Z''), or tables of one
+    spectrum per row (ZReal_<f>Hz, ZImag_<f>Hz columns). The lines printed say how the
+    imaginary sign was decided; sweeps whose circuit fit misses by more than 2 % RMS are
+    flagged. Features are defined in `pybamm_factory.labels.impedance`.
+
+    \b
+    Example:
+      pybamm-factory eis-features cell01_eis.csv
+      pybamm-factory eis-features fra.txt --column "z_imag_ohm=Z''(b)" --imag-sign minus-z-imag -o features.csv
+    """
     import pandas as pd
 
     from .calibrate.readers import read_spectrum
-    from .labels import spectrum_features
+    from .labels import FIT_RESIDUAL_WARN, spectrum_features
 
+    mapping = dict(c.split("=", 1) for c in columns if "=" in c)
+    if len(mapping) != len(columns):
+        raise click.UsageError(f"--column takes NAME=HEADER; got {[c for c in columns if '=' not in c]}")
     rows = []
     for path in files:
-        spectra = read_spectrum(path)
+        spectra = read_spectrum(path, columns=mapping or None, imag_sign=imag_sign, impedance_unit=impedance_unit,
+                                frequency_unit=frequency_unit)
+        click.echo(f"{path}: {spectra['sweep_id'].nunique()} sweep(s); {spectra.attrs['convention']}", err=out is None)
+        for note in spectra.attrs.get("notes", []):
+            click.echo(f"note: {note}", err=out is None)
+        extra = [c for c in spectra.columns if c not in ("sweep_id", "soc", "frequency_hz", "z_real_ohm", "z_imag_ohm")]
         for sweep_id, g in spectra.groupby("sweep_id", sort=False):
             rows.append({"file": path.name, "sweep_id": sweep_id, "soc": g["soc"].iloc[0],
+                         **{c: g[c].iloc[0] for c in extra},
                          **spectrum_features(g["frequency_hz"], g["z_real_ohm"], g["z_imag_ohm"])})
     frame = pd.DataFrame(rows)
+    poor = frame[frame["fit_residual"].isna() | (frame["fit_residual"] > FIT_RESIDUAL_WARN)]
+    if len(poor):
+        listed = ", ".join(f"{r.sweep_id} ({r.fit_residual:.1%})" for r in poor.head(5).itertuples())
+        click.echo(f"warning: {len(poor)} of {len(frame)} sweep(s) fit the equivalent circuit worse than "
+                   f"{FIT_RESIDUAL_WARN:.0%} RMS (fit features less reliable): {listed}"
+                   + (" ..." if len(poor) > 5 else ""), err=True)
     if out is None:
-        with pd.option_context("display.width", 200, "display.max_columns", 20):
+        with pd.option_context("display.width", 200, "display.max_columns", 24):
             click.echo(frame.drop(columns=["file"]).to_string(index=False))
     elif out.suffix == ".parquet":
         frame.to_parquet(out, index=False)
@@ -187,51 +341,109 @@ def eis_features(files, out):
         frame.to_csv(out, index=False)
 
 
+def _stated_current(current_a, c_rate, capacity_ah) -> float | None:
+    """The constant current stated for a time-and-voltage file (positive = discharge)."""
+    if c_rate is not None and current_a is not None:
+        raise click.UsageError("give --current-a or --c-rate with --capacity-ah, not both")
+    if c_rate is not None:
+        if capacity_ah is None or capacity_ah <= 0:
+            raise click.UsageError("--c-rate needs --capacity-ah (the cell's nominal capacity, A.h, > 0)")
+        return c_rate * capacity_ah
+    if capacity_ah is not None and current_a is None:
+        raise click.UsageError("--capacity-ah goes with --c-rate")
+    return current_a
+
+
+def _table_options(fmt, columns, current_sign, current_unit, constant_current_a):
+    """(format, keyword options of read_cycler) from the table options of `read` and `calibrate`."""
+    if not columns and current_sign == "auto" and current_unit == "auto" and constant_current_a is None:
+        return fmt, {}
+    if fmt not in ("auto", "csv", "matlab"):
+        raise click.UsageError("--column, --current-sign, --current-unit and a stated current apply to "
+                               "--format csv or matlab only")
+    mapping = dict(c.split("=", 1) for c in columns if "=" in c)
+    if len(mapping) != len(columns):
+        raise click.UsageError(f"--column takes NAME=HEADER; got {[c for c in columns if '=' not in c]}")
+    return fmt, {"columns": mapping, "current_sign": current_sign, "current_unit": current_unit,
+                 "constant_current_a": constant_current_a}
+
+
+def table_options(func):
+    """The options of a cycler file that is a plain table (shared by `read` and `calibrate`)."""
+    options = [
+        click.option("--format", "fmt", type=click.Choice(FORMATS), default="auto",
+                     help="Export format; auto detects it from the file's first bytes and header."),
+        click.option("--column", "columns", multiple=True, metavar="NAME=HEADER",
+                     help="Tables: the file's column (or MATLAB vector) for a normalised one (time_s, current_a, "
+                          "voltage_v, temperature_c, cycle_index, step_index), e.g. --column 'time_s=Elapsed'. "
+                          "Repeatable."),
+        click.option("--current-sign", type=click.Choice(["auto", "discharge-positive", "discharge-negative"]),
+                     default="auto", help="Tables: the file's current sign; auto uses a state column, else infers "
+                                          "it (voltage falls on discharge)."),
+        click.option("--current-unit", type=click.Choice(["auto", "A", "mA", "uA"]), default="auto",
+                     help="Tables: the current's unit; auto reads it from the header ('Current (mA)', 'I/mA')."),
+        click.option("--current-a", type=float, default=None,
+                     help="Files of time and voltage only (digitised or published curves): the constant current "
+                          "they were measured at, A, positive = discharge. Recorded as an assumption."),
+        click.option("--c-rate", type=float, default=None,
+                     help="Instead of --current-a: the C-rate (negative = charge), with --capacity-ah."),
+        click.option("--capacity-ah", type=float, default=None, help="Nominal capacity for --c-rate, A.h."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
 
 
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="Normalised Parquet file to write.")
-@click.option("--format", "fmt", type=click.Choice(FORMATS),
-              default="auto", help="Export format; auto detects it from the header.")
-@click.option("--column", "columns", multiple=True, metavar="NAME=HEADER",
-              help="Delimited tables: the file's column for a normalised one (time_s, current_a, voltage_v, "
-                   "temperature_c, cycle_index, step_index), e.g. --column 'time_s=Elapsed'. Repeatable.")
-@click.option("--current-sign", type=click.Choice(["auto", "discharge-positive", "discharge-negative"]), default="auto",
-              show_default=True, help="Delimited tables: the file's current sign; auto uses a state column, else "
-                                      "infers it (voltage falls on discharge).")
-@click.option("--current-unit", type=click.Choice(["auto", "A", "mA", "uA"]), default="auto", show_default=True,
-              help="Delimited tables: the current's unit; auto reads it from the header ('Current (mA)', 'I/mA').")
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Normalised Parquet file to write; without it the file is previewed and nothing is written.")
+@table_options
 @_user_errors
-def read(file, out, fmt, columns, current_sign, current_unit):
+def read(file, out, fmt, columns, current_sign, current_unit, current_a, c_rate, capacity_ah):
     """Read a cycler export into the normalised frame (current positive = discharge).
 
     FILE: a Maccor, Neware, Arbin or BioLogic text export, any delimited table with time,
-    current and voltage columns, or an Excel workbook (.xlsx / .xls) holding one. The line
-    printed names the format, the sign convention it mapped from and, for a workbook, the
-    sheets read."""
-    from .calibrate import cycle_capacities, read_cycler
+    current and voltage columns, an Excel workbook (.xlsx / .xls) or a MATLAB file (.mat,
+    v5-v7.3) holding one. The lines printed name the format, the sign convention it mapped
+    from, what was derived or assumed, and the per-cycle capacities.
 
-    options = {}
-    if columns or current_sign != "auto" or current_unit != "auto":
-        if fmt not in ("auto", "csv"):
-            raise click.UsageError("--column, --current-sign and --current-unit apply to --format csv only")
-        mapping = dict(c.split("=", 1) for c in columns if "=" in c)
-        if len(mapping) != len(columns):
-            raise click.UsageError(f"--column takes NAME=HEADER; got {[c for c in columns if '=' not in c]}")
-        fmt, options = "csv", {"columns": mapping, "current_sign": current_sign, "current_unit": current_unit}
+    \b
+    Example:
+      pybamm-factory read cell01.csv                       # preview, writes nothing
+      pybamm-factory read cell01.csv -o cell01.parquet
+      pybamm-factory read curve.csv --c-rate 0.5 --capacity-ah 5 -o curve.parquet
+    """
+    from .calibrate import cycle_capacities, read_cycler
+    from .calibrate.readers import last_cycle_is_partial
+
+    fmt, options = _table_options(fmt, columns, current_sign, current_unit, _stated_current(current_a, c_rate, capacity_ah))
     frame = read_cycler(file, format=fmt, **options)
     convention = f"{frame.attrs['format']}, current: {frame.attrs['current_convention']}"
     if "sheets" in frame.attrs:
-        convention += f"; sheets: {frame.attrs['sheets']}"
-    frame.attrs = {}
-    frame.to_parquet(out, index=False)
+        convention += f"; {'' if frame.attrs['format'] == 'matlab' else 'sheets: '}{frame.attrs['sheets']}"
+    notes = list(frame.attrs.get("notes", []))
     caps = cycle_capacities(frame)
-    discharged = caps.loc[caps["discharge_capacity_ah"] > 0, "discharge_capacity_ah"]  # a charge-only first cycle has none
+    partial = last_cycle_is_partial(frame, caps)
+    if partial:
+        notes.append(f"cycle {caps['cycle_index'].iloc[-1]} is partial (the file ends inside it): left out of the fade")
+    complete = caps.iloc[:-1] if partial else caps
+    discharged = complete.loc[complete["discharge_capacity_ah"] > 0, "discharge_capacity_ah"]  # a charge-only first cycle has none
     fade = f"{discharged.iloc[0]:.4g} -> {discharged.iloc[-1]:.4g} A.h" if len(discharged) else "none (no discharge)"
     click.echo(f"{file}: {len(frame)} records, {caps['cycle_index'].nunique()} cycles, "
-               f"discharge capacity {fade} ({convention}) -> {out}")
+               f"discharge capacity {fade} ({convention})" + (f" -> {out}" if out else ""))
+    for note in notes:
+        click.echo(f"note: {note}")
+    if out is None:
+        return
+    frame.attrs = {}
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    metadata = {**(table.schema.metadata or {}), b"pybamm_factory.read": json.dumps(
+        {"source": str(file), "convention": convention, "notes": notes}).encode()}
+    pq.write_table(table.replace_schema_metadata(metadata), out)
 
 
 @main.command()
@@ -274,9 +486,11 @@ def read(file, out, fmt, columns, current_sign, current_unit):
                    "fractions can absorb); on: always; off: never.")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Calibrated design YAML to write (report and figures go to <out stem>_calibration/ beside it).")
+@table_options
 @_user_errors
 def calibrate(data, held_out, fit_names, parameter_set, base_design, model, thermal, optimiser, max_evaluations,
-              discharge, leave_one_out, check_cells, capacity_scaling_mode, out):
+              discharge, leave_one_out, check_cells, capacity_scaling_mode, out, fmt, columns, current_sign,
+              current_unit, current_a, c_rate, capacity_ah):
     """Fit PyBaMM parameters to measured CC discharges and write a calibrated design.
 
     \b
@@ -291,10 +505,12 @@ def calibrate(data, held_out, fit_names, parameter_set, base_design, model, ther
     """
     from .calibrate import calibrate as run_calibration
 
+    fmt, options = _table_options(fmt, columns, current_sign, current_unit, _stated_current(current_a, c_rate, capacity_ah))
     report = run_calibration(list(data), list(fit_names), out, parameter_set=parameter_set, held_out=list(held_out),
                              base_design=base_design, model=model, thermal=thermal, max_evaluations=max_evaluations,
                              optimiser=optimiser, leave_one_out=leave_one_out, discharge=discharge,
-                             check_cells=check_cells, capacity_scaling_mode=capacity_scaling_mode)
+                             check_cells=check_cells, capacity_scaling_mode=capacity_scaling_mode,
+                             read_options={"format": fmt, **options})
     for name, source in report["discharge_used"].items():
         click.echo(f"{name}: {source}")
     scaling = report.get("capacity_scaling")

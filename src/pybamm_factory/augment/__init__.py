@@ -144,7 +144,8 @@ def _tables(space, decoded, frame, generator_id, nominal_ah):
             feats.append({**ids, "sweep_id": f"{row['sample_id']}-c{cycle:05d}-soc{round(space.soc * 100):03d}",
                           "cycle": int(cycle), "soc": space.soc,
                           **{k: float(decoded[k][i, j]) for k in cells.IMPEDANCE},
-                          "r_ct_fit_ohm": np.nan, "fit_residual": np.nan, "kk_residual": np.nan})
+                          "r_ct_fit_ohm": np.nan, "fit_residual": np.nan, "kk_residual": np.nan,
+                          "circuit_arcs": 0, "r0_fit_ohm": np.nan, "r_hf_arc_fit_ohm": np.nan})  # no circuit fitted
     out = {"manifest": frame.copy(), "labels": pd.DataFrame(labels), "curves": pd.concat(curves_rows, ignore_index=True),
            "impedance_features": pd.DataFrame(feats)}
     conditions = frame.set_index("sample_id")[cond_cols]

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
 import numpy as np
 
-from ..design.spec import load_design
-from .aging_fit import fit_aging, measured_fade
-from .design_writer import calibrated_design, check_names, plot_design_cells, plot_fit, simulate_design_cells, write_design
-from .fit import (
-    MODEL_LABELS,
-    CalibrationError,
-    Curve,
-    FitResult,
-    VoltageProblem,
-    capacity_scaling,
-    fit_parameters,
-    leave_one_curve_out,
-)
+from ..design.spec import load_design, read_design_file
 from .readers import ReaderError, cycle_capacities, discharge_segments, read_cycler, read_spectrum
+
+# the fitting code needs PyBaMM: imported when first used, so reading files does not load it
+_LAZY = {"fit_aging": ".aging_fit", "measured_fade": ".aging_fit", "MODEL_LABELS": ".fit", "CalibrationError": ".fit",
+         "Curve": ".fit", "FitResult": ".fit", "VoltageProblem": ".fit", "capacity_scaling": ".fit",
+         "fit_parameters": ".fit", "leave_one_curve_out": ".fit", "calibrated_design": ".design_writer",
+         "check_names": ".design_writer", "plot_design_cells": ".design_writer", "plot_fit": ".design_writer",
+         "simulate_design_cells": ".design_writer", "write_design": ".design_writer"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["CalibrationError", "Curve", "FitResult", "ReaderError", "VoltageProblem", "calibrate", "calibrate_aging",
            "fit_aging", "measured_fade",
@@ -31,7 +34,7 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
               held_out: list[str | Path] = (), base_design: str | Path = "default", model: str | None = None,
               thermal: str = "ambient", max_evaluations: int = 200, report_dir: str | Path | None = None,
               optimiser: str = "least-squares", leave_one_out: bool = True, discharge: str | int = "largest",
-              check_cells: int = 20, capacity_scaling_mode: str = "auto") -> dict:
+              check_cells: int = 20, capacity_scaling_mode: str = "auto", read_options: dict | None = None) -> dict:
     """Fit ``fit`` parameters to the CC discharges in ``data``; write the design and a report.
 
     Returns the report (also written as ``calibration_report.json`` with a figure of
@@ -47,13 +50,18 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
     0 skips it). ``capacity_scaling_mode``: "auto" fits (and writes) a measured cell more than
     1.5x larger or smaller than the set's with the set's electrode area and size parameters
     scaled to it; "on" scales any cell; "off" never (:func:`~.fit.capacity_scaling`).
+    ``read_options`` go to :func:`read_cycler` for every file (format, column mapping, the
+    constant current of a time-and-voltage file), and what they assumed is in the report.
     """
+    from .design_writer import calibrated_design, check_names, plot_design_cells, plot_fit, simulate_design_cells, write_design
+    from .fit import MODEL_LABELS, Curve, VoltageProblem, capacity_scaling, fit_parameters, leave_one_curve_out
+
     check_names(list(fit))
     design = load_design(base_design)
     parameter_set = parameter_set or design.parameter_set
     model = model or design.model
-    curves = [Curve.from_file(p, discharge=discharge) for p in data]
-    held = [Curve.from_file(p, discharge=discharge) for p in held_out]
+    curves = [Curve.from_file(p, discharge=discharge, read_options=read_options) for p in data]
+    held = [Curve.from_file(p, discharge=discharge, read_options=read_options) for p in held_out]
     problem = VoltageProblem(parameter_set, list(fit), model=model, thermal=thermal)
     scaling = capacity_scaling(problem, curves, capacity_scaling_mode)
     if scaling and scaling["applied"]:
@@ -97,6 +105,10 @@ def calibrate_aging(data: str | Path, parameter: str, out: str | Path, base_desi
                     rpt_interval: int = 5, max_evaluations: int = 25, **fit_options) -> dict:
     """Fit a degradation-rate parameter to a measured fade curve; write the design and report.
     ``fit_options`` go to :func:`fit_aging` (``decades``, ``starting_value``)."""
+    from .aging_fit import fit_aging
+    from .design_writer import calibrated_design, write_design
+    from .fit import FitResult
+
     report = fit_aging(data, parameter, base_design=base_design, rpt_interval=rpt_interval,
                        max_evaluations=max_evaluations, **fit_options)
     std = report["std"] if np.isfinite(report["std"]) else 0.1 * report["fitted"]
@@ -118,7 +130,8 @@ def calibrate_aging_trajectories(trajectories: str | Path, fit: list[str], out: 
     parameters as distributions (``out``), a JSON report and a figure beside it. The cells
     are simulated under ``usage_design``'s protocol with ``base_design``'s model (options,
     parameter set, mesh, solver), the model the fitted parameters will be used in."""
-    from .design_writer import aging_calibrated_design, plot_trajectories
+    from .design_writer import aging_calibrated_design, plot_trajectories, write_design
+    from .fit import CalibrationError
     from .trajectories import PARAMETERS, TrajectoryProblem, fit_trajectories, read_trajectories
     from .trajectories import leave_one_out as loo
 
@@ -161,9 +174,8 @@ def calibrate_eis(spectrum: str | Path, out: str | Path, base_design: str | Path
                   max_evaluations: int = 80) -> dict:
     """Fit the EIS model's parameters to a measured spectrum of a fresh cell (with an SOC
     column) and write the base design with them (``out``), a report and a figure beside it."""
-    import yaml
-
     from ..design.spec import resolve_design_path
+    from .design_writer import write_design
     from .eis_fit import DEFAULT_FIT, EIS_PARAMETERS, EisFitError, EisProblem, eis_calibrated_raw, eis_design, fit_eis, plot_eis_fit
 
     names = tuple(fit or DEFAULT_FIT)
@@ -174,7 +186,7 @@ def calibrate_eis(spectrum: str | Path, out: str | Path, base_design: str | Path
     if measured["soc"].isna().any():
         raise ReaderError(f"{spectrum}: the spectrum has no soc column; calibrate-eis needs the SOC of every sweep")
     base_path = resolve_design_path(base_design)
-    raw = yaml.safe_load(Path(base_path).read_text())
+    raw = read_design_file(base_path)
     base = load_design(base_path)
     problem = EisProblem(eis_design(base, raw, names), measured, names, band_hz=band_hz,
                          temperature_k=temperature_c + 273.15)

@@ -7,16 +7,23 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
 import numpy as np
+import yaml
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import yaml  # noqa: E402
+from ..design.manifest import build_manifest
+from ..design.spec import Design, parse_design
+from .fit import CalibrationError, Curve, FitResult, VoltageProblem
 
-from ..design.manifest import build_manifest  # noqa: E402
-from ..design.spec import Design, parse_design  # noqa: E402
-from .fit import CalibrationError, Curve, FitResult, VoltageProblem  # noqa: E402
+
+def _pyplot():
+    """pyplot on the Agg backend, chosen where a figure is drawn (files only, no display),
+    not when the module is imported."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 MIN_RELATIVE_STD = 0.002  # a spread narrower than 0.2 % of the value is widened to it
 TRUNCATION_SIGMAS = 3.0
@@ -138,6 +145,7 @@ def plot_design_cells(problem: VoltageProblem, curves: list[Curve], fit: FitResu
 def _curve_panels(curves: list[Curve], draw, path: Path) -> Path:
     """One voltage-vs-discharged-capacity panel per curve; ``draw(ax, curve)`` fills one
     and returns its title. Saved to ``path``."""
+    plt = _pyplot()
     fig, axes = plt.subplots(1, len(curves), figsize=(3.4 * len(curves), 3.2), squeeze=False)
     for ax, c in zip(axes[0], curves):
         ax.set_title(draw(ax, c), fontsize=8)
@@ -152,7 +160,7 @@ def _save(fig, legend_ax, path: Path, dpi: int) -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    _pyplot().close(fig)
     return path
 
 
@@ -233,6 +241,7 @@ def plot_trajectories(measured, fitted, before, path: Path) -> Path:
     """Measured against simulated SOH, LLI and LAM per cell, before and after the fit."""
     cols = [("soh", "SOH"), ("lli_pct", "LLI [%]"), ("lam_ne_pct", "LAM NE [%]"), ("lam_pe_pct", "LAM PE [%]")]
     cells = sorted(measured["cell_id"].unique())
+    plt = _pyplot()
     fig, axes = plt.subplots(len(cells), len(cols), figsize=(3.2 * len(cols), 2.4 * len(cells)), squeeze=False)
     for r, cell in enumerate(cells):
         m = measured[measured["cell_id"] == cell]

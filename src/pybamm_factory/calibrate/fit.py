@@ -32,6 +32,7 @@ from scipy.optimize import least_squares
 
 from ..design.spec import input_name_problem, physical_ceiling
 from ..simulate.inputs import default_value, set_inputs
+from .options import CAPACITY_SCALING, OPTIMISERS, THERMAL_MODES  # noqa: F401 - re-exported
 from .readers import discharge_segments, read_cycler
 
 # starting bounds, relative to the parameter set's value
@@ -43,7 +44,6 @@ WIDE_PATTERNS = ("diffusivity", "conductivity", "rate constant", "exchange")
 POINTS_PER_CURVE = 120
 TRACE_POINTS = 200  # measured temperature trace, thinned to this many points
 ASSUMED_TEMPERATURE_K = 298.15
-THERMAL_MODES = ("ambient", "mean", "measured", "lumped")
 MODEL_LABELS = {"spme": "SPMe", "dfn": "DFN"}
 RECENT_SOLVES = 64  # simulated curves kept per problem (a calibration asks for about 2 per curve again)
 # a cell of another size: these scale together with the measured capacity (electrode area,
@@ -51,7 +51,6 @@ RECENT_SOLVES = 64  # simulated curves kept per problem (a calibration asks for 
 CAPACITY_SCALED = ("Electrode width [m]", "Nominal cell capacity [A.h]", "Cell volume [m3]", "Cell cooling surface area [m2]")
 # "auto" scales a cell 1.5x larger or smaller than the set's: beyond that the fitted fractions,
 # searched within 0.5-1.5x and capped at 1, cannot make up the difference; "on" scales any cell
-CAPACITY_SCALING = {"auto": 1.5, "on": 1.0, "off": None}
 
 
 class CalibrationError(ValueError):
@@ -72,10 +71,14 @@ class Curve:
     source: str = ""  # which discharge of the file, in words
 
     @classmethod
-    def from_file(cls, path: str | Path, points: int = POINTS_PER_CURVE, discharge: str | int = "largest") -> Curve:
-        """One constant-current discharge of a cycler export (see :func:`pick_discharge`)."""
+    def from_file(cls, path: str | Path, points: int = POINTS_PER_CURVE, discharge: str | int = "largest",
+                  read_options: dict | None = None) -> Curve:
+        """One constant-current discharge of a cycler export (see :func:`pick_discharge`);
+        ``read_options`` go to :func:`read_cycler` (format, column mapping, a stated current)."""
         path = Path(path)
-        segments = discharge_segments(read_cycler(path))
+        read_options = dict(read_options or {})
+        frame = read_cycler(path, format=read_options.pop("format", "auto"), **read_options)
+        segments = discharge_segments(frame)
         if not segments:
             raise CalibrationError(f"{path}: no constant-current discharge found")
         k = pick_discharge(segments, discharge, path)
@@ -93,6 +96,8 @@ class Curve:
             trace_t, trace_k = time_s[known][keep], temp_k[known][keep]
         current_a = float(seg["current_a"].mean())
         source = f"CC discharge {k + 1} of {len(segments)} ({current_a:.3g} A, {q[-1]:.4g} A.h)"
+        if frame.attrs.get("current_convention", "").startswith("stated constant"):
+            source += f"; assumed: {frame.attrs['current_convention']}"
         return cls(path.stem, grid, np.interp(grid, q, seg["voltage_v"].to_numpy()),
                    current_a, float(time_s[-1]), mean_k, start_k, trace_t, trace_k, source)
 
@@ -391,7 +396,6 @@ def check_sensitivity(problem: VoltageProblem, curve: Curve, x0, scale, hi, step
                                    "it with these options, so it cannot be fitted")
 
 
-OPTIMISERS = ("least-squares", "pybop-minimize", "pybop-xnes")
 
 
 def _search_space(problem: VoltageProblem) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

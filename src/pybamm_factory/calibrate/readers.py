@@ -54,8 +54,11 @@ import numpy as np
 import pandas as pd
 
 COLUMNS = ["time_s", "current_a", "voltage_v", "temperature_c", "cycle_index", "step_index", "step_type"]
-FORMATS = ("auto", "maccor", "neware", "arbin", "biologic", "csv")
-REST_FRACTION = 0.01  # |I| below 1 % of the largest |I| counts as rest
+FORMATS = ("auto", "maccor", "neware", "arbin", "biologic", "csv", "matlab")
+REST_FRACTION = 0.01  # a step at 1 % of the largest |I| or more is loaded (see step_types)
+CAPACITY_FRACTION = 0.01  # ... as is a step moving 1 % of the busiest step's charge or more
+NOISE_SIGMAS = 5.0  # ... if its median current stands this many robust spreads above zero
+LEVEL_JUMP = 0.1  # without step numbers, a new step where |I| jumps by more than 10 %
 
 
 class ReaderError(ValueError):
@@ -89,6 +92,7 @@ _BINARY_EXPORTS = {
 }
 _WORKBOOK_MAGIC = {b"PK\x03\x04": "xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1": "xls"}
 HEAD_BYTES = 65536  # format detection reads this much of a text file
+MAX_WORKBOOK_ROWS = 5_000_000  # rows over all sheets; a longer record goes through CSV
 
 
 def _workbook_kind(path: Path) -> str | None:
@@ -144,15 +148,65 @@ def detect_format(path: str | Path) -> str:
         if any(re.match(r"<?(Ewe|Ecell)>?/V$", c) for c in header[2]):
             return "biologic"  # EC-Lab export without its header block
         return "csv"
-    _fail(path, "unrecognised export; expected a Maccor, Neware, Arbin, BioLogic text export, or a delimited table "
-                "or Excel sheet with time, current and voltage columns")
+    _no_cycler_table(path, lines)
 
 
-def _step_type_from_current(current_a: np.ndarray) -> np.ndarray:
-    scale = np.nanmax(np.abs(current_a)) if len(current_a) else 0.0
-    out = np.full(len(current_a), "rest", dtype=object)
-    out[current_a > REST_FRACTION * scale] = "discharge"
-    out[current_a < -REST_FRACTION * scale] = "charge"
+_NO_CURRENT_HINT = ("time and voltage columns but no current; for a curve measured at a known constant current, "
+                    "state it (--current-a, or --c-rate with --capacity-ah; constant_current_a in Python)")
+
+
+def _no_cycler_table(path: Path, lines: list[str]):
+    """Fail with what the file looks like instead of a cycler table."""
+    if _header_line(lines, _is_spectrum_header) or _header_line(lines, is_wide_spectrum_header):
+        _fail(path, "an impedance spectrum, not a cycler record; read it with `pybamm-factory eis-features`")
+    if _header_line(lines, _is_time_voltage_header, min_fields=2):
+        _fail(path, _NO_CURRENT_HINT)
+    _fail(path, "unrecognised export; expected a Maccor, Neware, Arbin, BioLogic text export, or a delimited table, "
+                "Excel sheet or MATLAB file with time, current and voltage columns")
+
+
+def step_types(current_a, time_s=None, step_index=None) -> np.ndarray:
+    """``charge`` / ``discharge`` / ``rest`` per record, decided per step.
+
+    Steps are the file's step numbers, or (without them) runs of records whose current
+    keeps its sign and does not jump by more than ``LEVEL_JUMP`` of its size (and more than
+    the file's record-to-record noise) from one record to the next. A step is loaded (its median current's sign gives discharge or charge)
+    when its median current stands above its own noise (``NOISE_SIGMAS`` times the robust
+    record-to-record spread of its current) and either reaches ``REST_FRACTION`` of the file's largest current (a
+    pulse) or moves at least ``CAPACITY_FRACTION`` of the charge of the file's busiest step
+    (a slow capacity check: a C/20 step beside a fast pulse is a discharge, not a rest).
+    A rest with a small constant offset moves next to no charge and stays a rest."""
+    current_a = np.asarray(current_a, dtype=float)
+    n = len(current_a)
+    out = np.full(n, "rest", dtype=object)
+    if n == 0:
+        return out
+    time_s = np.arange(n, dtype=float) if time_s is None else np.asarray(time_s, dtype=float)
+    if step_index is None or pd.isna(np.asarray(step_index, dtype=float)).all():
+        finite = np.nan_to_num(current_a)
+        change = np.abs(np.diff(finite))
+        noise = 1.4826 / np.sqrt(2) * np.median(change) if change.size else 0.0
+        level_jump = (change > LEVEL_JUMP * np.maximum(np.abs(finite[1:]), np.abs(finite[:-1]))) & (change > NOISE_SIGMAS * noise)
+        new_step = np.concatenate([[True], (np.sign(finite[1:]) != np.sign(finite[:-1])) | level_jump])
+        blocks = np.cumsum(new_step)
+    else:
+        index = np.asarray(step_index, dtype=float)
+        blocks = np.cumsum(np.concatenate([[True], index[1:] != index[:-1]]))
+    dq = np.zeros(n)
+    dq[1:] = 0.5 * (current_a[1:] + current_a[:-1]) * np.diff(time_s) / 3600.0
+    jump = np.abs(np.diff(current_a, prepend=np.nan))
+    first = np.concatenate([[True], blocks[1:] != blocks[:-1]])
+    jump[first], dq[first] = np.nan, 0.0  # nothing across step boundaries
+    steps = pd.DataFrame({"block": blocks, "current": current_a, "jump": jump, "dq": dq}).groupby("block", sort=False)
+    level = steps["current"].median().fillna(0.0).to_numpy()
+    noise = (1.4826 / np.sqrt(2)) * steps["jump"].median().fillna(0.0).to_numpy()  # record-to-record noise
+    moved = steps["dq"].sum().abs().to_numpy()
+    scale = np.nanmax(np.abs(current_a)) if np.isfinite(current_a).any() else 0.0
+    loaded = (np.abs(level) > NOISE_SIGMAS * noise) & (np.abs(level) > 0) & (
+        (np.abs(level) >= REST_FRACTION * scale) | (moved >= CAPACITY_FRACTION * moved.max()))
+    kind = np.where(loaded, np.where(level > 0, "discharge", "charge"), "rest")
+    position = np.cumsum(first) - 1  # the step number (0, 1, ...) of every record
+    out[:] = kind[position]
     return out
 
 
@@ -177,22 +231,61 @@ def _derive_cycles(step_type: np.ndarray, step_index: np.ndarray) -> np.ndarray:
     return cycle
 
 
+# What a cell's record can hold; beyond it a unit is wrong (mV under a 'V' header, mA labelled
+# 'A') or the column is not what its name says. Wide enough for any single cell: the largest
+# prismatic cells hold a few hundred A.h and are cycled at a few hundred A.
+VOLTAGE_WINDOW_V = (-0.5, 6.0)
+MAX_CURRENT_A = 2000.0
+
+
+def _plausible(frame: pd.DataFrame, path: Path) -> None:
+    """Refuse values no single cell gives, naming the likely cause, in one line."""
+    voltage = frame["voltage_v"].to_numpy(float)
+    low, high = VOLTAGE_WINDOW_V
+    outside = (voltage < low) | (voltage > high)
+    if outside.mean() > 0.01:
+        median = float(np.median(voltage))
+        cause = (" (millivolts under a volt header?)" if median > 100 else
+                 " (negative voltages: a reversed lead, or a different column?)" if median < 0 else "")
+        _fail(path, f"{outside.mean():.0%} of voltages outside {low} to {high} V, median {median:.4g} V{cause}; "
+                    "state the unit in the header or map the column with --column")
+    peak = float(np.nanmax(np.abs(frame["current_a"].to_numpy(float)))) if len(frame) else 0.0
+    if peak > MAX_CURRENT_A:
+        _fail(path, f"currents up to {peak:.4g} A, beyond any single cell's {MAX_CURRENT_A:g} A (milliamps labelled "
+                    "amperes?); state the unit with --current-unit mA")
+
+
 def _finish(frame: pd.DataFrame, path: Path, fmt: str, convention: str) -> pd.DataFrame:
-    frame = frame.dropna(subset=["time_s", "current_a", "voltage_v"]).reset_index(drop=True)
+    rows = len(frame)
+    frame = frame.dropna(subset=["time_s", "current_a", "voltage_v"])
+    finite = np.isfinite(frame[["time_s", "current_a", "voltage_v"]].to_numpy(float)).all(axis=1)
+    frame = frame[finite].reset_index(drop=True)
     if frame.empty:
         _fail(path, f"no data rows found for format '{fmt}'")
+    dropped = rows - len(frame)
+    _plausible(frame, path)
     frame["time_s"] = frame["time_s"].astype(float) - float(frame["time_s"].iloc[0])
     if "step_type" not in frame or frame["step_type"].isna().all():
-        frame["step_type"] = _step_type_from_current(frame["current_a"].to_numpy(float))
+        frame["step_type"] = step_types(frame["current_a"], frame["time_s"],
+                                        frame["step_index"] if "step_index" in frame else None)
     if "step_index" not in frame or frame["step_index"].isna().all():
         frame["step_index"] = _derive_steps(frame["step_type"].to_numpy())
+    notes = list(frame.attrs.get("notes", []))
+    if dropped:
+        notes.append(f"{dropped} of {rows} rows dropped (empty, text, NaN or inf time, current or voltage)")
     if "cycle_index" not in frame or frame["cycle_index"].isna().all():
         frame["cycle_index"] = _derive_cycles(frame["step_type"].to_numpy(), frame["step_index"].to_numpy())
+    elif frame["cycle_index"].nunique() == 1:
+        derived = _derive_cycles(frame["step_type"].to_numpy(), frame["step_index"].to_numpy())
+        if derived.max() > derived.min():  # one cycle number over alternating charges and discharges
+            notes.append(f"the file's cycle column holds {frame['cycle_index'].iloc[0]:g} on every row while charge and "
+                         f"discharge steps alternate: cycles derived from the steps ({derived.max() - derived.min() + 1})")
+            frame["cycle_index"] = derived
     if "temperature_c" not in frame:
         frame["temperature_c"] = np.nan
     frame = frame[COLUMNS].astype({"time_s": float, "current_a": float, "voltage_v": float, "temperature_c": float,
                                    "cycle_index": "int64", "step_index": "int64", "step_type": str})
-    frame.attrs.update({"source": str(path), "format": fmt, "current_convention": convention})
+    frame.attrs.update({"source": str(path), "format": fmt, "current_convention": convention, "notes": notes})
     return frame
 
 
@@ -245,14 +338,14 @@ def read_maccor(path: Path) -> pd.DataFrame:
         current, convention = _signed_by_state(amps, kinds), "Maccor State column (D = discharge), |Amps|"
     else:
         current, convention = -amps, "Maccor Amps, negative = discharge"
-        kinds = _step_type_from_current(current)
+        kinds = None  # typed per step in _finish
     temp_col = roles.get("temperature")  # the cell's over the chamber's
     frame = pd.DataFrame({
         "time_s": time_s, "current_a": current, "voltage_v": pd.to_numeric(df["Volts"], errors="coerce"),
         "temperature_c": pd.to_numeric(df[temp_col], errors="coerce") if temp_col else np.nan,
         "cycle_index": pd.to_numeric(df.get("Cyc#"), errors="coerce") if "Cyc#" in df else np.nan,
         "step_index": pd.to_numeric(df.get("Step"), errors="coerce") if "Step" in df else np.nan,
-        "step_type": kinds,
+        "step_type": kinds if kinds is not None else np.nan,
     })
     return _finish(frame, path, "maccor", convention)
 
@@ -321,17 +414,6 @@ def read_arbin(path: Path) -> pd.DataFrame:
     frame = read_csv_generic(path, current_sign="discharge-negative")
     frame.attrs.update({"format": "arbin", "current_convention": "Arbin Current, positive = charge (flipped)"})
     return frame
-
-
-def _per_step_type(frame: pd.DataFrame) -> np.ndarray:
-    """Each cycler step takes the type of its median current."""
-    kinds = _step_type_from_current(frame["current_a"].to_numpy(float))
-    if frame["step_index"].isna().all():
-        return kinds
-    block = (frame["step_index"] != frame["step_index"].shift()).cumsum()
-    median = frame["current_a"].groupby(block).transform("median").to_numpy(float)
-    scale = np.nanmax(np.abs(frame["current_a"].to_numpy(float)))
-    return np.where(median > REST_FRACTION * scale, "discharge", np.where(median < -REST_FRACTION * scale, "charge", "rest"))
 
 
 def read_biologic(path: Path) -> pd.DataFrame:
@@ -469,13 +551,13 @@ def _seconds(values: pd.Series, unit: str | None) -> pd.Series | None:
 HEADER_SCAN_LINES = 300  # preambles (EC-Lab settings blocks, Gamry tags) end before this
 
 
-def _header_line(lines: list[str], accept) -> tuple[int, str, list[str]] | None:
+def _header_line(lines: list[str], accept, min_fields: int = 3) -> tuple[int, str, list[str]] | None:
     """(index, delimiter, fields) of the first line, within HEADER_SCAN_LINES, that splits on
-    tab, comma or semicolon into three or more fields that ``accept`` takes as a header."""
+    tab, comma or semicolon into ``min_fields`` or more fields that ``accept`` takes as a header."""
     for k, line in enumerate(lines[:HEADER_SCAN_LINES]):
         for sep in ("\t", ",", ";"):
             fields = [f.strip().strip('"') for f in line.split(sep)]
-            if len(fields) >= 3 and accept(fields):
+            if len(fields) >= min_fields and accept(fields):
                 return k, sep, fields
     return None
 
@@ -520,14 +602,15 @@ class _SheetTable:
     rows: list[str]  # tab-separated data lines under the header
 
 
-def _sheet_table(name: str, raw: pd.DataFrame) -> _SheetTable | None:
-    """The cycler or spectrum table of one sheet (header below any preamble rows), or None."""
-    lines = ["\t".join(_cell_text(v) for v in row).rstrip("\t") for row in raw.itertuples(index=False)]
+def _sheet_table(name: str, raw) -> _SheetTable | None:
+    """The cycler or spectrum table of one sheet's rows (header below any preamble rows), or None."""
+    lines = ["\t".join(_cell_text(v) for v in row).rstrip("\t") for row in raw]
     header = _header_line(lines, lambda f: _is_cycler_header(f) or _is_spectrum_header(f))
     if header is None or header[1] != "\t":
         return None
     k, _, fields = header
-    return _SheetTable(name, fields, [line for line in lines[k + 1:] if line.strip()])
+    width = len(fields)  # cells right of the header (notes, stray values) are not part of the table
+    return _SheetTable(name, fields, ["\t".join(line.split("\t")[:width]) for line in lines[k + 1:] if line.strip()])
 
 
 def _time_value(table: _SheetTable, row: str) -> float | None:
@@ -565,11 +648,22 @@ def _workbook_text(path: Path, kind: str) -> tuple[str, str]:
     and impedance) with the most rows; info, statistics and cycle sheets are left out.
     Sheets after it with the same header whose time carries on (Arbin and Neware split long
     tests over sheets) are appended."""
+    from python_calamine import CalamineWorkbook
+
     try:
-        sheets = pd.read_excel(path, sheet_name=None, header=None, dtype=object, engine="calamine")
+        workbook = CalamineWorkbook.from_path(str(path))
+        sheets = {name: workbook.get_sheet_by_name(name) for name in workbook.sheet_names}
+        rows = sum(sheet.height for sheet in sheets.values())
+        if rows > MAX_WORKBOOK_ROWS:
+            _fail(path, f"the workbook's sheets span {rows:,} rows, more than {MAX_WORKBOOK_ROWS:,}; export the "
+                        "record as CSV")
+        # empty rows (a sheet padded to Excel's last row) are skipped before any text is built
+        tables = [t for name, sheet in sheets.items()
+                  if (t := _sheet_table(str(name), (r for r in sheet.iter_rows() if any(v != "" for v in r)))) is not None]
+    except ReaderError:
+        raise
     except Exception as exc:  # a zip or OLE2 file that is not a workbook, or a damaged one
         _fail(path, f"could not be read as an Excel workbook ({kind}): {type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
-    tables = [t for name, raw in sheets.items() if (t := _sheet_table(str(name), raw)) is not None]
     if not tables:
         _fail(path, f"no sheet of the workbook has a header naming time, current and voltage (sheets: {', '.join(map(str, sheets))})")
     start = max(range(len(tables)), key=lambda k: len(tables[k].rows))
@@ -583,19 +677,25 @@ def _workbook_text(path: Path, kind: str) -> tuple[str, str]:
 
 
 def read_csv_generic(path: Path, columns: dict | None = None, current_sign: str = "auto",
-                     current_unit: str = "auto") -> pd.DataFrame:
+                     current_unit: str = "auto", constant_current_a: float | None = None) -> pd.DataFrame:
     """Any delimited table (comma, tab or semicolon; decimal commas; preamble lines before
     the header). Columns are found by name (``column_roles``) unless ``columns`` maps the
     normalised names to the file's; units come from the header (A / mA, s / min / h, V / mV)
     unless ``current_unit`` states it. Time may be numbers, 'hh:mm:ss' or date-times.
     Current sign: a state or step-type column (C / D / R, CC_DChg, ...) signs |current|;
     else ``current_sign`` states it, or it is inferred from the data (voltage falls on
-    discharge)."""
+    discharge). A file of time and voltage only (a digitised or published curve) is read
+    with a stated ``constant_current_a`` (positive = discharge)."""
     lines = _lines(path)
-    header = _header_line(lines, _is_cycler_header)
+    if constant_current_a is None:
+        header = _header_line(lines, _is_cycler_header)
+    else:
+        header = _header_line(lines, _is_time_voltage_header, min_fields=2)
     if header is None and not columns:
-        _fail(path, f"no header line naming time, current and voltage columns in the first {HEADER_SCAN_LINES} lines; "
-                    "pass a column mapping")
+        if constant_current_a is None and _header_line(lines, _is_time_voltage_header, min_fields=2):
+            _fail(path, _NO_CURRENT_HINT)
+        _fail(path, f"no header line naming time, {'current and ' if constant_current_a is None else 'and '}voltage "
+                    f"columns in the first {HEADER_SCAN_LINES} lines; pass a column mapping")
     k, sep, fields = header if header else (0, None, None)
     body = lines[k:]
     units = _units_row(fields, body[1], sep) if header and len(body) > 1 else {}
@@ -604,14 +704,35 @@ def read_csv_generic(path: Path, columns: dict | None = None, current_sign: str 
     # the C parser: pandas' python parser misreads decimal-comma exponents ("1,0007e+03")
     df = pd.read_csv(io.StringIO("\n".join(body)), sep=sep, engine="c" if sep else "python", decimal=_decimal(sep, body[1:]))
     df.columns = [str(c).strip().strip('"') for c in df.columns]
+    return table_frame(df, path, "csv", columns, current_sign, current_unit, constant_current_a)
+
+
+def _is_time_voltage_header(fields) -> bool:
+    roles = column_roles(fields)
+    return "voltage" in roles and ("time" in roles or "clock" in roles)
+
+
+def table_frame(df: pd.DataFrame, path, fmt: str, columns: dict | None = None, current_sign: str = "auto",
+                current_unit: str = "auto", constant_current_a: float | None = None) -> pd.DataFrame:
+    """The normalised frame of a table already split into named columns (a delimited file,
+    a workbook sheet, the arrays of a MATLAB file); see :func:`read_csv_generic`."""
     mapping = {"time_s": "time", "current_a": "current", "voltage_v": "voltage", "temperature_c": "temperature",
                "cycle_index": "cycle", "step_index": "step"}
     roles = column_roles(df.columns)
     for normalised, column in (columns or {}).items():
         roles[mapping.get(normalised, normalised)] = column
-    missing = [r for r in ("current", "voltage") if roles.get(r) not in df.columns]
+    if constant_current_a is not None:
+        if roles.get("current") in df.columns:
+            _fail(path, f"the file has a current column {roles['current']!r}; a stated constant current is for files "
+                        "of time and voltage only")
+        if not np.isfinite(constant_current_a) or constant_current_a == 0:
+            _fail(path, f"stated constant current {constant_current_a!r} A must be a non-zero number")
+    missing = [r for r in ("current", "voltage") if roles.get(r) not in df.columns
+               and not (r == "current" and constant_current_a is not None)]
     if missing or not ({"time", "clock"} & set(roles)):
-        _fail(path, f"CSV lacks columns for {missing or ['time']}; found {list(df.columns)[:10]}; pass a column mapping")
+        hint = f" ({_NO_CURRENT_HINT})" if missing == ["current"] else ""
+        _fail(path, f"{fmt} table lacks columns for {missing or ['time']}; found {list(df.columns)[:10]}; "
+                    f"pass a column mapping{hint}")
     time_s = None
     for role in ("time", "clock"):  # test time first; a clock column when that is missing, unreadable or resets
         if role in roles and time_s is None:
@@ -620,24 +741,31 @@ def read_csv_generic(path: Path, columns: dict | None = None, current_sign: str 
     if time_s is None:
         named = [roles[r] for r in ("time", "clock") if r in roles]
         _fail(path, f"time column(s) {named} are not increasing seconds, 'hh:mm:ss' or date-times")
-    unit = current_unit.lower() if current_unit != "auto" else split_header(roles["current"])[1]
-    if unit not in UNIT_FACTORS["current"]:
-        _fail(path, f"current unit {unit!r} not understood; allowed: A, mA, uA")
-    current = pd.to_numeric(df[roles["current"]], errors="coerce").to_numpy(float) * UNIT_FACTORS["current"][unit]
     v_factor = UNIT_FACTORS["voltage"].get(split_header(roles["voltage"])[1], 1.0)
     voltage = pd.to_numeric(df[roles["voltage"]], errors="coerce").to_numpy(float) * v_factor
-    kinds, state_column = _state_from_columns(df) if current_sign == "auto" else (None, None)
-    if kinds is not None:
-        current, convention = _signed_by_state(current, kinds), f"state column {state_column!r} (discharge / charge / rest), |current|"
-    elif current_sign == "auto":
-        sign = infer_discharge_sign(current, voltage)
-        convention = f"inferred from data: {'positive' if sign > 0 else 'negative'} = discharge"
-        current = sign * current
-    elif current_sign in ("discharge-positive", "discharge-negative"):
-        current = current if current_sign == "discharge-positive" else -current
-        convention = f"stated: {current_sign}"
+    kinds = None
+    if constant_current_a is not None:
+        current = np.full(len(df), float(constant_current_a))
+        convention = (f"stated constant current {abs(constant_current_a):g} A "
+                      f"({'discharge' if constant_current_a > 0 else 'charge'}); the file has no current column")
     else:
-        _fail(path, f"current_sign '{current_sign}' not allowed; allowed: auto, discharge-positive, discharge-negative")
+        unit = current_unit.lower() if current_unit != "auto" else split_header(roles["current"])[1]
+        if unit not in UNIT_FACTORS["current"]:
+            _fail(path, f"current unit {unit!r} not understood; allowed: A, mA, uA")
+        current = pd.to_numeric(df[roles["current"]], errors="coerce").to_numpy(float) * UNIT_FACTORS["current"][unit]
+        kinds, state_column = _state_from_columns(df) if current_sign == "auto" else (None, None)
+        if kinds is not None:
+            current = _signed_by_state(current, kinds)
+            convention = f"state column {state_column!r} (discharge / charge / rest), |current|"
+        elif current_sign == "auto":
+            sign = infer_discharge_sign(current, voltage)
+            convention = f"inferred from data: {'positive' if sign > 0 else 'negative'} = discharge"
+            current = sign * current
+        elif current_sign in ("discharge-positive", "discharge-negative"):
+            current = current if current_sign == "discharge-positive" else -current
+            convention = f"stated: {current_sign}"
+        else:
+            _fail(path, f"current_sign '{current_sign}' not allowed; allowed: auto, discharge-positive, discharge-negative")
     frame = pd.DataFrame({"time_s": time_s, "current_a": current, "voltage_v": voltage})
     if "temperature" in roles:
         frame["temperature_c"] = pd.to_numeric(df[roles["temperature"]], errors="coerce")
@@ -650,25 +778,118 @@ def read_csv_generic(path: Path, columns: dict | None = None, current_sign: str 
         frame["step_type"] = kinds
         if "step_index" not in frame:
             frame["step_index"] = _derive_steps(kinds)
-    elif "step_index" in frame:
-        frame["step_type"] = _per_step_type(frame)
-    return _finish(frame, path, "csv", convention)
+    return _finish(frame, path, fmt, convention)
+
+
+_MAT_HEADERS = {b"MATLAB 5.0 MAT-file": "5", b"MATLAB 7.3 MAT-file": "7.3"}
+
+
+def _mat_version(path: Path) -> str | None:
+    """'5' (v5 to v7, read by SciPy) or '7.3' (HDF5, read by h5py) from a MAT-file's text
+    header; None for other files. A ``.mat`` without that header (MATLAB v4) is refused."""
+    with open(path, "rb") as fh:
+        head = fh.read(32)
+    version = next((v for magic, v in _MAT_HEADERS.items() if head.startswith(magic)), None)
+    if version is None and Path(path).suffix.lower() == ".mat":
+        _fail(path, "a .mat file without a MATLAB 5.0 / 7.3 header (MATLAB v4 or not a MAT-file); save it with "
+                    "save(..., '-v7') or '-v7.3', or export a CSV")
+    return version
+
+
+def _mat_leaves(path: Path, version: str) -> dict[str, np.ndarray]:
+    """Every numeric vector in a MAT-file, by its dotted path ('data.current_a'; 'tests(2).time'
+    for an element of a struct array)."""
+    leaves: dict[str, np.ndarray] = {}
+
+    def keep(name, value):
+        array = np.asarray(value)
+        if array.dtype.kind in "fiub" and array.size > 1 and (array.ndim == 1 or (array.ndim == 2 and min(array.shape) == 1)):
+            leaves[name] = array.astype(float).ravel()
+
+    if version == "7.3":
+        import h5py
+
+        with h5py.File(path, "r") as fh:
+            fh.visititems(lambda name, obj: keep(name.replace("/", "."), obj[()])
+                          if isinstance(obj, h5py.Dataset) and not name.startswith("#") else None)
+        return leaves
+    from scipy.io import loadmat
+
+    def walk(name, value):
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{name}.{key}" if name else key, item)
+        elif isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.dtype == object):
+            for k, item in enumerate(value):
+                walk(f"{name}({k + 1})", item)
+        elif isinstance(value, np.ndarray):
+            keep(name, value)
+
+    walk("", {k: v for k, v in loadmat(path, simplify_cells=True).items() if not k.startswith("__")})
+    return leaves
+
+
+def read_matlab(path: Path, columns: dict | None = None, current_sign: str = "auto", current_unit: str = "auto",
+                constant_current_a: float | None = None) -> pd.DataFrame:
+    """A MATLAB file (v5-v7 through SciPy, v7.3 through h5py) holding time, current and
+    voltage as vectors of one length under one parent (top-level variables, or the fields of
+    one struct). The vectors' own names give their roles and units, as header names do in a
+    table (``time_s``, ``current_a``, ``Voltage``). Where several structs hold such vectors
+    (one per test), the one with the most records is read and the others are named in a note.
+    MATLAB ``table`` and ``timetable`` objects are stored in a form neither library reads:
+    save them with ``table2struct(T, 'ToScalar', true)`` first."""
+    leaves = _mat_leaves(path, _mat_version(path))
+    parents: dict[str, dict[str, np.ndarray]] = {}
+    for name, array in leaves.items():
+        parent, _, leaf = name.rpartition(".")
+        parents.setdefault(parent, {})[leaf] = array
+    candidates = []
+    for parent, group in parents.items():
+        lengths = pd.Series({leaf: len(a) for leaf, a in group.items()})
+        n = int(lengths.mode().max())
+        table = pd.DataFrame({leaf: a for leaf, a in group.items() if len(a) == n})
+        named = set(table.columns) | set((columns or {}).values())
+        roles = column_roles(named)
+        if "voltage" in roles and ({"time", "clock"} & set(roles)) and ("current" in roles or constant_current_a is not None):
+            candidates.append((n, parent, table))
+    if not candidates:
+        found = ", ".join(sorted(leaves)[:12]) or "no numeric vectors"
+        _fail(path, f"MATLAB {_mat_version(path)} file without time, current and voltage vectors of one length under "
+                    f"one parent; found: {found}")
+    candidates.sort(key=lambda c: -c[0])
+    n, parent, table = candidates[0]
+    frame = table_frame(table, path, "matlab", columns, current_sign, current_unit, constant_current_a)
+    frame.attrs["sheets"] = f"variables {parent + '.' if parent else ''}{{{', '.join(table.columns)}}}"
+    if len(candidates) > 1:
+        frame.attrs["notes"] = frame.attrs.get("notes", []) + [
+            f"{len(candidates) - 1} other group(s) of time/current/voltage vectors not read: "
+            + ", ".join(c[1] or "(top level)" for c in candidates[1:6])]
+    return frame
 
 
 READERS = {"maccor": read_maccor, "neware": read_neware, "arbin": read_arbin, "biologic": read_biologic,
-           "csv": read_csv_generic}
+           "csv": read_csv_generic, "matlab": read_matlab}
+TABLE_OPTIONS = ("csv", "matlab")  # the formats that take column, sign, unit and constant-current options
 
 
 def read_cycler(path: str | Path, format: str = "auto", **kwargs) -> pd.DataFrame:
-    """Read a cycler export into the normalised frame (see module docstring)."""
+    """Read a cycler export into the normalised frame (see module docstring). ``kwargs``
+    (``columns``, ``current_sign``, ``current_unit``, ``constant_current_a``) are for plain
+    tables and MATLAB files; given with ``format="auto"``, a text file is read as a table."""
     path = Path(path)
     if not path.is_file():
         _fail(path, "no such file")
     if format not in FORMATS:
         _fail(path, f"format '{format}' not allowed; allowed: {', '.join(FORMATS)}")
-    fmt = detect_format(path) if format == "auto" else format
+    fmt = format
+    if format == "auto":
+        table_options_given = any(v not in (None, "auto", {}) for v in kwargs.values())
+        fmt = "matlab" if _mat_version(path) else "csv" if table_options_given else detect_format(path)
+    if fmt not in TABLE_OPTIONS and any(v not in (None, "auto", {}) for v in kwargs.values()):
+        _fail(path, f"column, sign, unit and constant-current options apply to {' and '.join(TABLE_OPTIONS)} files, "
+                    f"not to {fmt} exports")
     try:
-        frame = READERS[fmt](path, **kwargs) if fmt == "csv" else READERS[fmt](path)
+        frame = READERS[fmt](path, **kwargs) if fmt in TABLE_OPTIONS else READERS[fmt](path)
     except ReaderError:
         raise
     except (ValueError, KeyError, IndexError, pd.errors.ParserError, UnicodeDecodeError) as exc:
@@ -700,6 +921,23 @@ def cycle_capacities(frame: pd.DataFrame) -> pd.DataFrame:
         "charge_capacity_ah": np.where(kind == "charge", np.clip(-dq, 0, None), 0.0),
     })
     return out.groupby("cycle_index", as_index=False).sum()
+
+
+def last_cycle_is_partial(frame: pd.DataFrame, capacities: pd.DataFrame) -> bool:
+    """Whether the file ends inside its last cycle (a test stopped or exported mid-step): the
+    file's last discharge or charge step stopped more than 50 mV away from where the step of
+    that kind before it stopped (it did not reach its cut-off) and its cycle moved less than
+    90 % of the previous cycle's charge in that direction."""
+    block = ((frame["step_index"] != frame["step_index"].shift()) | (frame["step_type"] != frame["step_type"].shift())).cumsum()
+    loaded = frame[frame["step_type"] != "rest"]
+    if len(capacities) < 2 or loaded.empty or loaded["cycle_index"].iloc[-1] != capacities["cycle_index"].iloc[-1]:
+        return False
+    kind = loaded["step_type"].iloc[-1]
+    same = loaded["step_type"] == kind
+    ends = loaded[same].groupby(block[loaded.index][same])["voltage_v"].last()
+    column = "discharge_capacity_ah" if kind == "discharge" else "charge_capacity_ah"
+    last, previous = capacities[column].iloc[-1], capacities[column].iloc[-2]
+    return bool(len(ends) >= 2 and abs(ends.iloc[-1] - ends.iloc[-2]) > 0.05 and previous > 0 and last < 0.9 * previous)
 
 
 def _constant_current_run(current_a: np.ndarray, tolerance: float) -> tuple[int, int]:
@@ -747,31 +985,55 @@ SPECTRUM_COLUMNS = {  # matched on the header text, unit included, case-insensit
     "soc": (r"^soc",),
 }
 OHM_FACTORS = {"ohm": 1.0, "ω": 1.0, "mohm": 1e-3, "mω": 1e-3, "kohm": 1e3, "kω": 1e3, "uohm": 1e-6, "µω": 1e-6}
-HZ_FACTORS = {"Hz": 1.0, "hz": 1.0, "kHz": 1e3, "khz": 1e3, "mHz": 1e-3, "MHz": 1e6}
+HZ_FACTORS = {"hz": 1.0, "khz": 1e3, "mhz": 1e-3}  # 'MHz' and 'mHz' differ only in case: see _factor
+SPECTRUM_NAMES = {"frequency_hz": "frequency", "z_real_ohm": "real", "z_imag_ohm": "imag", "z_modulus_ohm": "modulus",
+                  "phase_deg": "phase", "soc": "soc"}  # the column-mapping names of read_spectrum
+IMAG_SIGNS = ("auto", "z-imag", "minus-z-imag")
+IMPEDANCE_UNITS = ("auto", "ohm", "mOhm", "kOhm", "uOhm")
+FREQUENCY_UNITS = ("auto", "Hz", "kHz", "mHz")
+_UNIT_WORDS = re.compile(r"ohm|\u03a9|\u2126|hz|deg|\u00b0|rad", re.I)  # what makes bracket text a unit
+_WIDE = re.compile(r"^(z_?real|z_?imag|z_?re|z_?im|z_?mod|z_?phase)_?([0-9.eE+-]+)\s*hz$", re.I)
+LOW_FREQUENCY_HZ = 100.0  # below this a Li-ion cell's spectrum is capacitive (arcs, diffusion)
 
 
-def _spectrum_roles(fields) -> dict:
-    found = {}
+def _spectrum_roles(fields, columns: dict | None = None) -> dict:
+    found = {SPECTRUM_NAMES[name]: column for name, column in (columns or {}).items() if name in SPECTRUM_NAMES}
     for role, patterns in SPECTRUM_COLUMNS.items():
+        if role in found:
+            continue
         column = _find([f for f in fields if f not in found.values()], *patterns)
         if column is not None:
             found[role] = column
     return found
 
 
-def _unit_of(column: str, units_row: dict | None) -> str | None:
-    """The unit written in a header ('Z (mOhm)', 'Re(Z)/Ohm', 'Freq [kHz]') or on a units line."""
+def _unit_of(column: str, units_row: dict | None, factors: dict) -> str | None:
+    """The unit written in a header ('Z (mOhm)', 'Re(Z)/Ohm', 'Freq [kHz]') or on a units line.
+    One or two letters or digits in brackets that are no unit are a label and ignored
+    (Maccor's FRA export names its columns Z'(a) and Z''(b); 'Re(Z)'); longer text is taken
+    as a unit and must be one this reader knows."""
     unit = _unit_split(column)[1] or (units_row or {}).get(column)
-    return unit.strip() if isinstance(unit, str) and unit.strip() else None
+    if not isinstance(unit, str) or not unit.strip():
+        return None
+    unit = unit.strip()
+    is_label = _factor(unit, factors) is None and not _UNIT_WORDS.search(unit) and re.fullmatch(r"[A-Za-z0-9]{1,2}", unit)
+    return None if is_label else unit
+
+
+def _factor(unit: str, factors: dict) -> float | None:
+    if unit == "MHz":
+        return 1e6
+    return factors.get(unit.lower().replace("ohms", "ohm").replace("\u2126", "\u03c9").replace("\u03a9", "\u03c9"))
 
 
 def _scale(values: pd.Series, unit: str | None, factors: dict, path, column) -> pd.Series:
+    values = pd.to_numeric(values, errors="coerce")
     if unit is None:
-        return pd.to_numeric(values, errors="coerce")
-    factor = factors.get(unit, factors.get(unit.lower().replace("ohms", "ohm")))
+        return values
+    factor = _factor(unit, factors)
     if factor is None:
         _fail(path, f"column {column!r}: unit {unit!r} not understood; allowed: {', '.join(sorted(set(factors)))}")
-    return pd.to_numeric(values, errors="coerce") * factor
+    return values * factor
 
 
 def _is_spectrum_header(fields) -> bool:
@@ -779,10 +1041,17 @@ def _is_spectrum_header(fields) -> bool:
     return "frequency" in roles and ({"real", "imag"} <= set(roles) or {"modulus", "phase"} <= set(roles))
 
 
-def _spectrum_table(lines: list[str]):
+def is_wide_spectrum_header(fields) -> bool:
+    kinds = [_WIDE.match(f).group(1).lower().replace("_", "") for f in fields if _WIDE.match(f)]
+    return sum(k.startswith("zre") for k in kinds) >= 5 and sum(k.startswith("zim") for k in kinds) >= 5
+
+
+def _spectrum_table(lines: list[str], columns: dict | None = None):
     """(frame, roles, units_row) of the first table whose header names frequency and real and
     imaginary parts (or modulus and phase), below any preamble; a units line under it is read."""
-    header = _header_line(lines, _is_spectrum_header)
+    accept = (lambda f: bool({SPECTRUM_NAMES[n] for n in columns if n in SPECTRUM_NAMES} and set(columns.values()) <= set(f))
+              or _is_spectrum_header(f)) if columns else _is_spectrum_header
+    header = _header_line(lines, accept)
     if header is None:
         return None
     k, sep, fields = header
@@ -791,67 +1060,236 @@ def _spectrum_table(lines: list[str]):
     if units_row:  # a units line (Gamry)
         rows = rows[1:]
     df = pd.read_csv(io.StringIO("\n".join([sep.join(fields)] + rows)), sep=sep, decimal=_decimal(sep, rows))
-    return df, _spectrum_roles(fields), units_row
+    return df, _spectrum_roles(fields, columns), units_row
 
 
-def read_spectrum(path: str | Path) -> pd.DataFrame:
+def _wide_spectra(path: Path, lines: list[str]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(per-row columns, frequencies, Z' rows, Z'' rows as stored) of a table holding one
+    spectrum per row in columns per frequency (``ZReal_<f>Hz``, ``ZImag_<f>Hz``; the layout of
+    Zhang et al. 2020); None for other tables."""
+    header = _header_line(lines, is_wide_spectrum_header)
+    if header is None:
+        return None
+    k, sep, fields = header
+    table = pd.read_csv(io.StringIO("\n".join(lines[k:])), sep=sep, decimal=_decimal(sep, lines[k + 1:]))
+    table.columns = [str(c).strip() for c in table.columns]
+    parts = {}
+    for c in table.columns:
+        m = _WIDE.match(c)
+        if m:
+            parts.setdefault(m.group(1).lower().replace("_", "")[:3], {})[float(m.group(2))] = c
+    frequencies = sorted(set(parts.get("zre", {})) & set(parts.get("zim", {})), reverse=True)
+    real = table[[parts["zre"][f] for f in frequencies]].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    imag = table[[parts["zim"][f] for f in frequencies]].apply(pd.to_numeric, errors="coerce").to_numpy(float)
+    info = table[[c for c in table.columns if not re.search(r"_[0-9.eE+-]+\s*hz$", c, re.I)]]  # per-row columns
+    return info, np.array(frequencies), real, imag
+
+
+def _stored_sign(frequency_hz, z_imag, imag_sign: str, header_says_minus: bool | None) -> tuple[float, str]:
+    """(factor that turns the stored imaginary values into Z'', the rule in words)."""
+    if imag_sign == "z-imag":
+        return 1.0, "stated: the imaginary column holds Z''"
+    if imag_sign == "minus-z-imag":
+        return -1.0, "stated: the imaginary column holds -Z''"
+    if imag_sign != "auto":
+        raise ReaderError(f"imag_sign {imag_sign!r} not allowed; allowed: {', '.join(IMAG_SIGNS)}")
+    f, zi = np.asarray(frequency_hz, float).ravel(), np.asarray(z_imag, float).ravel()
+    low = f <= LOW_FREQUENCY_HZ
+    values = zi[low] if np.isfinite(zi[low]).sum() >= 3 else zi
+    holds_minus = bool(np.nanmedian(values) > 0) if np.isfinite(values).any() else bool(header_says_minus)
+    disagrees = header_says_minus is not None and holds_minus != header_says_minus
+    rule = (f"the imaginary column holds {'-' if holds_minus else ''}Z'' (decided from the data: capacitive "
+            f"below {LOW_FREQUENCY_HZ:g} Hz" + ("; the header says otherwise" if disagrees else "") + ")")
+    return (-1.0 if holds_minus else 1.0), rule
+
+
+def read_spectrum(path: str | Path, columns: dict | None = None, imag_sign: str = "auto",
+                  impedance_unit: str = "auto", frequency_unit: str = "auto") -> pd.DataFrame:
     """An impedance spectrum -> sweep_id, soc, frequency_hz, z_real_ohm, z_imag_ohm.
 
     Reads a table whose header names frequency and real and imaginary parts (or modulus
     and phase in degrees), found below any preamble (EC-Lab header block, Gamry DTA
     ``ZCURVE`` table with its units line); comma, tab or semicolon separated, decimal
-    commas allowed. Units come from the header or units line (ohm / mOhm / kOhm, Hz / kHz /
-    mHz). A column named ``-Im``, ``-Z''`` or ``-Zimag`` holds -Z'' and is negated back; a
-    ``-Phase`` column likewise. An optional ``soc`` column (% or fraction) gives one sweep
-    per SOC. Sweeps repeated at one SOC, or in a file without SOC, are told apart where the
-    frequency comes back to the sweep's first value (``...-sweep1``, ``...-sweep2``). A
-    headerless file of three numeric columns is frequency (Hz), Z' and Z'' (ohm). Output:
-    Z = Z' + jZ'', capacitive Z'' < 0.
+    commas allowed; or a table of one spectrum per row with columns per frequency
+    (``ZReal_<f>Hz``, ``ZImag_<f>Hz``; its other columns, e.g. cell, cycle and capacity, are
+    carried on every point of the row's sweep). Columns can be named by ``columns``
+    (``frequency_hz``, ``z_real_ohm``, ``z_imag_ohm``, ``z_modulus_ohm``, ``phase_deg``,
+    ``soc`` -> the file's header). Units come from the header or units line (ohm / mOhm /
+    kOhm, Hz / kHz / mHz) unless ``impedance_unit`` / ``frequency_unit`` state them; bracket
+    text that is no unit (Maccor's ``Z'(a)``) is a label. The imaginary sign: with
+    ``imag_sign="auto"`` the stored values are taken as -Z'' when most points below 100 Hz,
+    where a cell is capacitive, are positive (a ``-Z''`` header alone does not decide it);
+    ``"z-imag"`` / ``"minus-z-imag"`` state it. A ``-Phase`` column is negated. An optional
+    ``soc`` column (% or fraction) gives one sweep per SOC. Sweeps repeated at one SOC, or in
+    a file without SOC, are told apart where the frequency comes back to the sweep's first
+    value (``...-sweep1``, ``...-sweep2``). A headerless file of three numeric columns is
+    frequency (Hz), Z' and Z'' (ohm). Output: Z = Z' + jZ'', capacitive Z'' < 0; what was
+    decided is in ``attrs["convention"]`` and ``attrs["notes"]``.
     """
     path = Path(path)
     if not path.is_file():
         _fail(path, "no such file")
+    for name, value, allowed in (("imag_sign", imag_sign, IMAG_SIGNS), ("impedance_unit", impedance_unit, IMPEDANCE_UNITS),
+                                 ("frequency_unit", frequency_unit, FREQUENCY_UNITS)):
+        if value not in allowed:
+            _fail(path, f"{name} {value!r} not allowed; allowed: {', '.join(allowed)}")
+    unknown = sorted(set(columns or {}) - set(SPECTRUM_NAMES))
+    if unknown:
+        _fail(path, f"column mapping names {unknown} not allowed; allowed: {', '.join(SPECTRUM_NAMES)}")
+    if path.stat().st_size > MAX_SPECTRUM_BYTES:
+        _fail(path, f"{path.stat().st_size / 1e6:.0f} MB is too large for a spectrum file (at most "
+                    f"{MAX_SPECTRUM_BYTES / 1e6:.0f} MB); split it")
     lines = _lines(path)
+    if not any(line.strip() for line in lines):
+        _fail(path, "empty file; a spectrum needs frequency, Z' and Z'' values")
+    notes = []
     try:
-        table = _spectrum_table(lines)
+        wide = None if columns else _wide_spectra(path, lines)
+        if wide is not None:
+            return _long_spectra(path, *wide, imag_sign, impedance_unit, frequency_unit)
+        table = _spectrum_table(lines, columns)
+        header_minus = None
         if table is None:
+            partial = _header_line(lines, lambda f: "frequency" in _spectrum_roles(f), min_fields=2)
+            if partial is not None:
+                roles = _spectrum_roles(partial[2])
+                _fail(path, f"spectrum table lacks {'an imaginary' if 'real' in roles else 'a real'} part column "
+                            f"(found: {', '.join(partial[2][:8])}); needs frequency with Z' and Z'' (or |Z| and "
+                            "phase), or --column to name them")
             df = pd.read_csv(io.StringIO("\n".join(lines)), sep=None, engine="python", header=None)
-            if df.shape[1] < 3 or not np.issubdtype(df.dtypes.iloc[0], np.number):
+            if df.shape[1] < 3 or pd.to_numeric(df.iloc[:, 0], errors="coerce").notna().mean() < 0.5:
                 _fail(path, "spectrum needs a header naming frequency, real and imaginary (or modulus and phase) "
                             "columns, or three headerless numeric columns: frequency (Hz), Z' (ohm), Z'' (ohm)")
             f, zr, zi = (pd.to_numeric(df.iloc[:, k], errors="coerce") for k in range(3))
             soc = pd.Series(np.nan, index=df.index)
+            f_unit = z_unit = None
         else:
             df, roles, units_row = table
-            f = _scale(df[roles["frequency"]], _unit_of(roles["frequency"], units_row), HZ_FACTORS, path, roles["frequency"])
+            missing = [c for c in (columns or {}).values() if c not in df.columns]
+            if missing:
+                _fail(path, f"mapped column(s) {missing} not in the header {list(df.columns)[:10]}")
+            f_unit = _unit_of(roles["frequency"], units_row, HZ_FACTORS)
+            f = _scale(df[roles["frequency"]], f_unit, HZ_FACTORS, path, roles["frequency"])
             if {"real", "imag"} <= set(roles):
-                zr = _scale(df[roles["real"]], _unit_of(roles["real"], units_row), OHM_FACTORS, path, roles["real"])
-                zi = _scale(df[roles["imag"]], _unit_of(roles["imag"], units_row), OHM_FACTORS, path, roles["imag"])
-                if roles["imag"].lstrip().startswith("-"):
-                    zi = -zi
+                z_unit = _unit_of(roles["real"], units_row, OHM_FACTORS)
+                zr = _scale(df[roles["real"]], z_unit, OHM_FACTORS, path, roles["real"])
+                zi = _scale(df[roles["imag"]], _unit_of(roles["imag"], units_row, OHM_FACTORS), OHM_FACTORS, path,
+                            roles["imag"])
+                header_minus = roles["imag"].lstrip().startswith("-") or None  # a header without '-' says nothing
             else:
-                modulus = _scale(df[roles["modulus"]], _unit_of(roles["modulus"], units_row), OHM_FACTORS, path, roles["modulus"])
+                z_unit = _unit_of(roles["modulus"], units_row, OHM_FACTORS)
+                modulus = _scale(df[roles["modulus"]], z_unit, OHM_FACTORS, path, roles["modulus"])
                 phase = np.deg2rad(pd.to_numeric(df[roles["phase"]], errors="coerce"))
                 phase = -phase if roles["phase"].lstrip().startswith("-") else phase
                 zr, zi = modulus * np.cos(phase), modulus * np.sin(phase)
-            soc = df[roles["soc"]].astype(float) if "soc" in roles else pd.Series(np.nan, index=df.index)
+            soc = pd.to_numeric(df[roles["soc"]], errors="coerce") if "soc" in roles else pd.Series(np.nan, index=df.index)
             if soc.max() > 1.0:
                 soc = soc / 100.0
-    except (pd.errors.ParserError, ValueError, KeyError) as exc:
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, KeyError, TypeError, csv.Error) as exc:
         if isinstance(exc, ReaderError):
             raise
-        _fail(path, f"not a spectrum table: {type(exc).__name__}: {str(exc).splitlines()[0][:120]}")
-    out = pd.DataFrame({"soc": soc.astype(float).values, "frequency_hz": np.asarray(f, dtype=float),
-                        "z_real_ohm": np.asarray(zr, dtype=float),
-                        "z_imag_ohm": np.asarray(zi, dtype=float)}).dropna(subset=["frequency_hz"])
-    if out.empty or (out["frequency_hz"] <= 0).any():
+        _fail(path, f"not a spectrum table: {type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:120]}")
+    f, zr, zi = (np.asarray(x, dtype=float) for x in (f, zr, zi))
+    f, zr, zi, units = _stated_units(f, zr, zi, f_unit, z_unit, frequency_unit, impedance_unit, path)
+    sign, rule = (1.0, "Z'' from modulus and phase") if table is not None and "imag" not in table[1] \
+        else _stored_sign(f, zi, imag_sign, header_minus)
+    out = pd.DataFrame({"soc": soc.astype(float).values, "frequency_hz": f, "z_real_ohm": zr,
+                        "z_imag_ohm": sign * zi})
+    return _finish_spectrum(path, out, rule, units, notes)
+
+
+def _stated_units(f, zr, zi, f_unit, z_unit, frequency_unit, impedance_unit, path):
+    """Values in Hz and ohm where the caller states the file's units (the header had none)."""
+    words = []
+    if frequency_unit != "auto":
+        if f_unit is not None and _factor(f_unit, HZ_FACTORS) != _factor(frequency_unit, HZ_FACTORS):
+            _fail(path, f"frequency unit stated as {frequency_unit} but the header says {f_unit}")
+        if f_unit is None:
+            f = f * _factor(frequency_unit, HZ_FACTORS)
+        words.append(f"frequency in {frequency_unit} (stated)")
+    if impedance_unit != "auto":
+        if z_unit is not None and _factor(z_unit, OHM_FACTORS) != _factor(impedance_unit, OHM_FACTORS):
+            _fail(path, f"impedance unit stated as {impedance_unit} but the header says {z_unit}")
+        if z_unit is None:
+            zr, zi = zr * _factor(impedance_unit, OHM_FACTORS), zi * _factor(impedance_unit, OHM_FACTORS)
+        words.append(f"impedance in {impedance_unit} (stated)")
+    return f, zr, zi, words
+
+
+def _long_spectra(path, info, frequencies, real, imag, imag_sign, impedance_unit, frequency_unit) -> pd.DataFrame:
+    """One row per point from a table of one spectrum per row."""
+    n_rows, n_f = real.shape
+    f = np.tile(frequencies, n_rows)
+    f, zr, zi, units = _stated_units(f, real.ravel(), imag.ravel(), None, None, frequency_unit, impedance_unit, path)
+    sign, rule = _stored_sign(f, zi, imag_sign, None)
+    soc_column = next((c for c in info.columns if c.strip().lower() == "soc"), None)
+    soc = pd.to_numeric(info[soc_column], errors="coerce").to_numpy(float) if soc_column else np.full(n_rows, np.nan)
+    if np.nanmax(soc, initial=0.0) > 1.0:
+        soc = soc / 100.0
+    out = pd.DataFrame({"soc": np.repeat(soc, n_f), "frequency_hz": f, "z_real_ohm": zr, "z_imag_ohm": sign * zi})
+    cell = next((c for c in info.columns if c.strip().lower() in ("cell", "cell_id", "seriesidx", "battery")), None)
+    cycle = next((c for c in info.columns if c.strip().lower() in ("cycle", "cycle_index", "cycle_number")), None)
+    names = [f"{path.stem}-{info[cell].iloc[k] if cell else ''}{'-' if cell and cycle else ''}"
+             f"{'cycle' + str(info[cycle].iloc[k]) if cycle else ''}" if (cell or cycle) else f"{path.stem}-row{k}"
+             for k in range(n_rows)]
+    extra = info.loc[np.repeat(np.arange(n_rows), n_f)].reset_index(drop=True)
+    extra = extra.drop(columns=[c for c in extra.columns if c in out.columns or c == soc_column])
+    out = pd.concat([out, extra], axis=1)
+    out.insert(0, "sweep_id", np.repeat(names, n_f))
+    if out["sweep_id"].duplicated().any() and len(set(names)) < n_rows:
+        out["sweep_id"] = np.repeat([f"{path.stem}-row{k}" for k in range(n_rows)], n_f)
+    notes = [f"{n_rows} spectra in rows, {n_f} frequencies each" + (f"; per-sweep columns: {', '.join(extra.columns)}"
+                                                                    if len(extra.columns) else "")]
+    out = out.dropna(subset=["frequency_hz"]).reset_index(drop=True)
+    out.attrs.update({"source": str(path), "convention": "; ".join([rule, *units]), "notes": notes})
+    return out
+
+
+def _finite_points(path: Path, out: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """The points whose frequency, Z' and Z'' are finite numbers (empty, text, NaN and inf
+    cells and truncated lines are dropped and counted in a note)."""
+    values = out[["frequency_hz", "z_real_ohm", "z_imag_ohm"]].to_numpy(float)
+    finite = np.isfinite(values).all(axis=1)
+    if (~finite).any():
+        notes.append(f"{int((~finite).sum())} of {len(out)} points dropped (empty, text, NaN or inf values)")
+    out = out[finite]
+    if out.empty:
+        _fail(path, "no point with numeric frequency, Z' and Z''")
+    if (out["frequency_hz"] <= 0).any():
         _fail(path, "spectrum needs positive frequencies")
-    out = out.reset_index(drop=True)
+    return out.reset_index(drop=True)
+
+
+def _merge_repeated_frequencies(path: Path, out: pd.DataFrame, notes: list[str]) -> pd.DataFrame:
+    """Points of one sweep at the same frequency (within 0.1 %) are averaged, and counted."""
+    key = np.round(np.log(out["frequency_hz"].to_numpy(float)) / np.log1p(1e-3))
+    duplicated = pd.Series(key).groupby(out["sweep_id"].to_numpy()).transform(lambda k: k.duplicated(keep=False))
+    if not duplicated.any():
+        return out
+    notes.append(f"{int(duplicated.sum())} points at repeated frequencies within a sweep averaged")
+    merged = out.assign(_key=key).groupby(["sweep_id", "_key"], sort=False, as_index=False).agg(
+        {c: ("first" if c in ("sweep_id", "soc") or out[c].dtype == object else "mean")
+         for c in out.columns if c != "sweep_id"})
+    return merged.drop(columns="_key")[out.columns]
+
+
+MIN_SWEEP_POINTS = 5
+MAX_SPECTRUM_BYTES = 200_000_000
+
+
+def _finish_spectrum(path: Path, out: pd.DataFrame, rule: str, units: list[str], notes: list[str]) -> pd.DataFrame:
+    out = _finite_points(path, out, notes)
     key = out["soc"].fillna(-1).map(lambda s: "all" if s < 0 else f"soc{round(s * 100):03d}")
     repeat = out.groupby(key, sort=False)["frequency_hz"].transform(_sweep_numbers)
     if (repeat > 0).any():  # sweeps repeated at one SOC (or in a file without SOC) are kept apart
         key = key + "-sweep" + (repeat + 1).astype(str)
     out.insert(0, "sweep_id", path.stem + "-" + key)
+    out = _merge_repeated_frequencies(path, out, notes)
+    sizes = out.groupby("sweep_id", sort=False).size()
+    if (sizes < MIN_SWEEP_POINTS).any():
+        short = sizes[sizes < MIN_SWEEP_POINTS]
+        _fail(path, f"sweep {short.index[0]} has {short.iloc[0]} valid point(s); at least {MIN_SWEEP_POINTS} are needed")
+    out.attrs.update({"source": str(path), "convention": "; ".join([rule, *units]), "notes": notes})
     return out
 
 

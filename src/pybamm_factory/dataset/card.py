@@ -1,27 +1,62 @@
-"""The data card (README.md of a run directory), metadata, checksums and verify."""
+"""The data card (README.md of a run directory), metadata, checksums and verify.
+
+What a finished run directory holds, and what is promised about it:
+
+- ``checksums.sha256`` lists the tables of ``DATA_TABLES``, ``design.yaml``,
+  ``run.json``, ``metadata.json``, ``quality_report.json``, the card's figures, anything
+  ``augment`` wrote under ``augment/``, and ``README.md`` (the card). The card lists the
+  same digests except its own (a file cannot hold its own checksum): it is written
+  first, then the listing.
+- Not listed there: ``checksums.sha256`` itself, and ``timings.parquet`` (wall and
+  solver time per sample), which has its own one-line listing, ``timings.sha256``.
+  ``.parts/`` is resume state (one file per sample and table), not part of the dataset.
+- Byte identity: every file in ``checksums.sha256``, and ``checksums.sha256`` itself,
+  comes out byte for byte the same from runs of the same design, seed, sample count and
+  command, whatever the worker count or backend and whether the run was killed and
+  resumed (with ``solver.compile``: on one CPU type). The tables are the same even when
+  the command differs; ``metadata.json`` and the card record the command. Timings vary
+  from run to run (machine load), so they live in ``timings.parquet``, outside this
+  promise; ``augment/`` outputs are listed but record their training time.
+- ``verify`` fails on a changed, missing, unlisted (stray) or unreadable file, a listing
+  line that is blank, malformed or names a path outside the dataset or a non-regular
+  file, and a card whose digests differ from the listing; one line per problem.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
+import re
+import stat
 import string
+from collections.abc import Iterable
 from importlib import metadata as importlib_metadata
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from ..design.spec import Design
 from ..protocols import get_kind
 from .schemas import validate_frame
-from .store import atomic_write_text, table_rows
+from .store import PARTS, atomic_write_text, table_rows
 
 DATA_TABLES = ("manifest", "solver_log", "labels", "curves", "spectra", "impedance_features", "pulses", "splits")
+RECORD_FILES = ("design.yaml", "run.json", "metadata.json", "quality_report.json")
+CARD = "README.md"
+LISTING = "checksums.sha256"
+TIMINGS = "timings"  # simulate.sample.TIMINGS: wall and solver times, outside the identity promise
+TIMINGS_FILE = f"{TIMINGS}.parquet"
+TIMINGS_LISTING = f"{TIMINGS}.sha256"
+# every file the dataset must list (figures and augment outputs vary with the run)
+REQUIRED_FILES = tuple(f"{t}.parquet" for t in DATA_TABLES) + RECORD_FILES + (CARD,)
 ROW_MEANING = {
     "manifest": "a sample: ids, varied parameters, conditions",
-    "solver_log": "a sample: solver status, reason, tolerances, wall time",
+    "solver_log": "a sample: solver status, reason, tolerances, cycles and jumps",
     "labels": "a reference test of a sample",
     "curves": "a grid point of an RPT discharge curve",
     "spectra": "a frequency of an impedance sweep",
@@ -51,12 +86,48 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def data_files(root: Path) -> list[Path]:
-    """Files covered by checksums: tables, generated tables, reports, metadata, figures."""
+def _file_kind(path: Path) -> str | None:
+    """None for a regular file; else why it cannot be read as one (never opens it)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return "missing"
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if stat.S_ISLNK(mode):
+        return "a symbolic link, not a regular file"
+    return None if stat.S_ISREG(mode) else "not a regular file"
+
+
+def _walk_files(folder: Path) -> list[Path]:
+    """Regular files under ``folder`` (symbolic links not followed, hidden names skipped), sorted."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        out += [Path(dirpath) / f for f in sorted(filenames) if not f.startswith(".")]
+    return [f for f in out if _file_kind(f) is None]
+
+
+def listed_figures(root: Path) -> list[str]:
+    """The card's figures: those ``checksums.sha256`` lists, else the PNGs in ``figures/``."""
     root = Path(root)
-    files = sorted(root.glob("*.parquet")) + sorted(root.glob("*.json")) + sorted((root / "figures").glob("*.png"))
-    files += sorted((root / "augment").rglob("*")) if (root / "augment").exists() else []
-    return [f for f in files if f.is_file()]
+    listing = root / LISTING
+    if _file_kind(listing) is None:
+        names = [line.split("  ", 1)[1] for line in listing.read_text(errors="replace").splitlines() if "  " in line]
+        return [n.removeprefix("figures/") for n in names if n.startswith("figures/") and n.count("/") == 1]
+    return sorted(p.name for p in (root / "figures").glob("*.png") if _file_kind(p) is None)
+
+
+def data_files(root: Path, figures: Iterable[str] | None = None) -> list[Path]:
+    """Files the card lists with their checksums (``checksums.sha256`` lists them and the
+    card): the tables, the run's records, its figures and what ``augment`` wrote. Named
+    from the table registry, not found by globbing, so a stray file is never adopted."""
+    root = Path(root)
+    figures = listed_figures(root) if figures is None else figures
+    files = [root / name for name in (*(f"{t}.parquet" for t in DATA_TABLES), *RECORD_FILES)]
+    files += [root / "figures" / name for name in figures]
+    files += _walk_files(root / "augment") if (root / "augment").is_dir() else []
+    return [f for f in files if _file_kind(f) is None]
 
 
 def parameter_values_record(design: Design) -> dict:
@@ -164,6 +235,10 @@ def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.Dat
     quality_rows = "\n".join(
         f"| {c['name']} | {'yes' if c['blocking'] else 'no'} | {c['count']} | {', '.join(c['examples'][:3])} |"
         for c in quality["checks"])
+    blocking = [c for c in quality["checks"] if c["blocking"] and not c["passed"]]
+    reasons = "; ".join(f"{c['name']}: {c['description'] or 'see below'} ({c['count']}"
+                        + (f", e.g. {', '.join(map(str, c['examples'][:2]))})" if c["examples"] else ")")
+                        for c in blocking) or ", ".join(quality["failed_blocking_checks"])
     values = {
         "license": design.license.lower(),
         "design_name": design.name,
@@ -206,11 +281,8 @@ def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.Dat
         "n_failed": int(status.get("failed", 0)),
         "failure_rate": f"{1 - status.get('ok', 0) / max(n, 1):.1%}",
         "rul_sources": ", ".join(f"{k} {v}" for k, v in rul.items()) or "n/a",
-        "wall_median": _fmt(float(log["wall_time_s"].median()) if len(log) else None),
-        "wall_p90": _fmt(float(log["wall_time_s"].quantile(0.9)) if len(log) else None),
         "quality_banner": "" if quality["passed"] else (
-            "> **This dataset failed its quality gate** (" + ", ".join(quality["failed_blocking_checks"])
-            + "): read Quality gate below before using it.\n"),
+            f"> **QUALITY GATE FAILED: {reasons}.** Read Quality gate below before using this dataset.\n\n"),
         "quality_passed": "yes" if quality["passed"] else "no",
         "quality_failed": ", ".join(quality["failed_blocking_checks"]) or "none",
         "quality_warnings": ", ".join(quality["warnings"]) or "none",
@@ -224,33 +296,164 @@ def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.Dat
     return template.substitute(values)
 
 
-def write_checksums(root: Path) -> dict[str, str]:
+def file_checksums(root: Path, figures: Iterable[str] | None = None) -> dict[str, str]:
+    """sha256 of every file of ``data_files`` by its path relative to ``root`` (the card's list)."""
     root = Path(root)
-    sums = {str(p.relative_to(root)): sha256(p) for p in data_files(root)}
-    atomic_write_text(root / "checksums.sha256", "".join(f"{d}  {n}\n" for n, d in sums.items()))
+    return {p.relative_to(root).as_posix(): sha256(p) for p in data_files(root, figures)}
+
+
+def write_checksums(root: Path, sums: dict[str, str] | None = None) -> dict[str, str]:
+    """Write ``checksums.sha256``: ``sums`` (default: ``file_checksums``) plus the card,
+    ``README.md``, which must be written before; and ``timings.sha256`` for the timings.
+    Returns what ``checksums.sha256`` lists."""
+    root = Path(root)
+    sums = dict(file_checksums(root) if sums is None else sums)
+    if _file_kind(root / CARD) is None:
+        sums[CARD] = sha256(root / CARD)
+    atomic_write_text(root / LISTING, "".join(f"{d}  {n}\n" for n, d in sums.items()))
+    if _file_kind(root / TIMINGS_FILE) is None:
+        atomic_write_text(root / TIMINGS_LISTING, f"{sha256(root / TIMINGS_FILE)}  {TIMINGS_FILE}\n")
     return sums
 
 
-def verify(root: Path) -> list[str]:
-    """Problems found: checksum mismatches, missing files, schema violations."""
-    root = Path(root)
-    problems = []
-    listing = root / "checksums.sha256"
-    if not listing.exists():
-        return [f"{root}: no checksums.sha256 (not a pybamm-factory dataset?)"]
-    card = (root / "README.md").read_text() if (root / "README.md").exists() else ""
-    for line in listing.read_text().splitlines():
-        digest, name = line.split("  ", 1)
-        path = root / name
-        if not path.exists():
-            problems.append(f"{name}: listed in checksums.sha256 but missing")
-            continue
-        if sha256(path) != digest:
-            problems.append(f"{name}: sha256 mismatch (file changed since the run)")
-        if card and f"`{digest}`" not in card:
-            problems.append(f"{name}: checksum not listed in README.md")
-    for table in DATA_TABLES:
-        path = root / f"{table}.parquet"
-        if path.exists():
-            problems += validate_frame(pd.read_parquet(path), table)
+_LISTING_LINE = re.compile(r"([0-9a-f]{64})  (.+)")
+_CARD_ROW = re.compile(r"^\| `([^`]+)` \| `([0-9a-f]{64})` \|$", re.MULTILINE)
+
+
+def _show(name: str) -> str:
+    """A name fit for one line of output (control characters escaped)."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in name)
+
+
+def _refused(root: Path, name: str) -> str | None:
+    """Why a listed name cannot be a file of the dataset at ``root`` (None when it can)."""
+    if not name.isprintable() or "\\" in name:
+        return "refused: control character or backslash in the name"
+    if name.startswith("/") or re.match(r"[A-Za-z]:", name):
+        return "refused: absolute path (names are relative to the dataset)"
+    if any(part in ("", ".", "..") for part in name.split("/")):
+        return "refused: empty, '.' or '..' part in the path (names stay inside the dataset)"
+    if name.split("/")[0] == PARTS:
+        return f"refused: {PARTS}/ is resume state, not part of the dataset"
+    try:
+        inside = (root / name).resolve().is_relative_to(root.resolve())
+    except (OSError, RuntimeError) as exc:
+        return f"refused: cannot resolve the path ({exc})"
+    return None if inside else "refused: the path leads outside the dataset (through a symbolic link)"
+
+
+def _read_listing(root: Path, listing: str, problems: list[str]) -> dict[str, str]:
+    """``{name: digest}`` of a sha256sum-style listing; bad lines become problems."""
+    try:
+        lines = (root / listing).read_bytes().decode().split("\n")
+    except UnicodeDecodeError:
+        problems.append(f"{listing}: not UTF-8 text")
+        return {}
+    if lines and lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    listed: dict[str, str] = {}
+    for number, line in enumerate(lines, 1):
+        match = _LISTING_LINE.fullmatch(line)
+        if not line.strip():
+            problems.append(f"{listing} line {number}: blank line")
+        elif match is None:
+            problems.append(f"{listing} line {number}: not '<sha256>  <file>': {_show(line[:80])}")
+        elif match.group(2) in listed:
+            problems.append(f"{_show(match.group(2))}: listed twice in {listing}")
+        else:
+            why = _refused(root, match.group(2))
+            if why:
+                problems.append(f"{_show(match.group(2))}: {why} ({listing} line {number})")
+            else:
+                listed[match.group(2)] = match.group(1)
+    return listed
+
+
+def _check_file(root: Path, name: str, digest: str, listing: str) -> str | None:
+    kind = _file_kind(root / name)
+    if kind == "missing":
+        return f"{name}: listed in {listing} but missing"
+    if kind:
+        return f"{name}: {kind}; refused"
+    if sha256(root / name) != digest:
+        return f"{name}: sha256 mismatch (file changed since the run)"
+    return None
+
+
+def _check_parquet(path: Path, table: str) -> list[str]:
+    """Schema problems of a table, read a row group at a time; an unreadable file is one line."""
+    problems: list[str] = []
+    try:
+        parquet = pq.ParquetFile(path)
+        for i in range(max(parquet.num_row_groups, 1)):
+            frame = parquet.read_row_group(i).to_pandas() if parquet.num_row_groups else parquet.read().to_pandas()
+            for p in validate_frame(frame, table):
+                p = f"{path.name}: {p.removeprefix(table + ': ')}"
+                if p not in problems:
+                    problems.append(p)
+    except Exception as exc:  # noqa: BLE001 - any reader error is this file's problem, reported in one line
+        message = (str(exc).strip().splitlines() or [""])[0][:160]
+        problems.append(f"{path.name}: not a readable Parquet file ({type(exc).__name__}: {message})")
     return problems
+
+
+def verify(root: Path) -> list[str]:
+    """Problems of a dataset directory, one line each (empty when it is intact).
+
+    Checks every file listed in ``checksums.sha256`` (paths must stay inside the dataset
+    and name regular files), that the listing holds every file the table registry
+    requires, that ``README.md`` lists the same digests, that no other file lies in the
+    directory (``.parts/`` aside), ``timings.parquet`` against ``timings.sha256``, and
+    every table against its JSON schema. Never opens a non-regular file.
+    """
+    root = Path(root)
+    kind = _file_kind(root / LISTING)
+    if kind == "missing":
+        return [f"{root}: no {LISTING} (not a pybamm-factory dataset?)"]
+    if kind:
+        return [f"{LISTING}: {kind}; refused"]
+    problems: list[str] = []
+    listed = _read_listing(root, LISTING, problems)
+    for name, digest in listed.items():
+        problem = _check_file(root, name, digest, LISTING)
+        if problem:
+            problems.append(_show(problem))
+    for name in REQUIRED_FILES:
+        if name not in listed:
+            state = "missing, and" if _file_kind(root / name) == "missing" else "present but"
+            problems.append(f"{name}: {state} not listed in {LISTING}")
+
+    if _file_kind(root / CARD) is None:  # the card's digest table must match the listing
+        rows = dict(_CARD_ROW.findall((root / CARD).read_text(errors="replace")))
+        for name, digest in listed.items():
+            if name != CARD and rows.get(name) != digest:
+                problems.append(f"{_show(name)}: {'another sha256 in' if name in rows else 'not listed in'} {CARD}")
+        for name in sorted(rows.keys() - listed.keys() - {CARD}):
+            problems.append(f"{_show(name)}: listed in {CARD} but not in {LISTING}")
+
+    kinds = {name: _file_kind(root / name) for name in (TIMINGS_FILE, TIMINGS_LISTING)}
+    for name, kind in kinds.items():
+        if kind:
+            problems.append(f"{name}: {kind}" + ("" if kind == "missing" else "; refused"))
+    if not any(kinds.values()):
+        timing_sums = _read_listing(root, TIMINGS_LISTING, problems)
+        if set(timing_sums) != {TIMINGS_FILE}:
+            problems.append(f"{TIMINGS_LISTING}: should list {TIMINGS_FILE} alone")
+        elif problem := _check_file(root, TIMINGS_FILE, timing_sums[TIMINGS_FILE], TIMINGS_LISTING):
+            problems.append(problem)
+
+    expected = set(listed) | {LISTING, TIMINGS_FILE, TIMINGS_LISTING} | set(REQUIRED_FILES)  # those: reported above
+    for dirpath, dirnames, filenames in os.walk(root):  # symbolic links are not followed
+        here = Path(dirpath)
+        if here == root:
+            dirnames[:] = [d for d in dirnames if d != PARTS]
+        for name in sorted(filenames) + sorted(d for d in dirnames if (here / d).is_symlink()):
+            rel = (here / name).relative_to(root).as_posix()
+            if rel not in expected:
+                problems.append(f"{_show(rel)}: stray file, not listed in {LISTING}")
+
+    for table in DATA_TABLES + (TIMINGS,):
+        path = root / f"{table}.parquet"
+        if _file_kind(path) is None and (f"{table}.parquet" in listed or table == TIMINGS):
+            problems += _check_parquet(path, table)
+    return [" ".join(p.splitlines()) for p in problems]

@@ -12,10 +12,16 @@ import pandas as pd  # noqa: E402
 
 
 def _save(fig, path: Path) -> str:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write a PNG atomically, without metadata that differs between runs (same bytes every run)."""
+    import io
+
+    from .store import atomic_write_bytes
+
     fig.tight_layout()
-    fig.savefig(path, dpi=110, metadata={"Software": None})
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())
     return path.name
 
 

@@ -8,6 +8,9 @@ Layout of a run directory::
     .parts/<table>/<sample_id>.parquet   one file per sample and table, as it finishes
     <table>.parquet           compacted tables, sorted by sample_index, then row keys;
                               curves and spectra in row groups of 64 samples
+    timings.parquet           wall and solver times per sample (they differ run to run,
+                              so no other table holds them; see dataset/card.py)
+    README.md, checksums.sha256, timings.sha256, figures/, ...   written by api.finalise
 
 A sample is finished when its ``solver_log`` part exists; that part is written last,
 so a run killed at any moment loses at most the samples still in flight.
@@ -42,14 +45,28 @@ SAMPLES_PER_ROW_GROUP = 64
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, sync it, then rename it over
+    ``path``. On a full disk (or file size limit, or quota) the temporary file is removed
+    and :class:`~.rundir.DiskFullError` names the folder and the space needed."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+        from .rundir import DiskFullError, is_disk_full
+
+        if isinstance(exc, OSError) and is_disk_full(exc):
+            raise DiskFullError(path, len(data)) from None
+        raise
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm, qmc
 
-from .spec import Design, DesignError
+from .spec import MAX_SAMPLES, Design, DesignError
 
 ID_COLUMNS = ("sample_id", "cell_design_id", "sample_index")
 
@@ -122,6 +122,17 @@ def cell_design_count(design: Design, samples: int) -> int:
     return max(1, math.ceil(samples / design.conditions_per_cell_design))
 
 
+def check_request(design: Design, samples: int, seed: int) -> None:
+    """Refuse, in one line, a sample count or seed the manifest cannot be built from:
+    1..MAX_SAMPLES samples (a million manifest rows are about a GB in memory) and a seed
+    numpy's generators take (a non-negative integer)."""
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or not 1 <= samples <= MAX_SAMPLES:
+        raise DesignError(f"{design.source}: samples (-n/--samples): expected an integer in 1..{MAX_SAMPLES:,} "
+                          f"(samples per dataset), got {samples!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise DesignError(f"{design.source}: seed (--seed): expected a non-negative integer, got {seed!r}")
+
+
 def build_manifest(design: Design, samples: int, seed: int) -> pd.DataFrame:
     """One row per sample: ids, varied parameter values and operating conditions.
 
@@ -129,8 +140,7 @@ def build_manifest(design: Design, samples: int, seed: int) -> pd.DataFrame:
     Saltelli design (N * (D + 2) cell designs), which SALib's analysis requires. A design's
     ``correlations`` are drawn as described in :func:`_cell_values`.
     """
-    if samples < 1:
-        raise ValueError("samples must be >= 1")
+    check_request(design, samples, seed)
     names = list(design.varied)
     n_designs = cell_design_count(design, samples)
     if design.sampler == "sobol" and names:

@@ -30,12 +30,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..calibrate.readers import ReaderError, discharge_segments, read_cycler, read_spectrum
+from ..calibrate.readers import ReaderError, discharge_segments, is_wide_spectrum_header, read_cycler, read_spectrum
 from ..labels.curves import curve_table
 from .features import add_relative, curve_observables, spectrum_observables
 
-_WIDE_REAL = re.compile(r"^z_?real_?([0-9.eE+-]+)\s*hz$", re.I)
-_WIDE_IMAG = re.compile(r"^z_?imag_?([0-9.eE+-]+)\s*hz$", re.I)
 CELL_COLUMNS = ("cell_id", "cell", "seriesidx", "series_idx", "battery", "battery_id")
 CYCLE_COLUMNS = ("cycle", "cycle_index", "cycles", "ageing cycles", "aging cycles", "cycle_number")
 
@@ -57,7 +55,7 @@ def _head_columns(path: Path) -> list[str] | None:
 
 
 def _is_wide_spectra(columns) -> bool:
-    return sum(bool(_WIDE_REAL.match(c)) for c in columns) >= 5 and sum(bool(_WIDE_IMAG.match(c)) for c in columns) >= 5
+    return is_wide_spectrum_header(columns)
 
 
 def _capacity_columns(columns) -> list[str]:
@@ -82,33 +80,24 @@ def _c_rate_of(column: str) -> float:
 
 
 def read_wide_spectra(path: Path) -> pd.DataFrame:
-    table = pd.read_csv(path)
-    columns = [str(c) for c in table.columns]
-    real = {float(_WIDE_REAL.match(c).group(1)): c for c in columns if _WIDE_REAL.match(c)}
-    imag = {float(_WIDE_IMAG.match(c).group(1)): c for c in columns if _WIDE_IMAG.match(c)}
-    freqs = sorted(set(real) & set(imag), reverse=True)
-    f = np.array(freqs)
-    zr = table[[real[x] for x in freqs]].to_numpy(float)
-    zi = table[[imag[x] for x in freqs]].to_numpy(float)
-    # capacitive arc: Z'' < 0 between 1 Hz and 1 kHz; a table holding -Z'' is negated back
-    mid = (f >= 1.0) & (f <= 1000.0)
-    sign = -1.0 if np.nanmedian(zi[:, mid] if mid.any() else zi) > 0 else 1.0
-    zi = sign * zi
+    spectra = read_spectrum(path)  # one sweep per row of the table, its other columns carried along
+    columns = [c for c in spectra.columns if c not in ("sweep_id", "soc", "frequency_hz", "z_real_ohm", "z_imag_ohm")]
     cell_col = _column(columns, CELL_COLUMNS)
     cycle_col = _column(columns, CYCLE_COLUMNS)
     cap_cols = [c for c in columns if c in ("Q",) or "capacity" in c.lower()]
     rows = []
-    for k in range(len(table)):
-        row = {"cell_id": f"{path.stem}:{table[cell_col].iloc[k]}" if cell_col else path.stem,
-               "cycle": float(table[cycle_col].iloc[k]) if cycle_col else float(k),
+    for k, (_, g) in enumerate(spectra.groupby("sweep_id", sort=False)):
+        first = g.iloc[0]
+        row = {"cell_id": f"{path.stem}:{first[cell_col]}" if cell_col else path.stem,
+               "cycle": float(first[cycle_col]) if cycle_col else float(k),
                "source": f"{path.name}:row{k}"}
         if cap_cols:
-            row["capacity_measured"] = float(table[cap_cols[0]].iloc[k]) * _ah_factor(cap_cols[0])
-        row.update(spectrum_observables(f, zr[k], zi[k]))
+            row["capacity_measured"] = float(first[cap_cols[0]]) * _ah_factor(cap_cols[0])
+        row.update(spectrum_observables(g["frequency_hz"].to_numpy(), g["z_real_ohm"].to_numpy(),
+                                        g["z_imag_ohm"].to_numpy()))
         rows.append(row)
     frame = pd.DataFrame(rows)
-    frame.attrs["note"] = (f"{path.name}: {len(table)} spectra in rows, {len(freqs)} frequencies"
-                           + (", imaginary columns hold -Z'' (negated back)" if sign < 0 else ""))
+    frame.attrs["note"] = f"{path.name}: {'; '.join(spectra.attrs['notes'])}; {spectra.attrs['convention']}"
     return frame
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..design.manifest import condition_columns
-from ..labels.impedance import KK_THRESHOLD
+from ..labels.impedance import FIT_RESIDUAL_WARN, KK_THRESHOLD
 
 SOH_MAX = 1.05
 NEGATIVE_TOLERANCE = 1e-6  # LLI / LAM in %: below -tolerance is non-physical
@@ -164,6 +164,16 @@ def check_kk(features: pd.DataFrame) -> CheckResult:
     return _result("kk_inconsistent", True, bad, f"sweeps with lin-KK residual > {KK_THRESHOLD}", "sweep_id")
 
 
+def check_circuit_fit(features: pd.DataFrame) -> CheckResult:
+    """Informational: sweeps whose chosen circuit fit misses the spectrum by more than
+    FIT_RESIDUAL_WARN; their r0/r_ct/f_peak fit values describe the circuit, not the cell."""
+    if features.empty or "fit_residual" not in features:
+        return CheckResult("circuit_fit_poor", False, 0, [], "")
+    bad = features[features["fit_residual"] > FIT_RESIDUAL_WARN]
+    return _result("circuit_fit_poor", False, bad,
+                   f"sweeps whose circuit fit residual > {FIT_RESIDUAL_WARN} (fit values not trusted)", "sweep_id")
+
+
 def _not_finite_rows(manifest: pd.DataFrame) -> np.ndarray:
     """Rows with an infinite number anywhere, or a missing one where every sample needs a
     value. A protocol factor is empty (NaN) for samples whose protocol has no such factor
@@ -182,7 +192,7 @@ def check_solver(solver_log: pd.DataFrame, manifest: pd.DataFrame) -> list[Check
     unsolved = sorted(set(manifest["sample_id"]) - set(solver_log["sample_id"]))
     # a dataset with no ok sample holds nothing to train on: every sample failing is a
     # design problem (a cut-off no cell can reach, a value out of range), not a warning
-    none_ok = ["no sample solved ok"] if len(manifest) and not _ok_samples(solver_log) else []
+    none_ok = manifest["sample_id"].tolist() if len(manifest) and not _ok_samples(solver_log) else []
     non_finite = manifest[_not_finite_rows(manifest)]
     return [
         _result("solver_failures", False, failed, "samples not ok (kept, flagged, excluded from splits)"),
@@ -251,6 +261,7 @@ def run_checks(tables: dict[str, pd.DataFrame], spectra_slices: Iterable[pd.Data
                                                     else [tables.get("spectra", empty)])
     results += spectrum_results
     results.append(check_kk(tables.get("impedance_features", empty)))
+    results.append(check_circuit_fit(tables.get("impedance_features", empty)))
     if "splits" in tables:
         results += check_leakage(tables["splits"], sweeps)
     return results
@@ -262,7 +273,7 @@ def report(results: list[CheckResult]) -> dict:
         "passed": not blocking,
         "failed_blocking_checks": blocking,
         "warnings": [r.name for r in results if not r.blocking and not r.passed],
-        "thresholds": {"soh_max": SOH_MAX, "kk_residual_max": KK_THRESHOLD,
+        "thresholds": {"soh_max": SOH_MAX, "kk_residual_max": KK_THRESHOLD, "fit_residual_warn": FIT_RESIDUAL_WARN,
                        "negative_tolerance_pct": NEGATIVE_TOLERANCE,
                        "cumulative_relative_tolerance": CUMULATIVE_TOLERANCE},
         "checks": [r.as_dict() for r in results],
