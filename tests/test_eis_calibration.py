@@ -21,7 +21,7 @@ def test_eis_fit_brings_the_spectrum_to_the_measured_cell(realdata, tmp_path):
     table = pd.DataFrame(report["features"])
     assert len(table) == 9
     # the parameter set's spectrum is off by -48 % (R_ohm) and +600-900 % (R_ct); the fit
-    # brings R_ohm within 5 % at every SOC and R_ct within 25 % at 8 of the 9 (README, EIS)
+    # brings R_ohm within 5 % at every SOC and R_ct within 25 % at 8 of the 9 (docs/lgm50-calibration-study.md, EIS)
     assert (table["r_ohm_mohm_before_error"].abs() > 0.25).all()
     assert (table["r_ohm_mohm_after_error"].abs() < 0.05).all()
     assert (table["r_ct_mohm_after_error"].abs() < 0.25).sum() >= 8

@@ -15,7 +15,7 @@ from .calibrate.readers import FORMATS
 from .design.spec import MAX_SAMPLES
 
 USER_ERRORS = ["DesignError", "RunConflictError", "ReaderError", "CalibrationError", "AugmentError", "UntrustedModelError",
-               "EisFitError"]
+               "EisFitError", "ReplayError"]
 
 
 def _user_errors(func):
@@ -249,6 +249,32 @@ def verify(directory):
     else:
         click.echo(f"intact, but QUALITY GATE FAILED: {directory} ({', '.join(quality.get('failed_blocking_checks', []))}; "
                    "see README.md); files match their checksums and schemas")
+
+
+@main.command()
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("sample_id")
+@_user_errors
+def replay(directory, sample_id):
+    """Solve one sample again from the dataset's own records and compare its rows.
+
+    The design is taken from DIRECTORY/metadata.json and the sample's inputs from its
+    manifest row (no design file, no cache). Each table is reported identical, within
+    1e-6 relative, or different (exit 1), with the software versions that differ from the
+    recorded ones.
+
+    \b
+    Example:
+      pybamm-factory replay datasets/smoke-n4-seed7 s-3f2a9c0d1e
+    """
+    from .dataset.replay import replay_sample
+
+    result = replay_sample(directory, sample_id)
+    for line in result.lines():
+        click.echo(line)
+    click.echo(f"{sample_id}: {'reproduced' if result.reproduced else 'NOT reproduced'}")
+    if not result.reproduced:
+        sys.exit(1)
 
 
 @main.command()

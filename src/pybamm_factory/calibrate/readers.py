@@ -37,7 +37,7 @@ header names time, current and voltage with the most rows, joined with the sheet
 that carry its record on. Text is decoded as UTF-16 (by its BOM), UTF-8, else Latin-1.
 
 battery-data-toolkit and cellpy were evaluated on the files in ``shared/realdata``
-first; the README says why these readers are the project's own.
+first; docs/readers.md says why these readers are the project's own.
 """
 
 from __future__ import annotations
@@ -1183,8 +1183,14 @@ def read_spectrum(path: str | Path, columns: dict | None = None, imag_sign: str 
                 phase = -phase if roles["phase"].lstrip().startswith("-") else phase
                 zr, zi = modulus * np.cos(phase), modulus * np.sin(phase)
             soc = pd.to_numeric(df[roles["soc"]], errors="coerce") if "soc" in roles else pd.Series(np.nan, index=df.index)
+            if "soc" in roles:  # a point whose SOC cell is empty, text or inf belongs to no sweep: dropped, counted
+                soc = soc.where(np.isfinite(soc))
+                f = pd.to_numeric(f, errors="coerce").where(soc.notna())
             if soc.max() > 1.0:
                 soc = soc / 100.0
+            if ((soc < 0) | (soc > 1)).any():
+                _fail(path, f"column {roles['soc']!r}: states of charge must lie in 0..1 (or 0..100 %), "
+                            f"got {soc.min():g} to {soc.max():g}")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError, KeyError, TypeError, csv.Error) as exc:
         if isinstance(exc, ReaderError):
             raise

@@ -14,7 +14,7 @@ state enters as input parameters:
 * temperature: the sample's ambient temperature.
 
 Porosity loss from SEI and plated lithium is not carried over (the surface-form EIS
-model has no plating film); the README says so.
+model has no plating film); docs/physics.md says so.
 """
 
 from __future__ import annotations
