@@ -149,15 +149,24 @@ def test_measured_temperature_trace_drives_the_model(realdata):
     assert v_traced.mean() > v_start.mean() + 0.01  # Arrhenius kinetics and transport in the warmer cell
 
 
-def test_curve_without_temperature_is_held_at_25c_and_says_so(tmp_path):
+def test_curve_without_temperature_needs_a_stated_one(tmp_path):
     path = tmp_path / "cc.csv"
     rows = [f"{k * 10},2.5,{4.1 - 0.8 * k / 600:.5f}" for k in range(600)]
     path.write_text("time_s,current_a,voltage_v\n" + "\n".join(rows) + "\n")
-    curve = Curve.from_file(path)
+    with pytest.raises(CalibrationError, match="cc.csv: the file records no temperature.*--temperature-c cc.csv=DEGC"):
+        Curve.from_file(path)  # never a silent 25 degC
+    curve = Curve.from_file(path, temperature_c=10.0)
     problem = VoltageProblem("OKane2022", ["Positive electrode active material volume fraction"], thermal="measured")
-    assert curve.trace_time_s is None and curve.mean_temperature_k == 298.15
-    assert problem.temperature_source(curve) == "assumed 25 degC (no temperature in the file)"
+    assert curve.trace_time_s is None and curve.mean_temperature_k == pytest.approx(283.15)
+    assert problem.temperature_source(curve) == "stated 10 degC (no temperature trace in the file)"
     assert curve.current_a == pytest.approx(2.5)
+    twice = tmp_path / "two.csv"  # the same discharge twice in one file, 10 minutes apart
+    rest = [f"{6000 + k * 10},0,4.1" for k in range(1, 60)]
+    again = [f"{6600 + k * 10},2.5,{4.1 - 0.8 * k / 600:.5f}" for k in range(600)]
+    twice.write_text("time_s,current_a,voltage_v\n" + "\n".join(rows + rest + again) + "\n")
+    curves = Curve.all_from_file(twice, discharge="all", temperature_c=10.0)
+    assert [c.name for c in curves] == ["two:1", "two:2"]
+    assert [c.name for c in Curve.all_from_file(twice, discharge="2", temperature_c=10.0)] == ["two"]
 
 
 def test_pybop_optimiser_reaches_the_least_squares_fit(realdata):
@@ -319,7 +328,7 @@ def test_a_cell_of_another_size_is_scaled_not_fitted_into_the_fractions(tmp_path
     fit = ["Negative electrode active material volume fraction", "Positive electrode active material volume fraction"]
     pv = pybamm.ParameterValues("OKane2022")
     scaled = calibrate([path], fit, tmp_path / "scaled.yaml", base_design="smoke", leave_one_out=False, check_cells=0,
-                       max_evaluations=30)
+                       max_evaluations=30, temperature_c=25.0)  # the simulated file records no temperature
     scaling = scaled["capacity_scaling"]
     assert scaling["applied"] and scaling["ratio"] == pytest.approx(0.4, rel=0.02)
     assert scaled["rmse_after_mv"]["small_cell"] < 5
@@ -330,10 +339,16 @@ def test_a_cell_of_another_size_is_scaled_not_fitted_into_the_fractions(tmp_path
     assert design["fixed"]["Nominal cell capacity [A.h]"] == pytest.approx(0.4 * pv["Nominal cell capacity [A.h]"], rel=0.02)
     assert load_design(tmp_path / "scaled.yaml").fixed["Electrode width [m]"] == design["fixed"]["Electrode width [m]"]
     unscaled = calibrate([path], fit, tmp_path / "unscaled.yaml", base_design="smoke", leave_one_out=False, check_cells=0,
-                         max_evaluations=30, capacity_scaling_mode="off")
+                         max_evaluations=30, capacity_scaling_mode="off", temperature_c={"small_cell": 25.0})
     assert unscaled["capacity_scaling"] is None
     assert unscaled["rmse_after_mv"]["small_cell"] > 4 * scaled["rmse_after_mv"]["small_cell"]
     assert any(p["at_bound"] for p in unscaled["parameters"].values())
+    # the fractions pushed to their bounds are flagged, in the report and in the written design
+    assert set(unscaled["unidentified"]) == {n for n, p in unscaled["parameters"].items() if p["at_bound"]}
+    written = yaml.safe_load((tmp_path / "unscaled.yaml").read_text())["varied"]
+    for name in unscaled["unidentified"]:
+        assert written[name]["source"].startswith("UNIDENTIFIED by these data (stopped at its")
+    assert not scaled["unidentified"]
 
 
 def test_capacity_is_compared_over_the_measured_voltage_window(realdata):

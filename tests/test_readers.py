@@ -712,8 +712,13 @@ def test_time_and_voltage_only_with_a_stated_current(realdata, tmp_path):
     frame = read_cycler(path, constant_current_a=5.0)
     assert frame.attrs["current_convention"].startswith("stated constant current 5 A (discharge)")
     assert discharge_segments(frame)[0]["discharged_ah"].iloc[-1] == pytest.approx(measured_ah, rel=2e-3)
-    curve = Curve.from_file(path, read_options={"constant_current_a": 5.0})
+    from pybamm_factory.calibrate.fit import CalibrationError
+
+    with pytest.raises(CalibrationError, match="digitised.csv: the file records no temperature.*never assumed"):
+        Curve.from_file(path, read_options={"constant_current_a": 5.0})
+    curve = Curve.from_file(path, read_options={"constant_current_a": 5.0}, temperature_c=25.0)
     assert "assumed: stated constant current 5 A" in curve.source and curve.current_a == 5.0
+    assert "temperature stated: 25 degC" in curve.source and curve.mean_temperature_k == pytest.approx(298.15)
     out = tmp_path / "curve.parquet"
     result = CliRunner().invoke(main, ["read", str(path), "--c-rate", "1", "--capacity-ah", "5", "-o", str(out)])
     assert result.exit_code == 0, result.output

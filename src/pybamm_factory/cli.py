@@ -488,15 +488,19 @@ def read(file, out, fmt, columns, current_sign, current_unit, current_a, c_rate,
 @click.option("--thermal", type=click.Choice(THERMAL_MODES), default="ambient", show_default=True,
               help="Cell temperature during each fitted discharge. ambient: held at the file's first reading; mean: held "
                    "at its mean reading; measured: follows the file's logged temperature; lumped: PyBaMM's lumped "
-                   "thermal model from the first reading. Files without temperature are held at 25 degC.")
+                   "thermal model from the first reading. Files without temperature need --temperature-c.")
 @click.option("--optimiser", type=click.Choice(OPTIMISERS), default="least-squares",
               show_default=True, help="least-squares: scipy trust-region on the voltage residuals; pybop-minimize: PyBOP's "
                                       "SciPyMinimize on the summed RMSE; pybop-xnes: PyBOP's XNES, global, needs hundreds "
                                       "of evaluations.")
 @click.option("--max-evaluations", default=200, type=click.IntRange(min=5), help="Optimiser budget.")
 @click.option("--discharge", default="largest", show_default=True,
-              help="Which constant-current discharge of each file to use: largest (the first within 2 % of the "
-                   "largest capacity, so full discharges win over pulses), first, or a 1-based number.")
+              help="Which constant-current discharge(s) of each file to use: largest (the first within 2 % of the "
+                   "largest capacity, so full discharges win over pulses), first, a 1-based number, a comma list "
+                   "('1,3') or all; several from one file are named <file>:<index>.")
+@click.option("--temperature-c", "temperatures", multiple=True, metavar="[FILE=]DEGC",
+              help="The test temperature of files that record none, degC: FILE=DEGC for one file (name or stem), "
+                   "DEGC for every such file. Never assumed: a file without it is refused. Repeatable.")
 @click.option("--leave-one-out/--no-leave-one-out", default=True, show_default=True,
               help="With three or more --data curves, refit once without each and report how well each refit predicts "
                    "the curve left out (the highest-current one is the rate-extrapolation check); the design's spread "
@@ -515,7 +519,7 @@ def read(file, out, fmt, columns, current_sign, current_unit, current_a, c_rate,
 @table_options
 @_user_errors
 def calibrate(data, held_out, fit_names, parameter_set, base_design, model, thermal, optimiser, max_evaluations,
-              discharge, leave_one_out, check_cells, capacity_scaling_mode, out, fmt, columns, current_sign,
+              discharge, temperatures, leave_one_out, check_cells, capacity_scaling_mode, out, fmt, columns, current_sign,
               current_unit, current_a, c_rate, capacity_ah):
     """Fit PyBaMM parameters to measured CC discharges and write a calibrated design.
 
@@ -532,11 +536,18 @@ def calibrate(data, held_out, fit_names, parameter_set, base_design, model, ther
     from .calibrate import calibrate as run_calibration
 
     fmt, options = _table_options(fmt, columns, current_sign, current_unit, _stated_current(current_a, c_rate, capacity_ah))
+    stated = {}
+    for item in temperatures:
+        name, _, value = item.rpartition("=")
+        try:
+            stated[name or "*"] = float(value)
+        except ValueError:
+            raise click.BadParameter(f"{item!r}: expected DEGC or FILE=DEGC", param_hint="--temperature-c") from None
     report = run_calibration(list(data), list(fit_names), out, parameter_set=parameter_set, held_out=list(held_out),
                              base_design=base_design, model=model, thermal=thermal, max_evaluations=max_evaluations,
                              optimiser=optimiser, leave_one_out=leave_one_out, discharge=discharge,
                              check_cells=check_cells, capacity_scaling_mode=capacity_scaling_mode,
-                             read_options={"format": fmt, **options})
+                             read_options={"format": fmt, **options}, temperature_c=stated or None)
     for name, source in report["discharge_used"].items():
         click.echo(f"{name}: {source}")
     scaling = report.get("capacity_scaling")
@@ -551,6 +562,8 @@ def calibrate(data, held_out, fit_names, parameter_set, base_design, model, ther
         bound = f" (stopped at its {p['at_bound']} bound {edge:.3g}; the std is not meaningful)" if edge is not None else ""
         jack = f" (design std {p['design_std']:.2g})" if p["design_std"] > p["std"] else ""
         click.echo(f"{name}: {p['initial']:.5g} -> {p['fitted']:.5g} +/- {p['std']:.2g}{jack}{bound}")
+    for name, why in report.get("unidentified", {}).items():
+        click.echo(f"UNIDENTIFIED: {name}: {why}; the design states it so and samples the spread as found")
     loo = report.get("leave_one_curve_out")
     if loo:
         for name, left_out in loo["rmse_mv_left_out"].items():

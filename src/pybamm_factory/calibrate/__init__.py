@@ -34,7 +34,8 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
               held_out: list[str | Path] = (), base_design: str | Path = "default", model: str | None = None,
               thermal: str = "ambient", max_evaluations: int = 200, report_dir: str | Path | None = None,
               optimiser: str = "least-squares", leave_one_out: bool = True, discharge: str | int = "largest",
-              check_cells: int = 20, capacity_scaling_mode: str = "auto", read_options: dict | None = None) -> dict:
+              check_cells: int = 20, capacity_scaling_mode: str = "auto", read_options: dict | None = None,
+              temperature_c: dict | float | None = None) -> dict:
     """Fit ``fit`` parameters to the CC discharges in ``data``; write the design and a report.
 
     Returns the report (also written as ``calibration_report.json`` with a figure of
@@ -52,6 +53,12 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
     scaled to it; "on" scales any cell; "off" never (:func:`~.fit.capacity_scaling`).
     ``read_options`` go to :func:`read_cycler` for every file (format, column mapping, the
     constant current of a time-and-voltage file), and what they assumed is in the report.
+    ``temperature_c``: the test temperature (degC) of files that record none, one number
+    for all or ``{file name or stem: degC}``; such a file without one is refused, never
+    assumed. ``discharge="all"`` or ``"1,3"`` fits several discharges of a file, named
+    ``<file>:<index>``. Parameters the data do not identify (at a bound, no curvature, a
+    spread as large as the value) are listed in the report's ``unidentified`` and marked so
+    in the written design.
     """
     from .design_writer import calibrated_design, check_names, plot_design_cells, plot_fit, simulate_design_cells, write_design
     from .fit import MODEL_LABELS, Curve, VoltageProblem, capacity_scaling, fit_parameters, leave_one_curve_out
@@ -60,8 +67,17 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
     design = load_design(base_design)
     parameter_set = parameter_set or design.parameter_set
     model = model or design.model
-    curves = [Curve.from_file(p, discharge=discharge, read_options=read_options) for p in data]
-    held = [Curve.from_file(p, discharge=discharge, read_options=read_options) for p in held_out]
+    def temperature_of(path):
+        if temperature_c is None or isinstance(temperature_c, (int, float)):
+            return temperature_c
+        path = Path(path)
+        return temperature_c.get(path.name, temperature_c.get(path.stem, temperature_c.get("*")))
+
+    def curves_of(paths):
+        return [c for p in paths for c in Curve.all_from_file(p, discharge=discharge, read_options=read_options,
+                                                              temperature_c=temperature_of(p))]
+
+    curves, held = curves_of(data), curves_of(held_out)
     problem = VoltageProblem(parameter_set, list(fit), model=model, thermal=thermal)
     scaling = capacity_scaling(problem, curves, capacity_scaling_mode)
     if scaling and scaling["applied"]:

@@ -46,6 +46,7 @@ def calibrated_design(design: Design, fit: FitResult, parameter_set: str, source
     raw["description"] = (f"{design.description} Calibrated: {', '.join(fit.names)} fitted with {parameter_set} "
                           f"to {', '.join(sources)}.").strip()
     varied = raw.setdefault("varied", {})
+    unidentified = fit.unidentified()
     for name, value, std, (lower, upper) in zip(fit.names, fit.values, fit.spread(), fit.bounds):
         spread = std if math.isfinite(std) and std > MIN_RELATIVE_STD * abs(value) else MIN_RELATIVE_STD * abs(value)
         spread = spread or 1e-6
@@ -53,7 +54,8 @@ def calibrated_design(design: Design, fit: FitResult, parameter_set: str, source
         low = max(value - TRUNCATION_SIGMAS * spread, lower)
         varied[name] = {"distribution": "normal", "mean": float(value), "std": float(spread), "low": float(low),
                         "high": float(min(value + TRUNCATION_SIGMAS * spread, upper)),
-                        "source": f"calibrated to {', '.join(sources)} (mean = fit, std = {fit.design_std_source})"}
+                        "source": (f"UNIDENTIFIED by these data ({unidentified[name]}); " if name in unidentified else "")
+                        + f"calibrated to {', '.join(sources)} (mean = fit, std = {fit.design_std_source})"}
         raw.get("fixed", {}).pop(name, None)
     correlations = _correlation_block(raw.get("correlations"), fit)
     if correlations and raw.get("sampler", "lhs") == "lhs":  # Saltelli's estimators assume independent inputs

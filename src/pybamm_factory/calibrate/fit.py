@@ -22,6 +22,7 @@ runs out of capacity early is penalised.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +44,6 @@ WIDE_RELATIVE_BOUNDS = (0.05, 20.0)
 WIDE_PATTERNS = ("diffusivity", "conductivity", "rate constant", "exchange")
 POINTS_PER_CURVE = 120
 TRACE_POINTS = 200  # measured temperature trace, thinned to this many points
-ASSUMED_TEMPERATURE_K = 298.15
 MODEL_LABELS = {"spme": "SPMe", "dfn": "DFN"}
 RECENT_SOLVES = 64  # simulated curves kept per problem (a calibration asks for about 2 per curve again)
 # a cell of another size: these scale together with the measured capacity (electrode area,
@@ -64,7 +64,7 @@ class Curve:
     voltage_v: np.ndarray
     current_a: float
     duration_s: float
-    mean_temperature_k: float  # mean logged temperature during the discharge (25 degC when none)
+    mean_temperature_k: float  # mean logged temperature during the discharge (the stated one when none)
     start_temperature_k: float = None  # first reading: the chamber before the load
     trace_time_s: np.ndarray | None = None  # logged temperature trace (time from the start of discharge)
     trace_temperature_k: np.ndarray | None = None
@@ -72,37 +72,60 @@ class Curve:
 
     @classmethod
     def from_file(cls, path: str | Path, points: int = POINTS_PER_CURVE, discharge: str | int = "largest",
-                  read_options: dict | None = None) -> Curve:
-        """One constant-current discharge of a cycler export (see :func:`pick_discharge`);
-        ``read_options`` go to :func:`read_cycler` (format, column mapping, a stated current)."""
+                  read_options: dict | None = None, temperature_c: float | None = None) -> Curve:
+        """One constant-current discharge of a cycler export (see :func:`pick_discharge`)."""
+        curves = cls.all_from_file(path, points, discharge, read_options, temperature_c)
+        if len(curves) != 1:
+            raise CalibrationError(f"{path}: discharge {discharge!r} picks {len(curves)} discharges; use all_from_file")
+        return curves[0]
+
+    @classmethod
+    def all_from_file(cls, path: str | Path, points: int = POINTS_PER_CURVE, discharge: str | int = "largest",
+                      read_options: dict | None = None, temperature_c: float | None = None) -> list[Curve]:
+        """The constant-current discharges of a cycler export that ``discharge`` picks
+        (:func:`pick_discharges`: one, a list, or all). ``read_options`` go to
+        :func:`read_cycler` (format, column mapping, a stated current). A file that records no
+        temperature needs ``temperature_c`` (the cell's temperature during the test, degC): it
+        is never assumed. Several discharges of one file are named ``<file>:<index>``."""
         path = Path(path)
         read_options = dict(read_options or {})
         frame = read_cycler(path, format=read_options.pop("format", "auto"), **read_options)
         segments = discharge_segments(frame)
         if not segments:
             raise CalibrationError(f"{path}: no constant-current discharge found")
-        k = pick_discharge(segments, discharge, path)
-        seg = segments[k]
-        q = seg["discharged_ah"].to_numpy()
-        grid = np.linspace(q[0], q[-1], points)
-        temp_k = seg["temperature_c"].to_numpy() + 273.15
-        time_s = seg["time_s"].to_numpy()
-        known = np.isfinite(temp_k)
-        mean_k = float(np.mean(temp_k[known])) if known.any() else ASSUMED_TEMPERATURE_K
-        start_k = float(temp_k[known][0]) if known.any() else ASSUMED_TEMPERATURE_K
-        trace_t = trace_k = None
-        if known.sum() >= 2:
-            keep = np.unique(np.linspace(0, known.sum() - 1, TRACE_POINTS).astype(int))
-            trace_t, trace_k = time_s[known][keep], temp_k[known][keep]
-        current_a = float(seg["current_a"].mean())
-        source = f"CC discharge {k + 1} of {len(segments)} ({current_a:.3g} A, {q[-1]:.4g} A.h)"
-        if frame.attrs.get("current_convention", "").startswith("stated constant"):
-            source += f"; assumed: {frame.attrs['current_convention']}"
-        return cls(path.stem, grid, np.interp(grid, q, seg["voltage_v"].to_numpy()),
-                   current_a, float(time_s[-1]), mean_k, start_k, trace_t, trace_k, source)
+        picked = pick_discharges(segments, discharge, path)
+        curves = []
+        for k in picked:
+            seg = segments[k]
+            q = seg["discharged_ah"].to_numpy()
+            grid = np.linspace(q[0], q[-1], points)
+            temp_k = seg["temperature_c"].to_numpy() + 273.15
+            time_s = seg["time_s"].to_numpy()
+            known = np.isfinite(temp_k)
+            stated = None if temperature_c is None else float(temperature_c) + 273.15
+            if not known.any() and stated is None:
+                raise CalibrationError(f"{path}: the file records no temperature; state the cell's temperature during "
+                                       f"the test with --temperature-c {path.name}=DEGC (or --temperature-c DEGC for "
+                                       "every such file): it is never assumed")
+            mean_k = float(np.mean(temp_k[known])) if known.any() else stated
+            start_k = float(temp_k[known][0]) if known.any() else stated
+            trace_t = trace_k = None
+            if known.sum() >= 2:
+                keep = np.unique(np.linspace(0, known.sum() - 1, TRACE_POINTS).astype(int))
+                trace_t, trace_k = time_s[known][keep], temp_k[known][keep]
+            current_a = float(seg["current_a"].mean())
+            source = f"CC discharge {k + 1} of {len(segments)} ({current_a:.3g} A, {q[-1]:.4g} A.h)"
+            if frame.attrs.get("current_convention", "").startswith("stated constant"):
+                source += f"; assumed: {frame.attrs['current_convention']}"
+            if not known.any():
+                source += f"; temperature stated: {temperature_c:g} degC (the file records none)"
+            name = path.stem if len(picked) == 1 else f"{path.stem}:{k + 1}"
+            curves.append(cls(name, grid, np.interp(grid, q, seg["voltage_v"].to_numpy()),
+                              current_a, float(time_s[-1]), mean_k, start_k, trace_t, trace_k, source))
+        return curves
 
 
-DISCHARGE_CHOICES = ("largest", "first")
+DISCHARGE_CHOICES = ("largest", "first", "all")
 
 
 def pick_discharge(segments: list, discharge: str | int, path) -> int:
@@ -115,13 +138,23 @@ def pick_discharge(segments: list, discharge: str | int, path) -> int:
         if not 1 <= discharge <= len(segments):
             raise CalibrationError(f"{path}: discharge {discharge} asked for, the file has {len(segments)} CC discharges")
         return discharge - 1
-    if discharge not in DISCHARGE_CHOICES:
-        raise CalibrationError(f"discharge: {discharge!r} is not allowed; allowed: {', '.join(DISCHARGE_CHOICES)} "
-                               "or a number from 1")
+    if discharge not in DISCHARGE_CHOICES or discharge == "all":
+        raise CalibrationError(f"discharge: {discharge!r} is not allowed; allowed: {', '.join(DISCHARGE_CHOICES)}, "
+                               "a number from 1 or a comma list of them")
     if discharge == "first":
         return 0
     capacity = np.array([seg["discharged_ah"].iloc[-1] for seg in segments])
     return int(np.argmax(capacity >= 0.98 * capacity.max()))
+
+
+def pick_discharges(segments: list, discharge, path) -> list[int]:
+    """Indices of the discharges to fit: ``"all"``, a comma list of 1-based numbers
+    (``"1,3"``), or one as :func:`pick_discharge` chooses."""
+    if discharge == "all":
+        return list(range(len(segments)))
+    if isinstance(discharge, str) and "," in discharge:
+        return [pick_discharge(segments, part.strip(), path) for part in discharge.split(",") if part.strip()]
+    return [pick_discharge(segments, discharge, path)]
 
 
 class VoltageProblem:
@@ -174,7 +207,7 @@ class VoltageProblem:
     def temperature_source(self, curve: Curve) -> str:
         """What the simulated cell's temperature is, in words (for the report)."""
         if curve.trace_time_s is None:
-            return f"assumed {curve.mean_temperature_k - 273.15:g} degC (no temperature in the file)"
+            return f"stated {curve.mean_temperature_k - 273.15:g} degC (no temperature trace in the file)"
         if self.traced(curve):
             return "logged trace"
         which = "mean" if self.thermal == "mean" else "first"
@@ -346,12 +379,29 @@ class FitResult:
             flags.append("lower" if v <= a + m else "upper" if v >= b - m else None)
         return flags
 
+    def unidentified(self) -> dict[str, str]:
+        """Parameters the data do not identify, with the reason: stopped at a bound, no
+        curvature (an infinite or undefined std), or a spread (the design's std: the larger of
+        covariance and jackknife) as large as the value itself."""
+        out = {}
+        for name, value, spread, flag in zip(self.names, self.values, self.spread(), self.at_bound()):
+            if flag:
+                out[name] = f"stopped at its {flag} bound"
+            elif not math.isfinite(spread):
+                out[name] = "no curvature: the curves do not move with it"
+            elif spread >= abs(value):
+                out[name] = f"spread {spread:.3g} as large as its value {value:.3g}"
+        return out
+
     def as_dict(self) -> dict:
+        unidentified = self.unidentified()
         return {
             "parameters": {n: {"initial": float(i), "fitted": float(v), "std": float(s), "design_std": float(d),
-                               "bounds": [float(a), float(b)], "at_bound": flag}
+                               "bounds": [float(a), float(b)], "at_bound": flag, "identified": n not in unidentified,
+                               "unidentified_because": unidentified.get(n)}
                            for n, i, v, s, d, (a, b), flag in zip(self.names, self.initial, self.values, self.std,
                                                                   self.spread(), self.bounds, self.at_bound())},
+            "unidentified": unidentified,
             "design_std_source": self.design_std_source,
             "covariance": self.covariance.tolist(),
             "optimiser": self.optimiser,
