@@ -230,3 +230,23 @@ def test_killed_one_worker_run_gives_the_same_bytes_as_an_uninterrupted_two_work
     assert verify(out) == []
     pd.testing.assert_frame_equal(pd.read_parquet(out / TIMINGS_FILE)[["sample_id"]],
                                   pd.read_parquet(smoke_dataset / TIMINGS_FILE)[["sample_id"]])
+
+
+def test_columns_describe_themselves(smoke_dataset):
+    """Every Parquet field carries its description and unit, and each table its name and what
+    a row is, so a table read without this repository still says what it holds; ok rows
+    have a null failure_reason, not an empty string."""
+    import pyarrow.parquet as pq
+
+    for name in ("manifest", "solver_log", "labels", "curves", "spectra", "impedance_features", "splits"):
+        schema = pq.read_schema(smoke_dataset / f"{name}.parquet")
+        assert schema.metadata[b"pybamm_factory.table"] == name.encode()
+        assert schema.metadata[b"pybamm_factory.row"].startswith(b"One row per")
+        for field in schema:
+            assert field.metadata and b"description" in field.metadata and b"unit" in field.metadata, (name, field.name)
+    labels = pq.read_schema(smoke_dataset / "labels.parquet")
+    assert labels.field("capacity_ah").metadata[b"unit"] == b"A.h"
+    assert pq.read_schema(smoke_dataset / "impedance_features.parquet").field("f_peak_hz").metadata[b"unit"] == b"Hz"
+    assert pq.read_schema(smoke_dataset / "manifest.parquet").field("ambient_temperature_k").metadata[b"unit"] == b"K"
+    log = pd.read_parquet(smoke_dataset / "solver_log.parquet")
+    assert log.loc[log["status"] == "ok", "failure_reason"].isna().all()

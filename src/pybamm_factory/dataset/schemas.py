@@ -60,15 +60,37 @@ def _types(prop: dict) -> list[str]:
     return [t] if isinstance(t, str) else list(t)
 
 
+# a column's unit from its name's suffix where its description ends in none
+UNIT_SUFFIXES = {"_s": "s", "_h": "h", "_ah": "A.h", "_a": "A", "_v": "V", "_k": "K", "_c": "degC", "_ohm": "Ohm",
+                 "_hz": "Hz", "_pct": "%", "_m": "m"}
+
+
+def column_unit(column: str, description: str) -> str:
+    """The unit of a column: the description's trailing '[unit]', else the name's suffix
+    ('capacity_ah' -> 'A.h'), else '' (a count, an id, a fraction or a ratio)."""
+    import re
+
+    bracket = re.search(r"\[([^\]]+)\]\s*$", description)
+    if bracket:
+        return bracket.group(1)
+    return next((unit for suffix, unit in UNIT_SUFFIXES.items() if column.endswith(suffix)), "")
+
+
 def arrow_schema(schema: dict, frame: pd.DataFrame) -> pa.Schema:
-    """Arrow types for the frame's columns: from the schema, else number for extras."""
+    """Arrow types for the frame's columns: from the schema, else number for extras. Each
+    field carries its description and unit as Parquet field metadata, and the table its
+    name and what a row is, so a file describes itself without the repository's schemas."""
     extra = schema.get("additionalProperties", {})
     fields = []
     for col in frame.columns:
         prop = schema["properties"].get(col) or _pattern_property(schema, col) or (extra if isinstance(extra, dict) else {})
         kind = next(t for t in _types(prop) if t != "null") if _types(prop) != ["null"] else "string"
-        fields.append(pa.field(col, _ARROW[kind]))
-    return pa.schema(fields)
+        description = str(prop.get("description", ""))
+        fields.append(pa.field(col, _ARROW[kind], metadata={b"description": description.encode(),
+                                                            b"unit": column_unit(col, description).encode()}))
+    table = str(schema.get("$id", "")).rsplit("/", 1)[-1].removesuffix(".schema.json")
+    return pa.schema(fields, metadata={b"pybamm_factory.table": table.encode(),
+                                       b"pybamm_factory.row": str(schema.get("title", "")).encode()})
 
 
 def validate_frame(frame: pd.DataFrame, table: str, max_row_checks: int = 200) -> list[str]:

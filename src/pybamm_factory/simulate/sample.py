@@ -141,7 +141,7 @@ def simulate_sample(design: Design, row: dict) -> dict[str, pd.DataFrame]:
     tables["solver_log"] = pd.DataFrame([{
         **ids,
         "status": run.status,
-        "failure_reason": run.failure_reason,
+        "failure_reason": run.failure_reason or None,  # null on ok rows, not an empty string
         "solver": design.solver.name,
         "rtol": design.solver.rtol,
         "atol": design.solver.atol,
