@@ -58,7 +58,10 @@ def test_card_holds_metadata_checksums_and_front_matter(smoke_dataset):
         # the card lists every digest but its own (README.md is listed in checksums.sha256 only)
         assert (digest in card) == (name != "README.md") and _sha(smoke_dataset / name) == digest
     assert "labels.parquet" in (smoke_dataset / "checksums.sha256").read_text()
-    assert (smoke_dataset / "figures" / "soh_trajectories.png").stat().st_size > 1000
+    for figure in ("soh_trajectories", "label_distributions", "rpt_curves", "nyquist_fresh_vs_aged", "design_coverage"):
+        assert (smoke_dataset / "figures" / f"{figure}.png").stat().st_size > 1000
+        assert f"figures/{figure}.png" in card
+    assert "## Global sensitivity" in card and "Not computed" in card  # until `sensitivity` runs
 
 
 def test_verify_catches_a_modified_file(smoke_dataset, tmp_path):

@@ -96,9 +96,15 @@ def test_sensitivity_cli_writes_table_figures_and_card(saltelli_dataset, tmp_pat
     assert "warning: n = 16" in result.stderr
     card = card_section(table)
     assert card.startswith("## Global sensitivity") and f"| soh | **{SEI}** |" in card
-    # the default output folder lies inside the dataset
+    # the default output folder lies inside the dataset: the card gains the table, and the
+    # dataset still verifies (the folder is derived, outside checksums.sha256)
     assert CliRunner().invoke(sensitivity, [str(saltelli_dataset), "--labels", "soh"]).exit_code == 0
     assert (saltelli_dataset / "sensitivity" / "sensitivity.parquet").exists()
+    readme = (saltelli_dataset / "README.md").read_text()
+    assert "## Global sensitivity" in readme and f"| soh | **{SEI}** |" in readme and "Not computed" not in readme
+    from pybamm_factory.dataset import verify
+
+    assert verify(saltelli_dataset) == []
 
 
 # ---------------------------------------------------------------- LHS datasets

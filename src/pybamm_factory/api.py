@@ -121,7 +121,13 @@ def write_card(out: Path, design: Design, meta: dict, tables: dict, quality: dic
     if aug.exists():
         augmentation = aug.read_text()
     sums = card_mod.file_checksums(out, figures)
-    text = card_mod.render_card(out, design, meta, tables, quality, figures, sums, augmentation)
+    sensitivity = ""
+    derived = Path(out) / card_mod.DERIVED / "sensitivity.parquet"
+    if derived.exists():  # written by `pybamm-factory sensitivity` after the run
+        from .analysis.sensitivity import card_section
+
+        sensitivity = card_section(pd.read_parquet(derived))
+    text = card_mod.render_card(out, design, meta, tables, quality, figures, sums, augmentation, sensitivity)
     store.atomic_write_text(Path(out) / card_mod.CARD, text)
     card_mod.write_checksums(out, sums)
 

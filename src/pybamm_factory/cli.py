@@ -812,5 +812,13 @@ def predict(model_dir, files, cell_id, estimator, out):
         frame.to_csv(out, index=False)
 
 
+def _register_analysis_commands() -> None:
+    from .analysis.sensitivity import sensitivity
+
+    main.add_command(sensitivity)
+
+
+_register_analysis_commands()
+
 if __name__ == "__main__":
     main()

@@ -571,3 +571,9 @@ def sensitivity(directory: Path, labels: str | None, soc: float, out: Path | Non
     click.echo(format_table(result.table))
     inside = Path(out).resolve().is_relative_to(Path(directory).resolve())
     click.echo("wrote: " + ", ".join(str(p) for p in paths) + (" (outside the dataset's checksums.sha256)" if inside else ""))
+    finished = all((Path(directory) / name).exists() for name in ("metadata.json", "design.yaml", "checksums.sha256"))
+    if finished and Path(out).resolve() == (Path(directory) / OUT_FOLDER).resolve():
+        from ..api import refresh_card
+
+        refresh_card(directory)  # the card's "Global sensitivity" section shows the final-RPT table
+        click.echo(f"card: {Path(directory) / 'README.md'} now holds the final-RPT indices")

@@ -45,6 +45,10 @@ from ..protocols import get_kind
 from .schemas import validate_frame
 from .store import PARTS, atomic_write_text, table_rows
 
+# analyses written into a dataset after the run (`pybamm-factory sensitivity`): derived from
+# its tables, outside checksums.sha256 and the identity promise; verify leaves them alone
+DERIVED = "sensitivity"
+
 DATA_TABLES = ("manifest", "solver_log", "labels", "curves", "spectra", "impedance_features", "pulses", "splits")
 RECORD_FILES = ("design.yaml", "run.json", "metadata.json", "quality_report.json")
 CARD = "README.md"
@@ -220,7 +224,7 @@ def fade_text(tables: dict[str, pd.DataFrame]) -> str:
 
 
 def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.DataFrame], quality: dict,
-                figures: list[str], checksums: dict[str, str], augmentation: str = "") -> str:
+                figures: list[str], checksums: dict[str, str], augmentation: str = "", sensitivity: str = "") -> str:
     template = string.Template((resources.files("pybamm_factory") / "data_cards" / "dataset_card.md").read_text())
     log = tables["solver_log"]
     status = log["status"].value_counts()
@@ -290,6 +294,8 @@ def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.Dat
         "split_counts": ", ".join(f"{k} {v}" for k, v in splits.items()) or "n/a",
         "figures": "\n\n".join(f"![{Path(f).stem}](figures/{f})" for f in figures) or "(none)",
         "augmentation": augmentation or "No generated samples. `pybamm-factory augment DIR` adds them.",
+        "sensitivity": sensitivity or ("## Global sensitivity\n\nNot computed. `pybamm-factory sensitivity DIR` writes "
+                                       "Sobol' or RBD-FAST indices of every label and adds them here."),
         "versions": "\n".join(f"- {k}: {v}" for k, v in meta["versions"].items()),
         "checksum_rows": "\n".join(f"| `{name}` | `{digest}` |" for name, digest in checksums.items()),
     }
@@ -446,7 +452,7 @@ def verify(root: Path) -> list[str]:
     for dirpath, dirnames, filenames in os.walk(root):  # symbolic links are not followed
         here = Path(dirpath)
         if here == root:
-            dirnames[:] = [d for d in dirnames if d != PARTS]
+            dirnames[:] = [d for d in dirnames if d not in (PARTS, DERIVED)]
         for name in sorted(filenames) + sorted(d for d in dirnames if (here / d).is_symlink()):
             rel = (here / name).relative_to(root).as_posix()
             if rel not in expected:

@@ -4,56 +4,96 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
 
-def _save(fig, path: Path) -> str:
+def _pyplot():
+    """pyplot on the Agg backend (files only), chosen when a figure is drawn, not at import."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _bins(n: int) -> int:
+    """Histogram bins that suit the sample count: about sqrt(n), 5 to 30."""
+    return int(min(30, max(5, round(np.sqrt(max(n, 1))))))
+
+
+def _save(fig, path: Path, tight: bool = True) -> str:
     """Write a PNG atomically, without metadata that differs between runs (same bytes every run)."""
     import io
 
     from .store import atomic_write_bytes
 
-    fig.tight_layout()
+    if tight:
+        fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
+    _pyplot().close(fig)
     atomic_write_bytes(path, buffer.getvalue())
     return path.name
 
 
-def soh_trajectories(labels: pd.DataFrame, path: Path) -> str:
+def soh_trajectories(labels: pd.DataFrame, path: Path, manifest: pd.DataFrame | None = None) -> str:
+    """SOH against cycle, one line per sample, coloured by ambient temperature (left) and by
+    discharge C-rate (right) where the manifest has them."""
     from matplotlib.collections import LineCollection
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    # one artist for all samples: thousands of Line2D objects cost tens of MB
-    lines = [g[["cycle", "soh"]].to_numpy(dtype=float) for _, g in labels.groupby("sample_id", sort=False)]
-    ax.add_collection(LineCollection(lines, linewidths=0.8, alpha=0.6, colors=plt.get_cmap("tab10").colors))
-    ax.autoscale()
-    ax.axhline(0.8, color="k", ls="--", lw=0.8, label="SOH 0.8")
-    ax.set_xlabel("cycle")
-    ax.set_ylabel("SOH (RPT capacity / initial)")
-    ax.set_title(f"SOH trajectories of {labels['sample_id'].nunique()} samples")
-    ax.legend()
+    plt = _pyplot()
+    by = []
+    if manifest is not None and len(manifest):
+        conditions = manifest.set_index("sample_id")
+        if "ambient_temperature_k" in conditions:
+            by.append(("ambient temperature [degC]", conditions["ambient_temperature_k"] - 273.15, "coolwarm"))
+        if "discharge_c_rate" in conditions and conditions["discharge_c_rate"].notna().any():
+            by.append(("discharge C-rate", conditions["discharge_c_rate"], "viridis"))
+    by = by or [(None, None, None)]
+    fig, axes = plt.subplots(1, len(by), figsize=(5.2 * len(by), 4), squeeze=False)
+    groups = [(sample_id, g[["cycle", "soh"]].to_numpy(dtype=float)) for sample_id, g in labels.groupby("sample_id", sort=False)]
+    for ax, (title, values, cmap) in zip(axes[0], by):
+        # one artist for all samples: thousands of Line2D objects cost tens of MB
+        lines = LineCollection([line for _, line in groups], linewidths=0.8, alpha=0.7)
+        if values is not None:
+            shade = values.reindex([sample_id for sample_id, _ in groups]).to_numpy(dtype=float)
+            lines.set_array(np.nan_to_num(shade, nan=np.nanmin(shade) if np.isfinite(shade).any() else 0.0))
+            lines.set_cmap(cmap)
+            fig.colorbar(lines, ax=ax, label=title)
+        else:
+            lines.set_color(plt.get_cmap("tab10").colors)
+        ax.add_collection(lines)
+        ax.autoscale()
+        ax.axhline(0.8, color="k", ls="--", lw=0.8, label="SOH 0.8 (end of life)")
+        ax.set_xlabel("cycle")
+        ax.set_ylabel("SOH (RPT capacity / initial)")
+        ax.legend(loc="lower left", fontsize=8)
+    fig.suptitle(f"SOH trajectories of {labels['sample_id'].nunique()} samples")
     return _save(fig, path)
 
 
 def label_distributions(labels: pd.DataFrame, path: Path) -> str:
-    last = labels.sort_values("cycle").groupby("sample_id").tail(1)
-    cols = ["soh", "lli_pct", "lam_ne_pct", "lam_pe_pct", "plating_loss_ah", "resistance_ohm"]
+    plt = _pyplot()
+    last = labels.sort_values("cycle").groupby("sample_id").tail(1).copy()
+    last["plating_loss_mah"] = 1000 * last["plating_loss_ah"]
+    last["resistance_mohm"] = 1000 * last["resistance_ohm"]
+    cols = [("soh", "SOH"), ("lli_pct", "LLI [%]"), ("lam_ne_pct", "LAM negative [%]"), ("lam_pe_pct", "LAM positive [%]"),
+            ("plating_loss_mah", "plated lithium lost [mA.h]"), ("resistance_mohm", "DC resistance [mOhm]")]
     fig, axes = plt.subplots(2, 3, figsize=(9, 5))
-    for ax, col in zip(axes.ravel(), cols):
-        ax.hist(last[col].dropna(), bins=20, color="tab:blue", alpha=0.8)
-        ax.set_xlabel(col)
+    for ax, (col, title) in zip(axes.ravel(), cols):
+        values = last[col].dropna()
+        ax.hist(values, bins=_bins(len(values)), color="tab:blue", alpha=0.8)
+        ax.set_xlabel(title)
     axes[0, 0].set_ylabel("samples")
-    fig.suptitle("Labels at each sample's last reference test")
+    axes[1, 0].set_ylabel("samples")
+    fig.suptitle(f"Labels at each sample's last reference test ({len(last)} samples)")
     return _save(fig, path)
 
 
 def rpt_curves(curves: pd.DataFrame, sample_id: str, path: Path) -> str:
+    plt = _pyplot()
     g = curves[curves["sample_id"] == sample_id]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 4))
     cmap = plt.get_cmap("viridis")
@@ -65,6 +105,11 @@ def rpt_curves(curves: pd.DataFrame, sample_id: str, path: Path) -> str:
     a1.set_xlabel("discharged capacity [A.h]")
     a1.set_ylabel("voltage [V]")
     a1.legend(fontsize=7)
+    # the ICA's peaks, not the spike where the curve starts at the top of charge: the scale
+    # is set by the points more than 0.1 V below each curve's first voltage
+    body = g[g["voltage_v"] < g.groupby("cycle")["voltage_v"].transform("max") - 0.1]["dqdv_ah_per_v"]
+    if len(body) and np.isfinite(body).any():
+        a2.set_ylim(0, 1.15 * float(np.nanmax(body)))
     a2.set_xlabel("voltage [V]")
     a2.set_ylabel("-dQ/dV [A.h/V]")
     fig.suptitle(f"RPT discharge curves and ICA of {sample_id}")
@@ -72,6 +117,7 @@ def rpt_curves(curves: pd.DataFrame, sample_id: str, path: Path) -> str:
 
 
 def nyquist_fresh_vs_aged(spectra: pd.DataFrame, sample_id: str, path: Path) -> str:
+    plt = _pyplot()
     g = spectra[spectra["sample_id"] == sample_id]
     soc = sorted(g["soc"].unique())[len(g["soc"].unique()) // 2]
     g = g[g["soc"] == soc]
@@ -81,7 +127,12 @@ def nyquist_fresh_vs_aged(spectra: pd.DataFrame, sample_id: str, path: Path) -> 
         ax.plot(s["z_real_ohm"] * 1e3, -s["z_imag_ohm"] * 1e3, "o-", ms=3, label=f"{label} (cycle {cycle})")
     ax.set_xlabel("Z' [mOhm]")
     ax.set_ylabel("-Z'' [mOhm]")
-    ax.set_aspect("equal", adjustable="datalim")
+    # equal axes over the data's own span: no empty quadrant, arcs keep their shape
+    x, y = g["z_real_ohm"] * 1e3, -g["z_imag_ohm"] * 1e3
+    span = 1.05 * max(float(x.max() - x.min()), float(y.max() - min(y.min(), 0.0)))
+    ax.set_xlim(float(x.min()) - 0.025 * span, float(x.min()) + span)
+    ax.set_ylim(min(float(y.min()), 0.0) - 0.025 * span, min(float(y.min()), 0.0) + span)
+    ax.set_aspect("equal", adjustable="box")
     ax.set_title(f"Nyquist, {sample_id}, SOC {soc:.0%}")
     ax.legend()
     return _save(fig, path)
@@ -91,6 +142,7 @@ def impedance_trajectories(features: pd.DataFrame, path: Path) -> str:
     soc = sorted(features["soc"].unique())[len(features["soc"].unique()) // 2]
     f = features[features["soc"] == soc]
     cols = ["r_ohm_ohm", "r_ct_ohm", "f_peak_hz", "warburg_slope"]
+    plt = _pyplot()
     fig, axes = plt.subplots(1, 4, figsize=(12, 3.2))
     for ax, col in zip(axes, cols):
         for _, g in f.groupby("sample_id", sort=False):
@@ -99,6 +151,49 @@ def impedance_trajectories(features: pd.DataFrame, path: Path) -> str:
         ax.set_title(col, fontsize=9)
     fig.suptitle(f"Impedance features vs cycle (SOC {soc:.0%})")
     return _save(fig, path)
+
+
+def design_coverage(manifest: pd.DataFrame, solver_log: pd.DataFrame, path: Path, max_parameters: int = 5) -> str | None:
+    """Pairs of varied parameters (up to ``max_parameters``), each sample a dot, ok and not
+    ok apart: where in the design space the runs succeeded."""
+    from ..design.manifest import varied_columns
+
+    names = [c for c in varied_columns(manifest) if manifest[c].nunique() > 1][:max_parameters]
+    if not names:
+        return None
+    plt = _pyplot()
+    status = manifest["sample_id"].map(solver_log.set_index("sample_id")["status"]).fillna("unsolved")
+    ok = (status == "ok").to_numpy()
+    k = len(names)
+    shown = {}
+    for name in names:  # rates spanning decades are shown as their log10, so the dots spread
+        values = manifest[name].astype(float)
+        decades = values.min() > 0 and values.max() / values.min() > 50
+        shown[name] = (np.log10(values) if decades else values, f"log10 {name}" if decades else name)
+    fig, axes = plt.subplots(k, k, figsize=(2.1 * k + 1, 2.1 * k + 0.9), squeeze=False)
+    for i, y in enumerate(names):
+        for j, x in enumerate(names):
+            ax = axes[i, j]
+            (xv, xlabel), (yv, ylabel) = shown[x], shown[y]
+            if i == j:
+                ax.hist(xv, bins=_bins(len(manifest)), color="0.6")
+            else:
+                ax.scatter(xv[ok], yv[ok], s=6, color="tab:blue", label="ok")
+                ax.scatter(xv[~ok], yv[~ok], s=14, marker="x", color="tab:red", label="failed / infeasible")
+            if i == k - 1:
+                ax.set_xlabel(xlabel, fontsize=6)
+            if j == 0:
+                ax.set_ylabel(ylabel, fontsize=6)
+            ax.tick_params(labelsize=5)
+            ax.xaxis.get_offset_text().set_fontsize(5)
+            ax.yaxis.get_offset_text().set_fontsize(5)
+    handles, legend_labels = axes[0, 1].get_legend_handles_labels() if k > 1 else ([], [])
+    fig.suptitle(f"Design coverage: {int(ok.sum())} ok and {int((~ok).sum())} other samples over the varied parameters",
+                 fontsize=9)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
+    if handles:
+        fig.legend(handles, legend_labels, loc="lower center", ncol=2, fontsize=7)
+    return _save(fig, path, tight=False)
 
 
 def _sample_rows(root: Path, tables: dict[str, pd.DataFrame], table: str, sample_id: str) -> pd.DataFrame:
@@ -118,7 +213,7 @@ def all_figures(root: Path, tables: dict[str, pd.DataFrame]) -> list[str]:
     names = []
     labels = tables.get("labels", pd.DataFrame())
     if len(labels):
-        names.append(soh_trajectories(labels, out / "soh_trajectories.png"))
+        names.append(soh_trajectories(labels, out / "soh_trajectories.png", tables.get("manifest")))
         names.append(label_distributions(labels, out / "label_distributions.png"))
         # the sample that aged most shows the clearest changes
         last = labels.sort_values("cycle").groupby("sample_id").tail(1)
@@ -131,5 +226,9 @@ def all_figures(root: Path, tables: dict[str, pd.DataFrame]) -> list[str]:
             names.append(nyquist_fresh_vs_aged(spectra, example, out / "nyquist_fresh_vs_aged.png"))
         if len(tables.get("impedance_features", [])):
             names.append(impedance_trajectories(tables["impedance_features"], out / "impedance_features_vs_cycle.png"))
+    if len(tables.get("manifest", [])) and "solver_log" in tables:
+        coverage = design_coverage(tables["manifest"], tables["solver_log"], out / "design_coverage.png")
+        if coverage:
+            names.append(coverage)
     return names
 
