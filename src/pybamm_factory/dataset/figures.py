@@ -105,11 +105,20 @@ def rpt_curves(curves: pd.DataFrame, sample_id: str, path: Path) -> str:
     a1.set_xlabel("discharged capacity [A.h]")
     a1.set_ylabel("voltage [V]")
     a1.legend(fontsize=7)
-    # the ICA's peaks, not the spike where the curve starts at the top of charge: the scale
-    # is set by the points more than 0.1 V below each curve's first voltage
-    body = g[g["voltage_v"] < g.groupby("cycle")["voltage_v"].transform("max") - 0.1]["dqdv_ah_per_v"]
-    if len(body) and np.isfinite(body).any():
-        a2.set_ylim(0, 1.15 * float(np.nanmax(body)))
+    # the scale shows the ICA's peaks: a peak more than twice the next one (the graphite
+    # stage near the top of charge) is cut at 1.3x that next peak and labelled
+    dqdv = g["dqdv_ah_per_v"].to_numpy(float)
+    first = g[g["cycle"] == cycles[0]]["dqdv_ah_per_v"].to_numpy(float) if cycles else dqdv
+    inner = first[1:-1]
+    maxima = np.sort(inner[(inner > first[:-2]) & (inner >= first[2:])])[::-1] if len(first) > 2 else np.array([])
+    if np.isfinite(dqdv).any() and len(maxima) > 1 and maxima[0] > 2 * maxima[1] > 0:
+        top = 1.3 * float(maxima[1])
+        peak = int(np.nanargmax(dqdv))
+        if dqdv[peak] > top:
+            a2.set_ylim(0, top)
+            a2.annotate(f"peak {dqdv[peak]:.0f} A.h/V at {g['voltage_v'].iloc[peak]:.2f} V (cut)", fontsize=7,
+                        xy=(g["voltage_v"].iloc[peak], top), xytext=(0.03, 0.92), textcoords="axes fraction",
+                        arrowprops={"arrowstyle": "->", "lw": 0.6})
     a2.set_xlabel("voltage [V]")
     a2.set_ylabel("-dQ/dV [A.h/V]")
     fig.suptitle(f"RPT discharge curves and ICA of {sample_id}")
