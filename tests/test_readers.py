@@ -386,15 +386,20 @@ def test_which_discharge_is_fitted(realdata):
     from pybamm_factory.calibrate import CalibrationError, Curve
     from pybamm_factory.calibrate.fit import pick_discharge
 
-    maccor = realdata / "maccor" / "xTESLADIAG_000038.078"
-    largest = Curve.from_file(maccor)
+    maccor = realdata / "maccor" / "xTESLADIAG_000038.078"  # records no temperature: it is stated
+    largest = Curve.from_file(maccor, temperature_c=25)
     assert largest.source.startswith("CC discharge 1 of 24") and largest.discharged_ah[-1] == pytest.approx(3.99, abs=0.01)
-    third = Curve.from_file(maccor, discharge=3)
+    third = Curve.from_file(maccor, discharge=3, temperature_c=25)
     assert third.source.startswith("CC discharge 3 of 24") and third.discharged_ah[-1] < largest.discharged_ah[-1]
     with pytest.raises(CalibrationError, match="discharge 99 asked for, the file has 24 CC discharges"):
-        Curve.from_file(maccor, discharge=99)
-    with pytest.raises(CalibrationError, match="'last' is not allowed; allowed: largest, first"):
-        Curve.from_file(maccor, discharge="last")
+        Curve.from_file(maccor, discharge=99, temperature_c=25)
+    with pytest.raises(CalibrationError, match="'last' is not allowed; allowed: largest, first, all"):
+        Curve.from_file(maccor, discharge="last", temperature_c=25)
+    every = Curve.all_from_file(maccor, discharge="all", temperature_c=25)
+    assert len(every) == 24 and every[2].name == "xTESLADIAG_000038:3"
+    np.testing.assert_allclose(every[2].voltage_v, third.voltage_v)
+    assert [c.name for c in Curve.all_from_file(maccor, discharge="1,3", temperature_c=25)] == [
+        "xTESLADIAG_000038:1", "xTESLADIAG_000038:3"]
     segs = [pd.DataFrame({"discharged_ah": [0.0, q]}) for q in (0.5, 4.80, 4.84)]  # a partial discharge first
     assert pick_discharge(segs, "largest", "x") == 1 and pick_discharge(segs, "first", "x") == 0
 

@@ -54,7 +54,12 @@ def _worker_died_tables(design: Design, row: dict, reason: str,
 
         props = load_schema("solver_log")["properties"]
         names, columns = list(TABLES), list(props)
-        kinds = {c: {"integer": "i", "number": "f", "boolean": "b"}.get(props[c].get("type"), "O") for c in columns}
+        def kind(prop):  # "type" is a name or a list of names ("string" or "null")
+            types = prop.get("type", "number")
+            first = next((t for t in ([types] if isinstance(types, str) else types) if t != "null"), "string")
+            return {"integer": "i", "number": "f", "boolean": "b"}.get(first, "O")
+
+        kinds = {c: kind(props[c]) for c in columns}
     known = {"sample_id": row["sample_id"], "cell_design_id": row["cell_design_id"], "status": "failed",
              "failure_reason": reason, "solver": design.solver.name, "rtol": design.solver.rtol,
              "atol": design.solver.atol}
