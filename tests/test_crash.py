@@ -221,7 +221,7 @@ def test_a_sample_whose_worker_always_dies_is_a_failed_row(tmp_path):
     log = pd.read_parquet(out / "solver_log.parquet")
     assert len(log) == 2 and set(log["status"]) == {"failed"}
     for reason in log["failure_reason"]:
-        assert re.search(r"worker process died while solving this sample .*3 times, the last time alone", reason), reason
+        assert re.search(r"worker process died while solving this sample .*2 times, the last time alone", reason), reason
     assert pd.read_parquet(out / "labels.parquet").empty
     assert not _leftovers(out)
 
