@@ -204,3 +204,24 @@ def test_huge_or_padded_files_are_refused_fast(tmp_path):
     start = time.perf_counter()
     _one_line_error(["eis-features", big], "huge_spectrum.csv", "too large")
     assert time.perf_counter() - start < 5
+
+
+def test_every_user_error_is_a_factory_error_and_keeps_its_builtin_base():
+    """One base class: the CLI catches FactoryError (one line, exit 2) instead of matching
+    class names, and code that caught ValueError / RuntimeError still does."""
+    from pybamm_factory import FactoryError
+    from pybamm_factory.analysis.sensitivity import SensitivityError
+    from pybamm_factory.augment import AugmentError
+    from pybamm_factory.calibrate.eis_fit import EisFitError
+    from pybamm_factory.calibrate.fit import CalibrationError
+    from pybamm_factory.calibrate.readers import ReaderError
+    from pybamm_factory.dataset.replay import ReplayError
+    from pybamm_factory.dataset.rundir import DiskFullError, RunConflictError
+    from pybamm_factory.design import DesignError
+    from pybamm_factory.learn.models import UntrustedModelError
+
+    for error in (DesignError, ReaderError, CalibrationError, EisFitError, AugmentError, UntrustedModelError,
+                  ReplayError, SensitivityError):
+        assert issubclass(error, FactoryError) and issubclass(error, ValueError), error
+    for error in (RunConflictError, DiskFullError):
+        assert issubclass(error, FactoryError) and issubclass(error, RuntimeError), error

@@ -3,6 +3,8 @@
 import importlib
 from importlib.metadata import PackageNotFoundError, version
 
+from .errors import FactoryError
+
 # The API is imported when first used, not with the package: `pybamm-factory --help`, `read`
 # and a notebook's `import pybamm_factory` do not load PyBaMM (about 6 s of CPU).
 _LAZY = {"check": ".api", "run": ".api", "write_manifest": ".api", "verify": ".dataset",
@@ -19,4 +21,4 @@ try:
 except PackageNotFoundError:  # pragma: no cover
     __version__ = "0.0.0"
 
-__all__ = ["build_manifest", "check", "load_design", "run", "verify", "write_manifest"]
+__all__ = ["FactoryError", "build_manifest", "check", "load_design", "run", "verify", "write_manifest"]

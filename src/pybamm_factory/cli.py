@@ -13,23 +13,21 @@ import click
 from .calibrate.options import CAPACITY_SCALING, OPTIMISERS, THERMAL_MODES
 from .calibrate.readers import FORMATS
 from .design.spec import MAX_SAMPLES
-
-USER_ERRORS = ["DesignError", "RunConflictError", "ReaderError", "CalibrationError", "AugmentError", "UntrustedModelError",
-               "EisFitError", "ReplayError"]
+from .errors import FactoryError
 
 
 def _user_errors(func):
-    """Print expected errors (bad design, bad file, conflicting run) as one line, exit 2."""
+    """Print the errors a user can fix (a :class:`FactoryError`: bad design, file, flag or
+    output directory, a full disk) and a missing file as one line, exit 2; anything else is
+    a bug and keeps its traceback."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except (FileNotFoundError, ValueError, RuntimeError) as exc:
-            if isinstance(exc, FileNotFoundError) or any(c.__name__ in USER_ERRORS for c in type(exc).__mro__):
-                click.echo(f"error: {exc}", err=True)
-                sys.exit(2)
-            raise
+        except (FactoryError, FileNotFoundError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
 
     return wrapper
 

@@ -30,6 +30,8 @@ import click
 import numpy as np
 import pandas as pd
 
+from ..errors import FactoryError
+
 # labels.parquet columns, then impedance_features.parquet columns (at one SOC)
 DEFAULT_LABELS = ("soh", "lli_pct", "lam_ne_pct", "lam_pe_pct", "resistance_ohm", "eol_cycle", "rul_to_80_cycles",
                   "r_ohm_ohm", "r_ct_ohm")
@@ -56,7 +58,7 @@ TABLE_FILE = "sensitivity.parquet"
 HEATMAP_FILE = "heatmap.png"
 
 
-class SensitivityError(ValueError):
+class SensitivityError(FactoryError, ValueError):
     """A dataset or request the analysis cannot use; the message is one line."""
 
     def __init__(self, message: str):

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ..dataset.store import atomic_write_parquet, atomic_write_text
 from ..design import build_manifest, load_design
+from ..errors import FactoryError
 from ..labels import curve_table, end_of_life, ica_dva_features
 from . import data as cells
 from . import metrics
@@ -28,7 +29,7 @@ CURVE_POINTS = 51
 GENERATED_TABLES = ("manifest", "labels", "curves", "impedance_features")
 
 
-class AugmentError(ValueError):
+class AugmentError(FactoryError, ValueError):
     """The dataset cannot be augmented (too few cells, unknown model, ...)."""
 
 

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from ..design.spec import CONTACT_RESISTANCE, Design, parse_design
+from ..errors import FactoryError
 from ..learn.features import spectrum_observables
 
 EIS_PARAMETERS = {
@@ -47,7 +48,7 @@ EIS_PARAMETERS = {
 DEFAULT_FIT = ("contact", "j0_neg", "j0_pos", "cdl_neg", "cdl_pos")
 
 
-class EisFitError(ValueError):
+class EisFitError(FactoryError, ValueError):
     pass
 
 

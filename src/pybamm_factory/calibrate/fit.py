@@ -32,6 +32,7 @@ import pybamm
 from scipy.optimize import least_squares
 
 from ..design.spec import input_name_problem, physical_ceiling
+from ..errors import FactoryError
 from ..simulate.inputs import default_value, set_inputs
 from .options import CAPACITY_SCALING, OPTIMISERS, THERMAL_MODES  # noqa: F401 - re-exported
 from .readers import discharge_segments, read_cycler
@@ -53,7 +54,7 @@ CAPACITY_SCALED = ("Electrode width [m]", "Nominal cell capacity [A.h]", "Cell v
 # searched within 0.5-1.5x and capped at 1, cannot make up the difference; "on" scales any cell
 
 
-class CalibrationError(ValueError):
+class CalibrationError(FactoryError, ValueError):
     """Calibration input is unusable; one line naming what is wrong."""
 
 

@@ -53,6 +53,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import FactoryError
+
 COLUMNS = ["time_s", "current_a", "voltage_v", "temperature_c", "cycle_index", "step_index", "step_type"]
 FORMATS = ("auto", "maccor", "neware", "arbin", "biologic", "csv", "matlab")
 REST_FRACTION = 0.01  # a step at 1 % of the largest |I| or more is loaded (see step_types)
@@ -61,7 +63,7 @@ NOISE_SIGMAS = 5.0  # ... if its median current stands this many robust spreads 
 LEVEL_JUMP = 0.1  # without step numbers, a new step where |I| jumps by more than 10 %
 
 
-class ReaderError(ValueError):
+class ReaderError(FactoryError, ValueError):
     """A file could not be read; the message is one line naming file and expectation."""
 
 

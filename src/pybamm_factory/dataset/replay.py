@@ -26,13 +26,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..errors import FactoryError
 from .schemas import arrow_schema, load_schema
 
 REPLAY_RTOL = 1e-6
 REPLAYED_TABLES = ("solver_log", "labels", "curves", "spectra", "impedance_features", "pulses")
 
 
-class ReplayError(ValueError):
+class ReplayError(FactoryError, ValueError):
     """The dataset or the sample cannot be replayed (one line naming what is missing)."""
 
 

@@ -21,6 +21,8 @@ import time
 import uuid
 from pathlib import Path
 
+from ..errors import FactoryError
+
 LOCK_NAME = ".pybamm-factory.lock"
 RUN_INFO = "run.json"
 # temporary files of atomic writes: ``.<name>.tmp-<pid>`` (and any ``*.tmp-<pid>``)
@@ -29,7 +31,7 @@ DISK_FULL_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
 DISK_FULL_TEXT = ("No space left on device", "File too large", "Disk quota exceeded")
 
 
-class RunConflictError(RuntimeError):
+class RunConflictError(FactoryError, RuntimeError):
     """An output directory that this run must not write into (another design, seed or
     size; not a dataset; another run writing there); the CLI prints it in one line."""
 

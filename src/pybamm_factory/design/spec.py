@@ -18,6 +18,8 @@ from pathlib import Path
 
 import yaml
 
+from ..errors import FactoryError
+
 MODELS = ("spme", "dfn")
 SAMPLERS = ("lhs", "sobol")
 DISTRIBUTIONS = ("uniform", "log-uniform", "normal", "choice")
@@ -84,7 +86,7 @@ TEMPERATURE_PARAMETERS = ("Ambient temperature [K]", "Initial temperature [K]")
 _YAML_BASE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class DesignError(ValueError):
+class DesignError(FactoryError, ValueError):
     """A design file is malformed; the message is one line naming file and field (line
     breaks a value brought in are written as \\n, so the message stays one line)."""
 

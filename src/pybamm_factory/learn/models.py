@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import FactoryError
+
 ESTIMATORS = ("linear", "random_forest", "gradient_boosting")
 TRUSTED_PREFIXES = ("sklearn.", "numpy.", "builtins.", "scipy.")
 
@@ -47,7 +49,7 @@ def save_estimator(estimator, path: Path) -> None:
     sio.dump(estimator, path)
 
 
-class UntrustedModelError(ValueError):
+class UntrustedModelError(FactoryError, ValueError):
     pass
 
 
