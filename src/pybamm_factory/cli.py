@@ -332,7 +332,7 @@ def eis_features(files, out, columns, imag_sign, impedance_unit, frequency_unit)
     import pandas as pd
 
     from .calibrate.readers import read_spectrum
-    from .labels import FIT_RESIDUAL_WARN, spectrum_features
+    from .labels import FIT_RESIDUAL_WARN, fit_is_poor, spectrum_features
 
     mapping = dict(c.split("=", 1) for c in columns if "=" in c)
     if len(mapping) != len(columns):
@@ -350,7 +350,7 @@ def eis_features(files, out, columns, imag_sign, impedance_unit, frequency_unit)
                          **{c: g[c].iloc[0] for c in extra},
                          **spectrum_features(g["frequency_hz"], g["z_real_ohm"], g["z_imag_ohm"])})
     frame = pd.DataFrame(rows)
-    poor = frame[frame["fit_residual"].isna() | (frame["fit_residual"] > FIT_RESIDUAL_WARN)]
+    poor = frame[[fit_is_poor(row) for row in rows]]
     if len(poor):
         listed = ", ".join(f"{r.sweep_id} ({r.fit_residual:.1%})" for r in poor.head(5).itertuples())
         click.echo(f"warning: {len(poor)} of {len(frame)} sweep(s) fit the equivalent circuit worse than "

@@ -1244,7 +1244,7 @@ def _long_spectra(path, info, frequencies, real, imag, imag_sign, impedance_unit
     extra = extra.drop(columns=[c for c in extra.columns if c in out.columns or c == soc_column])
     out = pd.concat([out, extra], axis=1)
     out.insert(0, "sweep_id", np.repeat(names, n_f))
-    if out["sweep_id"].duplicated().any() and len(set(names)) < n_rows:
+    if len(set(names)) < n_rows:  # cell and cycle do not tell the rows apart: number them
         out["sweep_id"] = np.repeat([f"{path.stem}-row{k}" for k in range(n_rows)], n_f)
     notes = [f"{n_rows} spectra in rows, {n_f} frequencies each" + (f"; per-sweep columns: {', '.join(extra.columns)}"
                                                                     if len(extra.columns) else "")]
