@@ -212,13 +212,13 @@ def test_every_user_error_is_a_factory_error_and_keeps_its_builtin_base():
     from pybamm_factory import FactoryError
     from pybamm_factory.analysis.sensitivity import SensitivityError
     from pybamm_factory.augment import AugmentError
+    from pybamm_factory.calibrate.curve import CalibrationError
     from pybamm_factory.calibrate.eis_fit import EisFitError
-    from pybamm_factory.calibrate.fit import CalibrationError
-    from pybamm_factory.calibrate.readers import ReaderError
     from pybamm_factory.dataset.replay import ReplayError
     from pybamm_factory.dataset.rundir import DiskFullError, RunConflictError
     from pybamm_factory.design import DesignError
     from pybamm_factory.learn.models import UntrustedModelError
+    from pybamm_factory.readers import ReaderError
 
     for error in (DesignError, ReaderError, CalibrationError, EisFitError, AugmentError, UntrustedModelError,
                   ReplayError, SensitivityError):

@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from pybamm_factory.calibrate.readers import read_spectrum
 from pybamm_factory.cli import main
 from pybamm_factory.labels import FIT_RESIDUAL_WARN, KK_THRESHOLD, fit_is_poor, spectrum_features
 from pybamm_factory.labels.impedance import (
@@ -20,6 +19,7 @@ from pybamm_factory.labels.impedance import (
     kk_residual,
     two_arc_impedance,
 )
+from pybamm_factory.readers import read_spectrum
 from pybamm_factory.simulate import simulate_sample
 from tests.physics_designs import row_for, tiny_design
 
@@ -201,7 +201,7 @@ def test_one_arc_spectrum_stays_one_arc(noise, seed):
 
 def _real_spectra(realdata, zhang_every=20):
     """(name, f, Z) of every LG M50LT SOC, the impedance.py example and every
-    ``zhang_every``-th Zhang et al. 2020 spectrum (read here, not with calibrate.readers)."""
+    ``zhang_every``-th Zhang et al. 2020 spectrum (read here, not with pybamm_factory.readers)."""
     out = []
     lgm = pd.read_csv(realdata / "lgm50lt_eis" / "LGM50LT_eis_25C.csv")
     for soc, g in lgm.groupby("soc"):

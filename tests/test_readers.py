@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pybamm_factory.calibrate.readers import (
+from pybamm_factory.readers import (
     COLUMNS,
     ReaderError,
     cycle_capacities,
@@ -384,7 +384,7 @@ def test_which_discharge_is_fitted(realdata):
     import pandas as pd
 
     from pybamm_factory.calibrate import CalibrationError, Curve
-    from pybamm_factory.calibrate.fit import pick_discharge
+    from pybamm_factory.calibrate.curve import pick_discharge
 
     maccor = realdata / "maccor" / "xTESLADIAG_000038.078"  # records no temperature: it is stated
     largest = Curve.from_file(maccor, temperature_c=25)
@@ -414,7 +414,7 @@ def test_which_discharge_is_fitted(realdata):
 def test_state_words_of_other_cyclers(words, kinds):
     import pandas as pd
 
-    from pybamm_factory.calibrate.readers import _kinds_from_state
+    from pybamm_factory.readers.vocabulary import _kinds_from_state
 
     assert list(_kinds_from_state(pd.Series(words))) == kinds
 
@@ -422,7 +422,7 @@ def test_state_words_of_other_cyclers(words, kinds):
 def test_numeric_mode_codes_are_not_read_as_states():
     import pandas as pd
 
-    from pybamm_factory.calibrate.readers import _kinds_from_state
+    from pybamm_factory.readers.vocabulary import _kinds_from_state
 
     assert _kinds_from_state(pd.Series([1, 2, 3, 1])) is None  # EC-Lab 'mode' (CC / CV / rest) has no direction
 
@@ -537,7 +537,7 @@ def test_utf8_units_and_binary_exports(realdata, tmp_path):
     path.write_bytes(table.to_csv(index=False).encode("utf-8"))
     np.testing.assert_allclose(read_spectrum(path)["z_real_ohm"], ex["z_real_ohm"])
     np.testing.assert_allclose(read_spectrum(path)["z_imag_ohm"], ex["z_imag_ohm"])
-    from pybamm_factory.calibrate.readers import _decode
+    from pybamm_factory.readers.decode import _decode
 
     cut = ("a" * 9 + "Ω").encode("utf-8")[:10]  # a first block that ends inside a UTF-8 character
     assert _decode(cut, head=True) == "a" * 9
@@ -704,7 +704,7 @@ def test_time_and_voltage_only_with_a_stated_current(realdata, tmp_path):
     import pyarrow.parquet as pq
     from click.testing import CliRunner
 
-    from pybamm_factory.calibrate.fit import Curve
+    from pybamm_factory.calibrate.curve import Curve
     from pybamm_factory.cli import main
 
     wmg = pd.read_csv(realdata / "lgm50_wmg" / "LGM50_25C_1C.csv")
@@ -717,7 +717,7 @@ def test_time_and_voltage_only_with_a_stated_current(realdata, tmp_path):
     frame = read_cycler(path, constant_current_a=5.0)
     assert frame.attrs["current_convention"].startswith("stated constant current 5 A (discharge)")
     assert discharge_segments(frame)[0]["discharged_ah"].iloc[-1] == pytest.approx(measured_ah, rel=2e-3)
-    from pybamm_factory.calibrate.fit import CalibrationError
+    from pybamm_factory.calibrate.curve import CalibrationError
 
     with pytest.raises(CalibrationError, match="digitised.csv: the file records no temperature.*never assumed"):
         Curve.from_file(path, read_options={"constant_current_a": 5.0})
@@ -862,7 +862,7 @@ def test_packed_copy_of_the_real_data_matches_the_shared_folder():
 
 def test_help_and_read_do_not_import_pybamm(realdata):
     """`pybamm-factory --help`, `read` and `eis-features` run without loading PyBaMM or
-    matplotlib (a fresh interpreter, the real CLI)."""
+    matplotlib (a fresh interpreter, the real CLI), and so does `import pybamm_factory.readers`."""
     import subprocess
     import sys
 
@@ -874,3 +874,6 @@ def test_help_and_read_do_not_import_pybamm(realdata):
                           str(realdata / "eis_example" / "impedance_example.csv")],
                          capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]"
+    # the readers package alone, as `learn.measured` and a notebook import it
+    subprocess.run([sys.executable, "-c", "import pybamm_factory.readers, sys; "
+                    "assert 'pybamm' not in sys.modules and 'matplotlib' not in sys.modules"], check=True)

@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 
 from ..design.spec import load_design, read_design_file
-from .readers import ReaderError, cycle_capacities, discharge_segments, read_cycler, read_spectrum
+from ..readers import ReaderError, cycle_capacities, discharge_segments, read_cycler, read_spectrum
 
 # the fitting code needs PyBaMM: imported when first used, so reading files does not load it
-_LAZY = {"fit_aging": ".aging_fit", "measured_fade": ".aging_fit", "MODEL_LABELS": ".fit", "CalibrationError": ".fit",
-         "Curve": ".fit", "FitResult": ".fit", "VoltageProblem": ".fit", "capacity_scaling": ".fit",
+_LAZY = {"fit_aging": ".aging_fit", "measured_fade": ".aging_fit", "MODEL_LABELS": ".problem", "CalibrationError": ".curve",
+         "Curve": ".curve", "FitResult": ".fit", "VoltageProblem": ".problem", "capacity_scaling": ".problem",
          "fit_parameters": ".fit", "leave_one_curve_out": ".fit", "calibrated_design": ".design_writer",
-         "check_names": ".design_writer", "plot_design_cells": ".design_writer", "plot_fit": ".design_writer",
+         "check_names": ".design_writer", "plot_design_cells": ".figures", "plot_fit": ".figures",
          "simulate_design_cells": ".design_writer", "write_design": ".design_writer"}
 
 
@@ -42,7 +42,7 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
     measured vs simulated curves before and after, beside the design by default).
     ``parameter_set`` and ``model`` default to the base design's, so the fit and the runs
     of the calibrated design share one model; others are allowed and the report says so.
-    ``discharge`` picks the CC discharge of each file (:func:`~.fit.pick_discharge`).
+    ``discharge`` picks the CC discharge of each file (:func:`~.curve.pick_discharge`).
     ``leave_one_out`` (three or more curves) refits once without each curve, reports how
     well each refit predicts its left-out curve, and widens the design's spread to the
     jackknife std where that is larger than the covariance's (:func:`leave_one_curve_out`).
@@ -50,7 +50,7 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
     curves, scored and drawn as a band over them (:func:`~.design_writer.simulate_design_cells`;
     0 skips it). ``capacity_scaling_mode``: "auto" fits (and writes) a measured cell more than
     1.5x larger or smaller than the set's with the set's electrode area and size parameters
-    scaled to it; "on" scales any cell; "off" never (:func:`~.fit.capacity_scaling`).
+    scaled to it; "on" scales any cell; "off" never (:func:`~.problem.capacity_scaling`).
     ``read_options`` go to :func:`read_cycler` for every file (format, column mapping, the
     constant current of a time-and-voltage file), and what they assumed is in the report.
     ``temperature_c``: the test temperature (degC) of files that record none, one number
@@ -60,8 +60,11 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
     spread as large as the value) are listed in the report's ``unidentified`` and marked so
     in the written design.
     """
-    from .design_writer import calibrated_design, check_names, plot_design_cells, plot_fit, simulate_design_cells, write_design
-    from .fit import MODEL_LABELS, Curve, VoltageProblem, capacity_scaling, fit_parameters, leave_one_curve_out
+    from .curve import Curve
+    from .design_writer import calibrated_design, check_names, simulate_design_cells, write_design
+    from .figures import plot_design_cells, plot_fit
+    from .fit import fit_parameters, leave_one_curve_out
+    from .problem import MODEL_LABELS, VoltageProblem, capacity_scaling
 
     check_names(list(fit))
     design = load_design(base_design)
@@ -146,8 +149,9 @@ def calibrate_aging_trajectories(trajectories: str | Path, fit: list[str], out: 
     parameters as distributions (``out``), a JSON report and a figure beside it. The cells
     are simulated under ``usage_design``'s protocol with ``base_design``'s model (options,
     parameter set, mesh, solver), the model the fitted parameters will be used in."""
-    from .design_writer import aging_calibrated_design, plot_trajectories, write_design
-    from .fit import CalibrationError
+    from .curve import CalibrationError
+    from .design_writer import aging_calibrated_design, write_design
+    from .figures import plot_trajectories
     from .trajectories import PARAMETERS, TrajectoryProblem, fit_trajectories, read_trajectories
     from .trajectories import leave_one_out as loo
 

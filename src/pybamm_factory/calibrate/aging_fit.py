@@ -21,9 +21,9 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from ..design.spec import load_design, parse_design
+from ..readers import cycle_capacities, read_cycler
 from ..simulate.aging import AgingEngine
-from .fit import CalibrationError
-from .readers import cycle_capacities, read_cycler
+from .curve import CalibrationError
 
 
 def measured_fade(path) -> dict:

@@ -1,4 +1,6 @@
-"""Write fitted parameter distributions back as a design that ``run`` accepts."""
+"""Write fitted parameter distributions back as a design that ``run`` accepts, and
+simulate the written design's own cells on the measured curves (their figures are in
+:mod:`.figures`)."""
 
 from __future__ import annotations
 
@@ -12,18 +14,9 @@ import yaml
 
 from ..design.manifest import build_manifest
 from ..design.spec import Design, parse_design
-from .fit import CalibrationError, Curve, FitResult, VoltageProblem
-
-
-def _pyplot():
-    """pyplot on the Agg backend, chosen where a figure is drawn (files only, no display),
-    not when the module is imported."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+from .curve import CalibrationError, Curve
+from .fit import FitResult
+from .problem import VoltageProblem
 
 MIN_RELATIVE_STD = 0.002  # a spread narrower than 0.2 % of the value is widened to it
 TRUNCATION_SIGMAS = 3.0
@@ -130,42 +123,6 @@ def simulate_design_cells(problem: VoltageProblem, curves: list[Curve], raw: dic
     return DesignCells(len(manifest), seed, failed, {c.name: np.array(voltages[c.name]).reshape(-1, len(c.voltage_v)) for c in curves})
 
 
-def plot_design_cells(problem: VoltageProblem, curves: list[Curve], fit: FitResult, cells: DesignCells, path: Path) -> Path:
-    """Measured curves against the band (10th to 90th percentile) of the design's cells."""
-    def draw(ax, c: Curve) -> str:
-        v = cells.voltage_v[c.name]
-        if len(v):
-            ax.fill_between(c.discharged_ah, *np.percentile(v, [10, 90], axis=0), color="tab:blue", alpha=0.25,
-                            label=f"design cells, p10-p90 ({len(v)})")
-        ax.plot(c.discharged_ah, problem.simulate(c, fit.values), "-", color="tab:blue", lw=1, label="fit")
-        ax.plot(c.discharged_ah, c.voltage_v, "k.", ms=2, label="measured")
-        return c.name
-
-    return _curve_panels(curves, draw, path)
-
-
-def _curve_panels(curves: list[Curve], draw, path: Path) -> Path:
-    """One voltage-vs-discharged-capacity panel per curve; ``draw(ax, curve)`` fills one
-    and returns its title. Saved to ``path``."""
-    plt = _pyplot()
-    fig, axes = plt.subplots(1, len(curves), figsize=(3.4 * len(curves), 3.2), squeeze=False)
-    for ax, c in zip(axes[0], curves):
-        ax.set_title(draw(ax, c), fontsize=8)
-        ax.set_xlabel("discharged [A.h]")
-    axes[0][0].set_ylabel("voltage [V]")
-    return _save(fig, axes[0][0], path, dpi=100)
-
-
-def _save(fig, legend_ax, path: Path, dpi: int) -> Path:
-    """Legend on ``legend_ax``, tight layout, written to ``path`` (folders made), closed."""
-    legend_ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    _pyplot().close(fig)
-    return path
-
-
 def write_design(raw: dict, path: str | Path) -> Path:
     """Write the design YAML; its name is the file's stem, so `--design NAME` finds it."""
     path = Path(path)
@@ -174,17 +131,6 @@ def write_design(raw: dict, path: str | Path) -> Path:
     header = "# Written by `pybamm-factory calibrate`; distributions centred on the fit.\n"
     path.write_text(header + yaml.safe_dump(raw, sort_keys=False))
     return path
-
-
-def plot_fit(problem: VoltageProblem, curves: list[Curve], held_out: list[Curve], fit: FitResult, path: Path) -> Path:
-    """Measured vs simulated voltage, before and after, one panel per curve."""
-    def draw(ax, c: Curve) -> str:
-        ax.plot(c.discharged_ah, c.voltage_v, "k.", ms=2, label="measured")
-        ax.plot(c.discharged_ah, problem.simulate(c, fit.initial), "--", color="tab:red", label="before")
-        ax.plot(c.discharged_ah, problem.simulate(c, fit.values), "-", color="tab:blue", label="after")
-        return f"{c.name} (held out)" if c in held_out else c.name
-
-    return _curve_panels(list(curves) + list(held_out), draw, path)
 
 
 def check_names(names: list[str]) -> None:
@@ -237,25 +183,3 @@ def aging_calibrated_design(base: Design, parameters, fit, loo_xs: list[list[flo
         raw.get("fixed", {}).pop(p.name, None)
     parse_design(raw, f"aging-calibrated design from {base.source}")
     return raw, notes
-
-
-def plot_trajectories(measured, fitted, before, path: Path) -> Path:
-    """Measured against simulated SOH, LLI and LAM per cell, before and after the fit."""
-    cols = [("soh", "SOH"), ("lli_pct", "LLI [%]"), ("lam_ne_pct", "LAM NE [%]"), ("lam_pe_pct", "LAM PE [%]")]
-    cells = sorted(measured["cell_id"].unique())
-    plt = _pyplot()
-    fig, axes = plt.subplots(len(cells), len(cols), figsize=(3.2 * len(cols), 2.4 * len(cells)), squeeze=False)
-    for r, cell in enumerate(cells):
-        m = measured[measured["cell_id"] == cell]
-        for c, (col, label) in enumerate(cols):
-            ax = axes[r][c]
-            ax.plot(m["cycle"], m[col], "ko", ms=3, label="measured")
-            for frame, style, name in ((before, "C0--", "start"), (fitted, "C3-", "fitted")):
-                s = frame[frame["cell_id"] == cell]
-                ax.plot(s["cycle"], s[col], style, lw=1.2, label=name)
-            ax.set_title(f"cell {cell}, {m['temperature_c'].iloc[0]:g} degC", fontsize=8)
-            ax.set_ylabel(label, fontsize=8)
-            ax.tick_params(labelsize=7)
-            if r == len(cells) - 1:
-                ax.set_xlabel("aging cycles", fontsize=8)
-    return _save(fig, axes[0][0], path, dpi=110)

@@ -1,4 +1,4 @@
-"""PyBOP as the optimiser of a :class:`~.fit.VoltageProblem`.
+"""PyBOP as the optimiser of a :class:`~.problem.VoltageProblem`.
 
 Each measured curve becomes a PyBOP problem: a ``pybop.pybamm.Simulator`` driven by
 the curve as a dataset (time, constant current, voltage) with the curve's temperature,
@@ -18,7 +18,8 @@ import numpy as np
 import pybamm
 import pybop
 
-from .fit import Curve, VoltageProblem
+from .curve import Curve
+from .problem import VoltageProblem
 
 
 def _problem_for(problem: VoltageProblem, curve: Curve, lo, hi, x0) -> pybop.Problem:

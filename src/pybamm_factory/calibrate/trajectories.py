@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from ..design.spec import Design, parse_design
-from .fit import CalibrationError
+from .curve import CalibrationError
 
 REQUIRED_COLUMNS = ("cell_id", "temperature_c", "cycle", "soh")
 MODE_COLUMNS = ("lli_pct", "lam_ne_pct", "lam_pe_pct")

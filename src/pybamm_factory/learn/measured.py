@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..calibrate.readers import ReaderError, discharge_segments, is_wide_spectrum_header, read_cycler, read_spectrum
 from ..labels.curves import curve_table
+from ..readers import ReaderError, discharge_segments, is_wide_spectrum_header, read_cycler, read_spectrum
 from .features import add_relative, curve_observables, spectrum_observables
 
 CELL_COLUMNS = ("cell_id", "cell", "seriesidx", "series_idx", "battery", "battery_id")
