@@ -33,6 +33,22 @@ from ..protocols.base import DISCHARGE_CURRENT
 from .inputs import set_inputs
 from .jumps import CycleEnd, Slope, curvature, cycles_until, extrapolate, jump_length, slope
 from .limits import CpuBudget, SampleTimeLimit
+from .pybamm_adapter import (
+    built_step_models,
+    cached_on_model,
+    forget_last_solution,
+    log_error,
+    log_step,
+    log_termination,
+    set_experiment,
+    state_blocks,
+    state_model,
+    state_vector,
+    state_with_vector,
+    step_key,
+    step_value,
+    timer_seconds,
+)
 
 # Variables the factory reads from the solver; everything else is not stored.
 OUTPUT_VARIABLES = [
@@ -227,9 +243,7 @@ class RptSchedule:
 def jumped_state(state, y: np.ndarray, time_s: float):
     """A one-point PyBaMM solution holding an extrapolated state, to start the next
     solve from (the model and inputs of the state it replaces)."""
-    last = state.last_state
-    return pybamm.Solution(np.array([time_s]), np.asarray(y, dtype=float).reshape(-1, 1),
-                           last.all_models[-1:], last.all_inputs[-1:], termination="final time")
+    return state_with_vector(state, y, time_s)
 
 
 class _FailureRecorder(pybamm.callbacks.Callback):
@@ -239,14 +253,14 @@ class _FailureRecorder(pybamm.callbacks.Callback):
         self.messages: list[tuple[str, str]] = []
 
     def on_experiment_error(self, logs):
-        self.messages.append(("failed", f"solver error: {str(logs.get('error', ''))[:300]}"))
+        self.messages.append(("failed", f"solver error: {str(log_error(logs))[:300]}"))
 
     def on_experiment_infeasible_event(self, logs):
-        ops = logs.get("step operating conditions", "")
-        self.messages.append(("infeasible", f"event '{logs.get('termination', '')}' during '{ops}'"))
+        ops = log_step(logs)
+        self.messages.append(("infeasible", f"event '{log_termination(logs)}' during '{ops}'"))
 
     def on_experiment_infeasible_time(self, logs):
-        ops = logs.get("step operating conditions", "")
+        ops = log_step(logs)
         self.messages.append(("infeasible", f"step duration exceeded during '{ops}'"))
 
 
@@ -397,7 +411,7 @@ class AgingEngine:
     @staticmethod
     def _discharge_step_indices(cycle) -> tuple[int, ...]:
         def is_discharge(step):
-            value = getattr(step, "value", None)
+            value = step_value(step)
             return isinstance(value, pybamm.InputParameter) and value.name == DISCHARGE_CURRENT
         return tuple(i for i, step in enumerate(cycle) if is_discharge(step))
 
@@ -411,11 +425,11 @@ class AgingEngine:
         inputs = self.prepare(row)
         if not self._built:
             t0 = time.perf_counter()
-            self.sim.experiment = pybamm.Experiment([self.rpt_cycle, self.first_cycle, self.aging_cycle])
+            set_experiment(self.sim, pybamm.Experiment([self.rpt_cycle, self.first_cycle, self.aging_cycle]))
             try:
                 self.sim.solve(inputs=inputs)
             except Exception:  # noqa: BLE001 - a failed warm-up still leaves the models built
-                if self.sim.steps_to_built_models is None:
+                if built_step_models(self.sim) is None:
                     self.sim.build_for_experiment(inputs=inputs)
             self._forget_solution()
             self.build_time_s += time.perf_counter() - t0
@@ -423,7 +437,7 @@ class AgingEngine:
 
     def _forget_solution(self):
         """Drop the simulation's reference to its last solution (it only costs memory)."""
-        self.sim._solution = None
+        forget_last_solution(self.sim)
 
     def _solve(self, cycles, inputs, start, recorder, out: AgingRun):
         # Steps with input-valued currents share their built models across
@@ -431,10 +445,10 @@ class AgingEngine:
         key = (len(cycles), "rpt" if cycles[0] is self.rpt_cycle else ("lead-in" if cycles[0] is self.first_cycle else ""))
         if key not in self._experiments:
             self._experiments[key] = pybamm.Experiment(cycles)
-        self.sim.experiment = self._experiments[key]
+        set_experiment(self.sim, self._experiments[key])
         out.budget.check()
         sol = self.sim.solve(inputs=inputs, starting_solution=start, callbacks=[recorder])
-        out.solver_time_s += seconds(sol.solve_time)  # this block's steps only (start is a state)
+        out.solver_time_s += timer_seconds(sol.solve_time)  # this block's steps only (start is a state)
         return sol
 
     def run(self, row: dict, rpt_cycles=None) -> AgingRun:
@@ -645,13 +659,12 @@ class AgingEngine:
 
     def _concentration_ceilings(self, model, inputs: dict) -> list[tuple[slice, float]]:
         """(particle concentration state slice, maximum concentration in state units)."""
-        if not hasattr(model, "_factory_particle_scales"):  # found once per built model
-            model._factory_particle_scales = [
-                (sl[0], electrode, var.scale.evaluate() if hasattr(var.scale, "evaluate") else var.scale)
-                for var, sl in model.y_slices.items() for electrode in ("negative", "positive")
-                if var.name.endswith(f"{electrode} particle concentration [mol.m-3]")]
+        scales = cached_on_model(model, "particle_scales", lambda: [  # found once per built model
+            (b.slices[0], electrode, b.scale.evaluate() if hasattr(b.scale, "evaluate") else b.scale)
+            for b in state_blocks(model) for electrode in ("negative", "positive")
+            if b.name.endswith(f"{electrode} particle concentration [mol.m-3]")])
         out = []
-        for block, electrode, scale in model._factory_particle_scales:
+        for block, electrode, scale in scales:
             c_max = self.parameter_values[f"Maximum concentration in {electrode} electrode [mol.m-3]"]
             if isinstance(c_max, pybamm.InputParameter):
                 c_max = inputs.get(c_max.name, math.nan)
@@ -666,13 +679,13 @@ class AgingEngine:
     def _cycle_end(self, cyc, cycle: int, capacity_ah: float) -> CycleEnd:
         end = cyc.last_state
         measures = [float(end[name].entries[-1]) * scale for name, scale in self.jump_measures.items()]
-        self._model_of_states = end.all_models[-1]
-        y = self.to_lithium_coordinates(np.asarray(end.all_ys[0], dtype=float).ravel(), end.all_models[-1])
+        self._model_of_states = state_model(end)
+        y = self.to_lithium_coordinates(state_vector(end), state_model(end))
         return CycleEnd(cycle, float(end.t[-1]), y, np.array(measures), capacity_ah)
 
     def _jump(self, state, end: CycleEnd, now: Slope, curv, cycles: int):
         y, t = extrapolate(end, now, curv, cycles)
-        model = state.last_state.all_models[-1]
+        model = state_model(state.last_state)
         for block in self._nonnegative_blocks(model):
             y[block] = np.maximum(y[block], 0.0)
         return jumped_state(state, self.from_lithium_coordinates(y, model), t)
@@ -682,17 +695,15 @@ class AgingEngine:
         """State slices that hold amounts (never negative)."""
         if model is None:
             return []
-        if not hasattr(model, "_factory_nonnegative"):
-            model._factory_nonnegative = [sl[0] for var, sl in model.y_slices.items()
-                                          if NONNEGATIVE_STATE.search(var.name) and len(sl) == 1]
-        return model._factory_nonnegative
+        return cached_on_model(model, "nonnegative", lambda: [b.slices[0] for b in state_blocks(model)
+                                                              if NONNEGATIVE_STATE.search(b.name) and len(b.slices) == 1])
 
     @staticmethod
     def _particle_pairs(model) -> list[tuple[slice, slice]]:
         """(particle concentration, active-material fraction) state slices per electrode,
         for models where loss of active material makes the fraction a state."""
-        if not hasattr(model, "_factory_particle_pairs"):
-            slices = {var.name: sl[0] for var, sl in model.y_slices.items()}
+        def find():
+            slices = {b.name: b.slices[0] for b in state_blocks(model)}
             pairs = []
             for e in ("negative", "positive"):
                 for prefix in (f"X-averaged {e}", e.capitalize()):
@@ -701,8 +712,8 @@ class AgingEngine:
                     if conc in slices and frac in slices:
                         pairs.append((slices[conc], slices[frac]))
                         break
-            model._factory_particle_pairs = pairs
-        return model._factory_particle_pairs
+            return pairs
+        return cached_on_model(model, "particle_pairs", find)
 
     def to_lithium_coordinates(self, y: np.ndarray, model) -> np.ndarray:
         """The state with each particle concentration replaced by concentration x active
@@ -808,12 +819,7 @@ class AgingEngine:
 def _step_signature(steps) -> tuple:
     """What tells two step lists apart for the solver: PyBaMM's step identity (which leaves
     durations out) and the durations."""
-    return tuple((step.basic_repr(), step.duration) for step in steps)
-
-
-def seconds(value) -> float:
-    """PyBaMM reports times as TimerTime objects; a plain float of seconds."""
-    return float(getattr(value, "value", value) or 0.0)
+    return tuple(step_key(step) for step in steps)
 
 
 _ENGINES: dict = {}

@@ -23,8 +23,9 @@ import numpy as np
 import pybamm
 
 from ..design.spec import Design, factor_target
-from .aging import RptSnapshot, base_parameter_values, make_model, seconds
+from .aging import RptSnapshot, base_parameter_values, make_model
 from .inputs import default_value, is_scalar_input, set_inputs
+from .pybamm_adapter import built_model, input_parameter_names, timer_seconds
 
 SEI_THICKNESS = "Initial SEI thickness [m]"
 C_NEG = "Initial concentration in negative electrode [mol.m-3]"
@@ -65,7 +66,7 @@ class EisEngine:
     def ensure_built(self, inputs: dict) -> None:
         if self._input_order is None:
             self.sim.build(inputs=inputs)
-            used = {p.name for p in self.sim.built_model.input_parameters}
+            used = input_parameter_names(built_model(self.sim))
             self._input_order = [n for n in inputs if n in used]
 
     def _ordered(self, inputs: dict) -> dict:
@@ -91,7 +92,7 @@ class EisEngine:
     def impedance(self, inputs: dict) -> tuple[np.ndarray, float]:
         """Complex impedance (ohm) on the design's frequency grid, and PyBaMM's solve time (s)."""
         solution = self.sim.solve(self.frequencies_hz, inputs=self._ordered(inputs))
-        return np.asarray(solution.impedance), seconds(solution.solve_time)
+        return np.asarray(solution.impedance), timer_seconds(solution.solve_time)
 
 
 _EIS: dict = {}
