@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from pybamm_factory.dataset.store import has_table, read_table
 from pybamm_factory.labels import fade
 
 
@@ -26,11 +27,11 @@ def main():
     parser.add_argument("dataset", type=Path)
     args = parser.parse_args()
     root = args.dataset
-    log = pd.read_parquet(root / "solver_log.parquet")
+    log = read_table(root, "solver_log")
     timings = pd.read_parquet(root / "timings.parquet")  # wall times live apart from solver_log
-    labels = pd.read_parquet(root / "labels.parquet")
-    manifest = pd.read_parquet(root / "manifest.parquet")
-    features = pd.read_parquet(root / "impedance_features.parquet") if (root / "impedance_features.parquet").exists() else None
+    labels = read_table(root, "labels")
+    manifest = read_table(root, "manifest")
+    features = read_table(root, "impedance_features") if has_table(root, "impedance_features") else None
     ok = set(log.loc[log["status"] == "ok", "sample_id"])
     print(f"samples {len(log)}; status {log['status'].value_counts().to_dict()}")
     print(f"rul_source (ok cells) {labels[labels['sample_id'].isin(ok)].groupby('sample_id')['rul_source'].first().value_counts().to_dict()}")

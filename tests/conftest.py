@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,9 @@ from pybamm_factory import api
 
 REPO = Path(__file__).resolve().parents[1]
 REALDATA = REPO.parent / "shared" / "realdata"
+# the card's creation date, fixed the reproducible-builds way so that runs compared in one
+# test session never differ by a midnight (dataset/card.py: creation_date)
+os.environ.setdefault("SOURCE_DATE_EPOCH", "1796083200")
 
 
 @pytest.fixture(scope="session")

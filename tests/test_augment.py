@@ -12,7 +12,8 @@ import torch
 from pybamm_factory import api
 from pybamm_factory.augment import augment
 from pybamm_factory.augment.models import ConditionalVAE
-from pybamm_factory.dataset import validate_frame, verify
+from pybamm_factory.dataset import store, validate_frame, verify
+from pybamm_factory.dataset.store import read_table
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +79,8 @@ def test_training_is_deterministic_for_a_seed(small_dataset, cvae_report):
 
 
 def test_conditioning_on_temperature_follows_the_physics(small_dataset, cvae_report):
-    labels = pd.read_parquet(small_dataset / "labels.parquet")
-    manifest = pd.read_parquet(small_dataset / "manifest.parquet").set_index("sample_id")
+    labels = read_table(small_dataset, "labels")
+    manifest = read_table(small_dataset, "manifest").set_index("sample_id")
     last = labels.sort_values("cycle").groupby("sample_id").tail(1).set_index("sample_id")
     temps = manifest.loc[last.index, "ambient_temperature_k"]
     hot_faster = last["soh"][temps == temps.max()].mean() < last["soh"][temps == temps.min()].mean()
@@ -114,13 +115,14 @@ def test_cells_with_different_rpt_cycles_train_and_generate_their_own_time_axis(
 
     root = tmp_path / "stretched"
     shutil.copytree(small_dataset, root, ignore=shutil.ignore_patterns("augment"))
-    labels = pd.read_parquet(root / "labels.parquet")
+    labels = read_table(root, "labels")
+    splits = read_table(root, "splits")
     slow = set(sorted(labels["sample_id"].unique())[::2])
     for table in ("labels", "curves", "impedance_features", "spectra"):
-        frame = pd.read_parquet(root / f"{table}.parquet")
+        frame = read_table(root, table)
         stretch = frame["sample_id"].isin(slow)
         frame.loc[stretch, "cycle"] = (frame.loc[stretch, "cycle"] * 3) // 2
-        frame.to_parquet(root / f"{table}.parquet", index=False)
+        store.write_table(root, table, frame, dict(zip(splits["sample_id"], splits["split"])))
     report = augment(root, model="cvae", samples=30, seed=0, epochs=300, quiet=True)
     gen = pd.read_parquet(root / "augment" / report["generator_id"] / "labels.parquet")
     per_cell = gen.groupby("sample_id")["cycle"].apply(list)

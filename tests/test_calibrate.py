@@ -13,8 +13,9 @@ import yaml
 from pybamm_factory import api
 from pybamm_factory.calibrate import CalibrationError, Curve, VoltageProblem, calibrate, fit_parameters
 from pybamm_factory.calibrate.design_writer import simulate_design_cells
-from pybamm_factory.calibrate.readers import ReaderError
+from pybamm_factory.dataset.store import read_table
 from pybamm_factory.design import load_design
+from pybamm_factory.readers import ReaderError
 from tests.conftest import REPO
 
 FIT = ["Positive electrode active material volume fraction", "Initial concentration in negative electrode [mol.m-3]",
@@ -57,9 +58,9 @@ def test_calibrated_design_is_centred_on_the_fit_and_runs(reduced, tmp_path):
         assert spec["mean"] == pytest.approx(report["parameters"][name]["fitted"])
         assert spec["low"] < spec["mean"] < spec["high"]
     out = api.run(path, samples=2, workers=1, seed=1, out=tmp_path / "run", quiet=True)
-    log = pd.read_parquet(out / "solver_log.parquet")
+    log = read_table(out, "solver_log")
     assert (log["status"] == "ok").all()
-    manifest = pd.read_parquet(out / "manifest.parquet")
+    manifest = read_table(out, "manifest")
     spec = raw["varied"][FIT[0]]
     assert manifest[FIT[0]].between(spec["low"], spec["high"]).all()
     # the fit's correlations travel with the design
@@ -294,7 +295,7 @@ def test_a_curve_outside_the_sets_voltage_window_gets_a_note(realdata):
 
 def test_search_never_leaves_the_physical_range():
     """A fraction is searched up to 1 at most, an initial concentration up to its maximum."""
-    from pybamm_factory.calibrate.fit import _bounds
+    from pybamm_factory.calibrate.problem import _bounds
 
     names = ["Negative electrode active material volume fraction", "Initial concentration in negative electrode [mol.m-3]"]
     problem = VoltageProblem("OKane2022", names)
@@ -354,7 +355,7 @@ def test_a_cell_of_another_size_is_scaled_not_fitted_into_the_fractions(tmp_path
 def test_capacity_is_compared_over_the_measured_voltage_window(realdata):
     """The Neware file discharges from 4.34 to 3.9 V: its 0.33 A.h is compared with the
     model's capacity down to 3.9 V, not to the set's 2.5 V cut-off."""
-    from pybamm_factory.calibrate.fit import capacity_scaling
+    from pybamm_factory.calibrate.problem import capacity_scaling
 
     curve = Curve.from_file(realdata / "neware" / "nw_regular_export_ife_example.csv")
     problem = VoltageProblem("OKane2022", ["Negative electrode active material volume fraction"])

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,6 +23,8 @@ from pybamm_factory import api
 from pybamm_factory.cli import main
 from pybamm_factory.dataset import rundir, store
 from pybamm_factory.dataset.card import DATA_TABLES
+from pybamm_factory.dataset.store import read_table
+from tests.dataset_files import rebuild_parts, table_digests
 
 TIMING_COLUMNS = ["wall_time_s", "solve_time_s", "eis_time_s", "solver_time_s", "eis_solver_time_s"]
 REPO = Path(__file__).resolve().parents[1]
@@ -46,9 +47,9 @@ def _one_line_refusal(result, *fragments: str) -> str:
 
 
 def _same_tables(a: Path, b: Path) -> None:
-    assert (a / "manifest.parquet").read_bytes() == (b / "manifest.parquet").read_bytes()
+    assert table_digests(a, "manifest") == table_digests(b, "manifest")
     for table in DATA_TABLES:
-        x, y = pd.read_parquet(a / f"{table}.parquet"), pd.read_parquet(b / f"{table}.parquet")
+        x, y = read_table(a, table), read_table(b, table)
         if table == "solver_log":
             x, y = x.drop(columns=TIMING_COLUMNS, errors="ignore"), y.drop(columns=TIMING_COLUMNS, errors="ignore")
         pd.testing.assert_frame_equal(x, y, check_exact=True, obj=table)
@@ -59,17 +60,8 @@ def _leftovers(out: Path) -> list[Path]:
 
 
 def _partial_copy(done: Path, out: Path, drop: int = 1) -> list[str]:
-    """A run directory as a run killed mid-way leaves it: run record, manifest, design and
-    the parts of all but the last ``drop`` samples, nothing compacted. Returns the dropped ids."""
-    out.mkdir(parents=True)
-    for name in ("run.json", "manifest.parquet", "design.yaml"):
-        shutil.copy2(done / name, out / name)
-    shutil.copytree(done / store.PARTS, out / store.PARTS)
-    dropped = pd.read_parquet(done / "manifest.parquet")["sample_id"].tolist()[-drop:]
-    for folder in (out / store.PARTS).iterdir():
-        for sample_id in dropped:
-            (folder / f"{sample_id}.parquet").unlink(missing_ok=True)
-    return dropped
+    """A run directory as a run killed mid-way leaves it (see tests/dataset_files.py)."""
+    return rebuild_parts(done, out, drop)
 
 
 def _dead_pid() -> int:
@@ -218,11 +210,11 @@ def test_a_sample_whose_worker_always_dies_is_a_failed_row(tmp_path):
     stdout, stderr = proc.communicate()
     assert proc.returncode == 0, stderr
     assert "Traceback" not in stderr and kills >= 3
-    log = pd.read_parquet(out / "solver_log.parquet")
+    log = read_table(out, "solver_log")
     assert len(log) == 2 and set(log["status"]) == {"failed"}
     for reason in log["failure_reason"]:
         assert re.search(r"worker process died while solving this sample .*2 times, the last time alone", reason), reason
-    assert pd.read_parquet(out / "labels.parquet").empty
+    assert read_table(out, "labels").empty
     assert not _leftovers(out)
 
 
@@ -240,7 +232,7 @@ def test_worker_killed_mid_run_loses_nothing(smoke_dataset, tmp_path):
     stdout, stderr = proc.communicate(timeout=400)
     assert proc.returncode == 0, stderr
     assert "a worker process died" in stderr and "Traceback" not in stderr, stderr
-    log = pd.read_parquet(out / "solver_log.parquet")
+    log = read_table(out, "solver_log")
     assert log["sample_id"].is_unique and len(log) == 4
     _same_tables(out, smoke_dataset)
     assert not _leftovers(out)

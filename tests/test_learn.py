@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from pybamm_factory import api
 from pybamm_factory.cli import main
+from pybamm_factory.dataset.store import read_table
 from pybamm_factory.design import parse_design
 from pybamm_factory.learn import load_model, predict, train
 from pybamm_factory.learn.features import add_relative, spectrum_observables
@@ -71,7 +72,7 @@ def test_train_writes_every_artefact_and_beats_shuffled_labels(learn_dataset, tm
     # predictions.csv holds the held-out rows of the grouped test split, true and predicted
     preds = pd.read_csv(result.model_dir / "predictions.csv")
     grouped_test = preds[(preds.scheme == "grouped") & (preds.split == "test")]
-    splits = pd.read_parquet(learn_dataset / "splits.parquet")
+    splits = read_table(learn_dataset, "splits")
     test_cells = set(splits.loc[splits.split == "test", "sample_id"])
     assert set(grouped_test["cell_id"]) == test_cells
 
@@ -81,7 +82,7 @@ def test_predict_flags_a_file_outside_the_training_domain(learn_dataset, tmp_pat
     """An absolute-feature model: a spectrum of one of the dataset's own cells, written as a
     file, is in domain; a coin cell's spectra (ohms 100x larger) are flagged."""
     model_dir = train(learn_dataset, target="soh", features="eis", normalise="absolute", out=tmp_path / "abs").model_dir
-    spectra = pd.read_parquet(learn_dataset / "spectra.parquet")
+    spectra = read_table(learn_dataset, "spectra")
     first = spectra[(spectra.sample_id == spectra.sample_id.iloc[0]) & (spectra.cycle == 0)]
     own = tmp_path / "own_cell.csv"
     first[["frequency_hz", "z_real_ohm", "z_imag_ohm"]].to_csv(own, index=False)

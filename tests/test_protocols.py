@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import yaml
 
+from pybamm_factory.dataset.store import read_table
 from pybamm_factory.design import DesignError, build_manifest, parse_design
 from pybamm_factory.design.manifest import condition_columns, varied_columns
 from pybamm_factory.protocols import get_kind, kinds
@@ -260,7 +261,6 @@ def test_rpts_at_a_set_chamber_temperature_measure_every_cell_alike():
 
 @pytest.mark.slow
 def test_a_window_design_with_pulses_runs_end_to_end_into_valid_tables(tmp_path):
-    import pandas as pd
 
     from pybamm_factory import api
     from pybamm_factory.dataset import validate_frame
@@ -272,7 +272,7 @@ def test_a_window_design_with_pulses_runs_end_to_end_into_valid_tables(tmp_path)
     path = tmp_path / "window.yaml"
     path.write_text(yaml.safe_dump(raw))
     out = api.run(str(path), samples=2, workers=1, seed=1, out=tmp_path / "run", quiet=True)
-    tables = {t: pd.read_parquet(out / f"{t}.parquet") for t in ("manifest", "labels", "pulses", "solver_log")}
+    tables = {t: read_table(out, t) for t in ("manifest", "labels", "pulses", "solver_log")}
     for name, frame in tables.items():
         assert validate_frame(frame, name) == [], name
     assert (tables["solver_log"]["status"] == "ok").all()

@@ -7,16 +7,18 @@ import copy
 import pandas as pd
 import pytest
 
+from pybamm_factory.dataset.store import read_table
 from pybamm_factory.design import build_manifest, load_design
 from pybamm_factory.design.spec import SplitSettings
 from pybamm_factory.quality import make_splits, report, run_checks
+from tests.dataset_files import first_file, rebuild_parts
 
 TABLES = ("manifest", "solver_log", "labels", "spectra", "impedance_features", "splits")
 
 
 @pytest.fixture(scope="module")
 def clean(smoke_dataset):
-    return {t: pd.read_parquet(smoke_dataset / f"{t}.parquet") for t in TABLES}
+    return {t: read_table(smoke_dataset, t) for t in TABLES}
 
 
 def _failed(tables):
@@ -125,9 +127,10 @@ def test_strict_cli_exits_nonzero_and_names_the_check(smoke_dataset, tmp_path):
     copy_dir = tmp_path / "d"
     shutil.copytree(smoke_dataset, copy_dir)
     assert CliRunner().invoke(main, ["check", str(copy_dir), "--strict"]).exit_code == 0
-    labels = pd.read_parquet(copy_dir / "labels.parquet")
+    path = first_file(copy_dir, "labels")
+    labels = pd.read_parquet(path)
     labels.loc[0, "soh"] = 1.3
-    labels.to_parquet(copy_dir / "labels.parquet")
+    labels.to_parquet(path)
     result = CliRunner().invoke(main, ["check", str(copy_dir), "--strict"])
     assert result.exit_code == 1
     assert "soh_out_of_range (1 rows)" in result.output
@@ -145,7 +148,7 @@ def test_splits_keep_cell_designs_whole_and_are_deterministic():
     assert m["cell_design_id"].value_counts().min() >= 2
     splits = make_splits(m, log, SplitSettings(), seed=7)
     assert (splits.groupby("cell_design_id")["split"].nunique() == 1).all()
-    assert set(splits["split"]) == {"train", "val", "test"}
+    assert set(splits["split"]) == {"train", "validation", "test"}
     assert splits.equals(make_splits(m, log, SplitSettings(), seed=7))
     assert not splits.equals(make_splits(m, log, SplitSettings(), seed=8))
 
@@ -165,7 +168,7 @@ def test_stratified_and_extrapolation_splits():
                                              holdout={"column": "ambient_temperature_k", "side": "high", "fraction": 0.3}), seed=1)
     hottest = m["ambient_temperature_k"].max()
     assert (hold.loc[m["ambient_temperature_k"] == hottest, "split"] == "test").all()
-    trainval = hold[hold["split"].isin(["train", "val"])]
+    trainval = hold[hold["split"].isin(["train", "validation"])]
     assert (m.loc[trainval.index, "ambient_temperature_k"] < hottest).all()
     used = hold[hold["split"] != "excluded"]
     assert (used.groupby("cell_design_id")["split"].nunique() == 1).all()
@@ -173,23 +176,27 @@ def test_stratified_and_extrapolation_splits():
 
 def test_sliced_compaction_and_gate_equal_whole_tables(smoke_dataset, tmp_path, monkeypatch):
     """Large tables are compacted and gated a slice of samples at a time: same rows, same verdicts."""
-    import shutil
 
     import pyarrow.parquet as pq
 
     from pybamm_factory.dataset import store
 
     copy_dir = tmp_path / "d"
-    shutil.copytree(smoke_dataset, copy_dir)
-    manifest = pd.read_parquet(copy_dir / "manifest.parquet")
+    rebuild_parts(smoke_dataset, copy_dir, drop=0)  # the per-sample parts, as a run leaves them
+    manifest = read_table(smoke_dataset, "manifest")
     monkeypatch.setattr(store, "SAMPLES_PER_ROW_GROUP", 1)
+    splits = read_table(smoke_dataset, "splits")
+    split_of = dict(zip(splits["sample_id"], splits["split"]))
+    store.write_table(copy_dir, "manifest", manifest, split_of)  # read_table orders split files by it
     for table in store.LARGE_TABLES:
-        rows = store.write_compacted(copy_dir, table, manifest)
+        rows = store.write_compacted(copy_dir, table, manifest, split_of)
         whole = store.compact_table(copy_dir, table, manifest)
-        sliced = pd.read_parquet(copy_dir / f"{table}.parquet")
-        assert rows == len(whole) and pq.ParquetFile(copy_dir / f"{table}.parquet").num_row_groups == manifest["sample_id"].nunique()
+        sliced = read_table(copy_dir, table)
+        per_split = splits.set_index("sample_id").loc[whole["sample_id"], "split"].value_counts().to_dict()
+        assert sum(rows.values()) == len(whole) and rows == per_split
+        assert sum(pq.ParquetFile(p).num_row_groups for p in store.table_files(copy_dir, table)) == manifest["sample_id"].nunique()
         pd.testing.assert_frame_equal(sliced, whole, check_dtype=False)
-    tables = {t: pd.read_parquet(copy_dir / f"{t}.parquet") for t in TABLES}
+    tables = {t: read_table(smoke_dataset, t) for t in TABLES}
     # a repeated spectrum point in the last slice only, and a non-monotone grid in the first
     spectra = tables["spectra"]
     last = spectra["sample_id"] == spectra["sample_id"].iloc[-1]

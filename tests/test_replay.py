@@ -7,17 +7,17 @@ import shutil
 import subprocess
 import sys
 
-import pandas as pd
 import pytest
 
 from pybamm_factory.dataset.replay import REPLAY_RTOL, ReplayError, _compare, replay_sample
+from pybamm_factory.dataset.store import read_table
 
 
 def test_a_smoke_sample_replays_bit_for_bit_in_a_fresh_process(smoke_dataset, tmp_path):
     copy = tmp_path / "dataset"
     shutil.copytree(smoke_dataset, copy, ignore=shutil.ignore_patterns(".parts"))
     (copy / "design.yaml").unlink()  # the replay must not need the design file
-    sample_id = pd.read_parquet(copy / "manifest.parquet")["sample_id"].iloc[-1]
+    sample_id = read_table(copy, "manifest")["sample_id"].iloc[-1]
     out = subprocess.run([sys.executable, "-m", "pybamm_factory.cli", "replay", str(copy), sample_id],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
@@ -27,7 +27,7 @@ def test_a_smoke_sample_replays_bit_for_bit_in_a_fresh_process(smoke_dataset, tm
 
 
 def test_a_changed_value_is_reported_with_its_column(smoke_dataset):
-    labels = pd.read_parquet(smoke_dataset / "labels.parquet")
+    labels = read_table(smoke_dataset, "labels")
     one = labels[labels["sample_id"] == labels["sample_id"].iloc[0]].reset_index(drop=True)
     assert _compare("labels", one, one.copy()).identical
     nudged = one.copy()

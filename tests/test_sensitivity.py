@@ -22,6 +22,8 @@ from pybamm_factory.analysis.sensitivity import (
     sensitivity,
     write,
 )
+from pybamm_factory.dataset.store import read_table
+from pybamm_factory.dataset.tables import TABLES
 
 SMOKE = Path(__file__).resolve().parents[1] / "src" / "pybamm_factory" / "designs" / "smoke.yaml"
 SEI = "SEI solvent diffusivity [m2.s-1]"
@@ -55,11 +57,11 @@ def saltelli_dataset(tmp_path_factory) -> Path:
 
 
 def test_saltelli_run_finds_dominant_and_ignored_parameter(saltelli_dataset):
-    manifest = pd.read_parquet(saltelli_dataset / "manifest.parquet")
+    manifest = read_table(saltelli_dataset, "manifest")
     assert len(manifest) == 16  # N * (D + 2) with N = 4, D = 2
     # the check the test relies on: rows A and AB_2 of each block differ only in the ignored
     # parameter, and their labels are the same numbers
-    labels = pd.read_parquet(saltelli_dataset / "labels.parquet").set_index("sample_id")
+    labels = read_table(saltelli_dataset, "labels").set_index("sample_id")
     for block in range(4):
         a, ab2 = manifest["sample_id"].iloc[4 * block], manifest["sample_id"].iloc[4 * block + 2]
         assert manifest[IGNORED].iloc[4 * block] != manifest[IGNORED].iloc[4 * block + 2]
@@ -120,6 +122,13 @@ def test_small_lhs_dataset_is_refused_in_one_line(smoke_dataset):
 # ---------------------------------------------------------------- synthetic datasets (no physics)
 
 
+def _put(root: Path, name: str, frame: pd.DataFrame) -> None:
+    """Write a table where a dataset keeps it (one split file)."""
+    path = root / TABLES[name].file("train")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path)
+
+
 def _dataset(root: Path, x: np.ndarray, sampler: str, failed=()) -> Path:
     """A dataset folder with the tables the analysis reads: SOH fades at a rate set by x1
     (strongly) and x2 (weakly); x3 is never used."""
@@ -128,13 +137,13 @@ def _dataset(root: Path, x: np.ndarray, sampler: str, failed=()) -> Path:
     manifest = pd.DataFrame({"sample_id": ids, "cell_design_id": [f"c-{i:04d}" for i in range(len(x))],
                              "sample_index": np.arange(len(x)), **{n: x[:, j] for j, n in enumerate(NAMES)},
                              "protocol_id": "cccv-cc", "ambient_temperature_k": 298.15})
-    manifest.to_parquet(root / "manifest.parquet")
+    _put(root, "manifest", manifest)
     status = ["failed" if i in failed else "ok" for i in range(len(x))]
-    pd.DataFrame({"sample_id": ids, "status": status}).to_parquet(root / "solver_log.parquet")
+    _put(root, "solver_log", pd.DataFrame({"sample_id": ids, "status": status}))
     rate = 1e-3 * (1 + 9 * x[:, 0] + 0.5 * x[:, 1])
     rows = [{"sample_id": s, "cycle": c, "soh": 1 - r * c, "lli_pct": 100 * r * c, "eol_cycle": 0.2 / r}
             for s, r, st in zip(ids, rate, status) if st == "ok" for c in CYCLES]
-    pd.DataFrame(rows).to_parquet(root / "labels.parquet")
+    _put(root, "labels", pd.DataFrame(rows))
     (root / "metadata.json").write_text(json.dumps({"design": {"sampler": sampler, "conditions_per_cell_design": 1}}))
     return root
 
@@ -179,9 +188,9 @@ def test_saltelli_reordered_manifest_refused(tmp_path):
 def test_saltelli_small_sample_warns_when_intervals_overlap_zero(tmp_path):
     x = _saltelli_x(2)
     root = _dataset(tmp_path / "d", x, "sobol")
-    labels = pd.read_parquet(root / "labels.parquet")
+    labels = read_table(root, "labels")
     labels["soh"] = 1 - np.random.default_rng(1).normal(size=len(labels)) ** 2 * 1e-3  # noise: no parameter explains it
-    labels.to_parquet(root / "labels.parquet")
+    _put(root, "labels", labels)
     result = analyse(root, ["soh"])
     assert any(w.startswith("warning: soh: at rpt") and "overlaps zero" in w for w in result.warnings)
     assert not _final(result.table, "soh")["stable"].any()
@@ -220,14 +229,14 @@ def test_bad_requests_are_one_line_errors(tmp_path):
 def test_saltelli_conditions_per_cell_design_are_averaged(tmp_path):
     x = np.repeat(_saltelli_x(16), 2, axis=0)  # two conditions per cell design
     root = _dataset(tmp_path / "d", x, "sobol")
-    manifest = pd.read_parquet(root / "manifest.parquet")
+    manifest = read_table(root, "manifest")
     manifest["ambient_temperature_k"] = np.where(np.arange(len(x)) % 2, 313.15, 298.15)  # the same pair for every cell
-    manifest.to_parquet(root / "manifest.parquet")
+    _put(root, "manifest", manifest)
     (root / "metadata.json").write_text(json.dumps({"design": {"sampler": "sobol", "conditions_per_cell_design": 2}}))
     result = analyse(root, ["soh"])
     assert "note: a cell design's output is the mean over its 2 conditions" in result.notes
     assert not any("operating conditions" in w for w in result.warnings)
     assert (_final(result.table, "soh")["n"] == 16 * 5 * 2).all()
     manifest["ambient_temperature_k"] = np.random.default_rng(0).uniform(290, 320, len(x))  # differ from cell to cell
-    manifest.to_parquet(root / "manifest.parquet")
+    _put(root, "manifest", manifest)
     assert any("operating conditions (ambient_temperature_k) differ" in w for w in analyse(root, ["soh"]).warnings)

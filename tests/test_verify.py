@@ -22,8 +22,10 @@ from pybamm_factory import api
 from pybamm_factory.cli import main
 from pybamm_factory.dataset import verify
 from pybamm_factory.dataset.card import CARD, LISTING, TIMINGS_FILE, TIMINGS_LISTING
+from pybamm_factory.dataset.store import read_table
 from pybamm_factory.design import packaged_designs
 from pybamm_factory.simulate.sample import TIMING_COLUMNS
+from tests.dataset_files import first_file
 
 
 def _sha(path: Path) -> str:
@@ -53,7 +55,7 @@ def test_intact_dataset_lists_every_file_and_keeps_timings_apart(dataset):
     for name, digest in listed.items():
         assert _sha(dataset / name) == digest
         assert (name == CARD) == (f"| `{name}` | `{digest}` |" not in card), name  # the card lists all but itself
-    log = pd.read_parquet(dataset / "solver_log.parquet")
+    log = read_table(dataset, "solver_log")
     timings = pd.read_parquet(dataset / TIMINGS_FILE)
     assert not set(TIMING_COLUMNS) & set(log.columns)
     assert list(timings["sample_id"]) == list(log["sample_id"]) and (timings["wall_time_s"] > 0).all()
@@ -81,8 +83,20 @@ def _delete_card(d):
 
 
 def _stray_table(d):
-    shutil.copy(d / "labels.parquet", d / "labels_extra.parquet")
-    return "labels_extra.parquet"
+    shutil.copy(first_file(d, "labels"), d / "data" / "labels" / "extra-00000-of-00001.parquet")
+    return "data/labels/extra-00000-of-00001.parquet"
+
+
+def _split_file_with_another_splits_rows(d):
+    """A test file that holds a train sample's rows, listed with a matching checksum: the
+    tables say one thing and the splits table another."""
+    train, test = (d / f"data/labels/{s}-00000-of-00001.parquet" for s in ("train", "test"))
+    shutil.copy(train, test)
+    lines = (d / LISTING).read_text().splitlines(keepends=True)
+    (d / LISTING).write_text("".join(f"{_sha(test)}  {test.relative_to(d).as_posix()}\n"
+                                     if line.endswith(f"  {test.relative_to(d).as_posix()}\n") else line for line in lines))
+    (d / CARD).unlink()  # the card's digest would differ too: leave only the split problem to find
+    return test.relative_to(d).as_posix()
 
 
 def _stray_figure(d):
@@ -90,18 +104,18 @@ def _stray_figure(d):
     return "figures/extra.png"
 
 
-def _table_and_its_line_deleted(d):
-    (d / "impedance_features.parquet").unlink()
+def _table_and_its_lines_deleted(d):
+    shutil.rmtree(d / "data" / "solver_log")
     lines = (d / LISTING).read_text().splitlines(keepends=True)
-    (d / LISTING).write_text("".join(line for line in lines if not line.endswith("  impedance_features.parquet\n")))
-    return "impedance_features.parquet"
+    (d / LISTING).write_text("".join(line for line in lines if "  data/solver_log/" not in line))
+    return "data/solver_log/"
 
 
 def _augment_killed_before_checksums(d):
     """What an augment killed after writing its tables, before refresh_card, leaves behind."""
     folder = d / "augment" / "cvae-seed0-0123abcd"
     folder.mkdir(parents=True)
-    labels = pd.read_parquet(d / "labels.parquet").assign(is_generated=True, generator_id="cvae-seed0-0123abcd")
+    labels = read_table(d, "labels").assign(is_generated=True, generator_id="cvae-seed0-0123abcd")
     labels.to_parquet(folder / "labels.parquet")
     return "augment/cvae-seed0-0123abcd/labels.parquet"
 
@@ -113,9 +127,10 @@ def _blank_line(d):
 
 
 def _truncated_parquet(d):
-    data = (d / "labels.parquet").read_bytes()
-    (d / "labels.parquet").write_bytes(data[: len(data) // 2])
-    return "labels.parquet"
+    path = first_file(d, "labels")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path.relative_to(d).as_posix()
 
 
 def _edited_timings(d):
@@ -143,7 +158,8 @@ def _listed_link_to_device(d):
     return "zero.bin"
 
 
-TAMPERINGS = [_edit_design, _edit_card, _delete_card, _stray_table, _stray_figure, _table_and_its_line_deleted,
+TAMPERINGS = [_edit_design, _edit_card, _delete_card, _stray_table, _stray_figure, _table_and_its_lines_deleted,
+              _split_file_with_another_splits_rows,
               _augment_killed_before_checksums, _blank_line, _truncated_parquet, _edited_timings, _listed_outside,
               _listed_device, _listed_link_to_device]
 
@@ -238,15 +254,19 @@ def test_columns_describe_themselves(smoke_dataset):
     have a null failure_reason, not an empty string."""
     import pyarrow.parquet as pq
 
+    from pybamm_factory.dataset.tables import TABLES
+
     for name in ("manifest", "solver_log", "labels", "curves", "spectra", "impedance_features", "splits"):
-        schema = pq.read_schema(smoke_dataset / f"{name}.parquet")
+        schema = pq.read_schema(first_file(smoke_dataset, name))
         assert schema.metadata[b"pybamm_factory.table"] == name.encode()
         assert schema.metadata[b"pybamm_factory.row"].startswith(b"One row per")
+        keys = schema.metadata[b"pybamm_factory.keys"].decode().split(",")
+        assert tuple(keys) == TABLES[name].keys and not read_table(smoke_dataset, name).duplicated(keys).any(), name
         for field in schema:
             assert field.metadata and b"description" in field.metadata and b"unit" in field.metadata, (name, field.name)
-    labels = pq.read_schema(smoke_dataset / "labels.parquet")
+    labels = pq.read_schema(first_file(smoke_dataset, "labels"))
     assert labels.field("capacity_ah").metadata[b"unit"] == b"A.h"
-    assert pq.read_schema(smoke_dataset / "impedance_features.parquet").field("f_peak_hz").metadata[b"unit"] == b"Hz"
-    assert pq.read_schema(smoke_dataset / "manifest.parquet").field("ambient_temperature_k").metadata[b"unit"] == b"K"
-    log = pd.read_parquet(smoke_dataset / "solver_log.parquet")
+    assert pq.read_schema(first_file(smoke_dataset, "impedance_features")).field("f_peak_hz").metadata[b"unit"] == b"Hz"
+    assert pq.read_schema(first_file(smoke_dataset, "manifest")).field("ambient_temperature_k").metadata[b"unit"] == b"K"
+    log = read_table(smoke_dataset, "solver_log")
     assert log.loc[log["status"] == "ok", "failure_reason"].isna().all()

@@ -12,14 +12,11 @@ import yaml
 from .dataset import card as card_mod
 from .dataset import figures as figures_mod
 from .dataset import rundir, store
+from .dataset.tables import LARGE_TABLES, SAMPLE_TABLES, TIMINGS, TIMINGS_FILE
 from .design import Design, build_manifest, load_design
 from .memory import configure_allocator
 from .quality import make_splits, report, run_checks
-from .simulate import TABLES
 from .simulate.runner import run_samples
-
-RESULT_TABLES = TABLES  # solver_log, labels, curves, spectra, impedance_features
-
 
 # an output directory this run must not write into, and a full disk (printed in one line by the CLI)
 RunConflictError = rundir.RunConflictError
@@ -43,22 +40,31 @@ def write_manifest(design: Design | str | Path | None, samples: int, seed: int, 
     return path
 
 
-def _prepare(design: Design, samples: int, seed: int, out: Path) -> tuple[pd.DataFrame, rundir.RunLock]:
+def _prepare(design: Design, samples: int, seed: int, out: Path) -> tuple[pd.DataFrame, rundir.RunLock, bool]:
     """Check the output directory (refusing one that is not new, empty or a run of this
     design, seed and size), create and lock it, remove what a killed run left half
-    written, and write run.json, the manifest and the design. Returns the manifest and
-    the held lock; the caller releases it."""
+    written, and write run.json, the manifest and the design. Returns the manifest, the
+    held lock (the caller releases it) and whether the directory already holds the
+    finished dataset (then nothing is written)."""
     info = {"design_name": design.name, "design_sha256": design.content_hash, "seed": seed, "samples": samples}
     manifest = build_manifest(design, samples, seed)
     lock = rundir.open_run_dir(out, info)
     try:
+        store.clear_removed_parts(out)
+        if is_finished(out):
+            return manifest, lock, True
         store.atomic_write_text(out / "run.json", json.dumps(info, indent=2))  # first: marks the folder as this run's
-        store.atomic_write_parquet(manifest, out / "manifest.parquet", "manifest")
+        store.atomic_write_parquet(manifest, out / store.PARTS_MANIFEST, "manifest")
         store.atomic_write_text(out / "design.yaml", yaml.safe_dump(design.raw, sort_keys=False))
     except BaseException:
         lock.release()
         raise
-    return manifest, lock
+    return manifest, lock, False
+
+
+def is_finished(out: Path) -> bool:
+    """A finished dataset: its checksums are written and its resume state removed."""
+    return (Path(out) / card_mod.LISTING).exists() and not (Path(out) / store.PARTS).exists()
 
 
 def _progress(total: int, initial: int, quiet: bool):
@@ -87,30 +93,32 @@ def simulate_missing(design: Design, manifest: pd.DataFrame, out: Path, workers:
 
 
 def finalise(out: Path, design: Design, seed: int, samples: int, command: str) -> dict:
-    """Compact parts into tables, split, gate, draw, write the card and checksums.
+    """Compact parts into tables laid out by split, gate, draw, write the card and
+    checksums, then remove the resume state (``.parts/``).
 
     Wall and solver times go to ``timings.parquet`` alone, outside the byte-identity
     promise (see :mod:`pybamm_factory.dataset.card`); every other file comes out the same
     whatever the workers, backend or interruptions."""
     out = Path(out)
-    manifest = pd.read_parquet(out / "manifest.parquet")
+    manifest = pd.read_parquet(out / store.PARTS_MANIFEST)
     tables = {"manifest": manifest}
-    for name in RESULT_TABLES:
-        if name in store.LARGE_TABLES:  # written in slices, never whole in memory
-            store.write_compacted(out, name, manifest)
-            continue
-        tables[name] = store.compact_table(out, name, manifest)
-        store.atomic_write_parquet(tables[name], out / f"{name}.parquet", name)
-    timings = card_mod.TIMINGS  # the sample parts' wall and solver times, outside the identity promise
-    store.atomic_write_parquet(store.compact_table(out, timings, manifest), out / card_mod.TIMINGS_FILE, timings)
+    for name in SAMPLE_TABLES:
+        if name not in LARGE_TABLES:  # curves and spectra: written in slices below, never whole in memory
+            tables[name] = store.compact_table(out, name, manifest)
+    store.atomic_write_parquet(store.compact_table(out, TIMINGS, manifest), out / TIMINGS_FILE, TIMINGS)
     tables["splits"] = make_splits(manifest, tables["solver_log"], design.splits, seed)
-    store.atomic_write_parquet(tables["splits"], out / "splits.parquet", "splits")
-    quality = report(run_checks(tables, spectra_slices=store.iter_row_groups(out / "spectra.parquet")))
+    split_of = dict(zip(tables["splits"]["sample_id"], tables["splits"]["split"]))
+    for name, frame in tables.items():
+        store.write_table(out, name, frame, split_of)
+    for name in LARGE_TABLES:
+        store.write_compacted(out, name, manifest, split_of)
+    quality = report(run_checks(tables, spectra_slices=store.iter_table(out, "spectra")))
     store.atomic_write_text(out / "quality_report.json", json.dumps(quality, indent=2, default=str))
     meta = card_mod.build_metadata(design, seed, samples, command)
     store.atomic_write_text(out / "metadata.json", json.dumps(meta, indent=2, default=str))
     figures = figures_mod.all_figures(out, tables)
     write_card(out, design, meta, tables, quality, figures)
+    store.remove_parts(out)  # the dataset is whole and listed: resume state is no longer needed
     return quality
 
 
@@ -136,7 +144,7 @@ def refresh_card(out: str | Path) -> None:
     """Re-render a finished dataset's card and checksums (after augmentation, say)."""
     out = Path(out)
     design = load_design(out / "design.yaml")
-    tables = {name: pd.read_parquet(out / f"{name}.parquet") for name in card_mod.DATA_TABLES if name not in store.LARGE_TABLES}
+    tables = {name: store.read_table(out, name) for name in card_mod.DATA_TABLES if name not in LARGE_TABLES}
     quality = json.loads((out / "quality_report.json").read_text())
     meta = json.loads((out / "metadata.json").read_text())
     figures = card_mod.listed_figures(out)  # the run's own figures, not whatever else lies in figures/
@@ -150,8 +158,10 @@ def run(design: str | Path | Design | None = None, samples: int = 200, workers: 
     design = design if isinstance(design, Design) else load_design(design)
     configure_allocator()  # this process writes every sample's parts: keep its heap compact
     out = Path(out) if out is not None else default_out_dir(design, samples, seed)
-    manifest, lock = _prepare(design, samples, seed, out)
+    manifest, lock, finished = _prepare(design, samples, seed, out)
     with lock:  # one run writes here at a time
+        if finished:  # the same run, already complete: left as it is (verify checks it)
+            return out
         try:
             simulate_missing(design, manifest, out, workers, backend, scheduler, quiet)
             command = command or f"pybamm_factory.run(design={design.source!r}, samples={samples}, seed={seed})"
@@ -175,15 +185,12 @@ def run(design: str | Path | Design | None = None, samples: int = 200, workers: 
 def check(root: str | Path, report_path: str | Path | None = None) -> dict:
     """Re-run the quality gate on a dataset directory; optionally write the report."""
     root = Path(root)
-    tables = {}
-    for name in ("manifest", "solver_log", "labels", "impedance_features", "pulses", "splits"):
-        path = root / f"{name}.parquet"
-        if path.exists():
-            tables[name] = pd.read_parquet(path)
+    tables = {name: store.read_table(root, name) for name in ("manifest", "solver_log", "labels", "impedance_features", "pulses", "splits")
+              if store.has_table(root, name)}
     if "manifest" not in tables or "solver_log" not in tables:
-        raise FileNotFoundError(f"{root}: not a dataset directory (needs manifest.parquet and solver_log.parquet)")
-    spectra = root / "spectra.parquet"
-    quality = report(run_checks(tables, spectra_slices=store.iter_row_groups(spectra) if spectra.exists() else None))
+        raise FileNotFoundError(f"{root}: not a dataset directory (needs data/manifest/ and data/solver_log/)")
+    spectra = store.iter_table(root, "spectra") if store.has_table(root, "spectra") else None
+    quality = report(run_checks(tables, spectra_slices=spectra))
     if report_path is not None:
         store.atomic_write_text(Path(report_path), json.dumps(quality, indent=2, default=str))
     return quality

@@ -11,9 +11,9 @@ from pathlib import Path
 import click
 
 from .calibrate.options import CAPACITY_SCALING, OPTIMISERS, THERMAL_MODES
-from .calibrate.readers import FORMATS
 from .design.spec import MAX_SAMPLES
 from .errors import FactoryError
+from .readers import FORMATS
 
 
 def _user_errors(func):
@@ -158,7 +158,9 @@ def run(design, samples, workers, seed, out, backend, scheduler, quiet, strict):
                                        f"{(str(exc).strip().splitlines() or [type(exc).__name__])[0]}") from None
         raise
     quality = json.loads((path / "quality_report.json").read_text())
-    log = __import__("pandas").read_parquet(path / "solver_log.parquet")
+    from .dataset.store import read_table
+
+    log = read_table(path, "solver_log")
     counts = log["status"].value_counts().to_dict()
     click.echo(f"dataset: {path}  samples: {len(log)}  status: {counts}  "
                f"quality: {'passed' if quality['passed'] else 'FAILED ' + ', '.join(quality['failed_blocking_checks'])}")
@@ -331,8 +333,8 @@ def eis_features(files, out, columns, imag_sign, impedance_unit, frequency_unit)
     """
     import pandas as pd
 
-    from .calibrate.readers import read_spectrum
     from .labels import FIT_RESIDUAL_WARN, fit_is_poor, spectrum_features
+    from .readers import read_spectrum
 
     mapping = dict(c.split("=", 1) for c in columns if "=" in c)
     if len(mapping) != len(columns):
@@ -439,7 +441,7 @@ def read(file, out, fmt, columns, current_sign, current_unit, current_a, c_rate,
       pybamm-factory read curve.csv --c-rate 0.5 --capacity-ah 5 -o curve.parquet
     """
     from .calibrate import cycle_capacities, read_cycler
-    from .calibrate.readers import last_cycle_is_partial
+    from .readers import last_cycle_is_partial
 
     fmt, options = _table_options(fmt, columns, current_sign, current_unit, _stated_current(current_a, c_rate, capacity_ah))
     frame = read_cycler(file, format=fmt, **options)
@@ -817,6 +819,47 @@ def _register_analysis_commands() -> None:
 
 
 _register_analysis_commands()
+
+
+# `observe`: the measurement layer (issue #26); the package is imported inside the command
+OBSERVE_PROFILES = sorted(p.stem for p in (Path(__file__).resolve().parent / "observe" / "profiles").glob("*.yaml"))
+
+
+@main.command("observe")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--profile", "-p", "profile", required=True, metavar="NAME|FILE",
+              help=f"Measurement profile: a packaged one ({', '.join(OBSERVE_PROFILES)}) or a profile YAML file.")
+@click.option("--seed", default=0, type=SEED_RANGE, help="Seed of the noise; with each sample's id it seeds that sample.")
+@click.option("--no-figure", is_flag=True, help="Do not draw clean_vs_observed.png.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@_user_errors
+def observe_command(directory, profile, seed, no_figure, quiet):
+    """Measured copies of a dataset: sensor noise, offset and gain errors, drift, ADC steps,
+    temperature-sensor lag and EIS noise that grows at low frequency.
+
+    Writes DIRECTORY/observed/<profile>/: curves, spectra, impedance_features, rpt_features
+    (capacity, SOH, DC resistance, ICA/DVA of the logged discharges) and channel_errors as
+    Parquet, every row labelled with observation_profile, plus observation.json and
+    clean_vs_observed.png. Features are recomputed from the observed data with the factory's
+    own code; the physics tables are only read. Same dataset, profile and seed: same bytes.
+
+    \b
+    Example:
+      pybamm-factory observe datasets/smoke-n4-seed7 --profile bms-grade --seed 1
+      pybamm-factory observe datasets/smoke-n4-seed7 --profile my-cycler.yaml --seed 1
+    """
+    from .observe import observe as run_observe
+
+    result = run_observe(directory, profile, seed=seed, quiet=quiet, make_figure=not no_figure)
+    for name, rows in result.rows.items():
+        click.echo(f"  {name}: {rows} rows")
+    kk = {side: result.quality.get(side, {}).get("kk_inconsistent", {}).get("count") for side in ("clean", "observed")}
+    if result.rows.get("impedance_features"):
+        click.echo(f"lin-KK gate: {kk['clean']} clean and {kk['observed']} observed sweeps fail, of "
+                   f"{result.rows['impedance_features']}")
+    click.echo(f"observed: {result.folder} (profile {result.profile.name}, seed {result.seed}; outside the dataset's "
+               "checksums.sha256)")
+
 
 if __name__ == "__main__":
     main()

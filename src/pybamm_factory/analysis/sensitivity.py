@@ -79,12 +79,13 @@ class Sensitivity:
 
 
 def _read(root: Path, name: str, required: bool = True) -> pd.DataFrame | None:
-    path = root / f"{name}.parquet"
-    if not path.is_file():
+    from ..dataset.store import has_table, read_table
+
+    if not has_table(root, name):
         if required:
-            raise SensitivityError(f"{root}: no {name}.parquet (not a finished pybamm-factory dataset?)")
+            raise SensitivityError(f"{root}: no data/{name}/ (not a finished pybamm-factory dataset?)")
         return None
-    return pd.read_parquet(path)
+    return read_table(root, name)
 
 
 def _design(root: Path) -> dict:
@@ -290,7 +291,7 @@ def analyse(root: str | Path, labels: list[str] | None = None, soc: float = 0.5,
             drop_incomplete: bool = False) -> Sensitivity:
     """Sensitivity indices of ``labels`` (default :data:`DEFAULT_LABELS`) per RPT and at
     each sample's final RPT. Raises :class:`SensitivityError` for what it cannot analyse."""
-    from ..design.manifest import varied_columns
+    from ..dataset.store import varied_parameters
 
     root = Path(root)
     if not root.is_dir():
@@ -298,7 +299,7 @@ def analyse(root: str | Path, labels: list[str] | None = None, soc: float = 0.5,
     raw = _design(root)
     manifest = _read(root, "manifest").sort_values("sample_index", kind="stable").reset_index(drop=True)
     log = _read(root, "solver_log")
-    names = varied_columns(manifest)
+    names = [n for n in varied_parameters(root) if n in manifest.columns]
     if not names:
         raise SensitivityError(f"{root}: the design varies no parameter; there is nothing to attribute")
     if labels is not None and not labels:

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..dataset.store import atomic_write_parquet, atomic_write_text
+from ..dataset.store import atomic_write_parquet, atomic_write_text, has_table, read_table, varied_parameters
 from ..design import build_manifest, load_design
 from ..errors import FactoryError
 from ..labels import curve_table, end_of_life, ica_dva_features
@@ -35,10 +35,10 @@ class AugmentError(FactoryError, ValueError):
 
 def _load(root: Path) -> dict[str, pd.DataFrame]:
     names = ("manifest", "solver_log", "labels", "curves", "impedance_features", "splits")
-    missing = [n for n in names if not (root / f"{n}.parquet").exists()]
+    missing = [n for n in names if not has_table(root, n)]
     if missing:
-        raise AugmentError(f"{root}: not a finished dataset (missing {', '.join(missing)}.parquet)")
-    return {n: pd.read_parquet(root / f"{n}.parquet") for n in names}
+        raise AugmentError(f"{root}: not a finished dataset (no rows in {', '.join(f'data/{n}/' for n in missing)})")
+    return {n: read_table(root, n) for n in names}
 
 
 def _split_ids(tables, split):
@@ -194,7 +194,7 @@ def augment(root: str | Path, model: str = "cvae", samples: int = 200, seed: int
     feats = tables["impedance_features"]
     socs = sorted(feats["soc"].unique())
     space = cells.make_space(tables["manifest"], tables["labels"][tables["labels"]["sample_id"].isin(ok)],
-                             soc=float(socs[len(socs) // 2]), curve_points=CURVE_POINTS)
+                             soc=float(socs[len(socs) // 2]), curve_points=CURVE_POINTS, varied=varied_parameters(root))
     manifest = tables["manifest"].set_index("sample_id")
     train_ids, y_train = cells.cell_table(space, tables, [s for s in _split_ids(tables, "train") if s in ok])
     test_ids, y_test = cells.cell_table(space, tables, [s for s in _split_ids(tables, "test") if s in ok])

@@ -90,13 +90,17 @@ class CellSpace:
         self.coef_std = np.where(coef.std(0) > 0, coef.std(0), 1.0)
 
 
-def make_space(manifest: pd.DataFrame, labels: pd.DataFrame, soc: float, curve_points: int) -> CellSpace:
+def make_space(manifest: pd.DataFrame, labels: pd.DataFrame, soc: float, curve_points: int,
+               varied: list[str] | None = None) -> CellSpace:
+    """The cell space of a dataset; ``varied``: its varied parameters (metadata.json's
+    record; by default the manifest's PyBaMM-named columns)."""
     counts = labels.groupby("sample_id")["cycle"].nunique()
     rpts = max(2, int(np.floor(np.percentile(counts, 25)))) if len(counts) else 2
     # numeric conditions every sample has (protocol factors absent from some protocols are NaN there)
     conditions = [c for c in condition_columns(manifest) if c != "protocol_id" and manifest[c].notna().all()]
-    names = varied_columns(manifest) + conditions
-    logs = [n for n in varied_columns(manifest) if (manifest[n] > 0).all() and manifest[n].max() / manifest[n].min() > 10]
+    varied = varied_columns(manifest) if varied is None else [n for n in varied if n in manifest.columns]
+    names = varied + conditions
+    logs = [n for n in varied if (manifest[n] > 0).all() and manifest[n].max() / manifest[n].min() > 10]
     return CellSpace(rpts, names, logs, curve_points, soc)
 
 

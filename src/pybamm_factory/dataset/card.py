@@ -2,7 +2,8 @@
 
 What a finished run directory holds, and what is promised about it:
 
-- ``checksums.sha256`` lists the tables of ``DATA_TABLES``, ``design.yaml``,
+- ``checksums.sha256`` lists the tables' files (``data/<table>/<split>-*.parquet``, named
+  from the registry in :mod:`.tables`), ``design.yaml``,
   ``run.json``, ``metadata.json``, ``quality_report.json``, the card's figures, anything
   ``augment`` wrote under ``augment/``, and ``README.md`` (the card). The card lists the
   same digests except its own (a file cannot hold its own checksum): it is written
@@ -12,9 +13,11 @@ What a finished run directory holds, and what is promised about it:
   ``.parts/`` is resume state (one file per sample and table), not part of the dataset.
 - Byte identity: every file in ``checksums.sha256``, and ``checksums.sha256`` itself,
   comes out byte for byte the same from runs of the same design, seed, sample count and
-  command, whatever the worker count or backend and whether the run was killed and
-  resumed (with ``solver.compile``: on one CPU type). The tables are the same even when
-  the command differs; ``metadata.json`` and the card record the command. Timings vary
+  command on the same day (or with ``SOURCE_DATE_EPOCH`` set, as reproducible builds
+  do), whatever the worker count or backend and whether the run was killed and resumed
+  (with ``solver.compile``: on one CPU type). The tables are the same even when the
+  command or the day differs; ``metadata.json`` and the card record the command and the
+  creation date. Timings vary
   from run to run (machine load), so they live in ``timings.parquet``, outside this
   promise; ``augment/`` outputs are listed but record their training time.
 - ``verify`` fails on a changed, missing, unlisted (stray) or unreadable file, a listing
@@ -43,31 +46,23 @@ import pyarrow.parquet as pq
 from ..design.spec import Design
 from ..protocols import get_kind
 from .schemas import validate_frame
-from .store import PARTS, atomic_write_text, table_rows
+from .store import PARTS, atomic_write_text, table_files, table_rows
+from .tables import DATA, DATA_TABLES, DEFAULT_CONFIG, SPLIT_ORDER, TABLES, TIMINGS, TIMINGS_FILE
 
-# analyses written into a dataset after the run (`pybamm-factory sensitivity`): derived from
-# its tables, outside checksums.sha256 and the identity promise; verify leaves them alone
+# analyses written into a dataset after the run (`pybamm-factory sensitivity`, `observe`):
+# derived from its tables, outside checksums.sha256 and the identity promise; verify leaves them alone
 DERIVED = "sensitivity"
+DERIVED_FOLDERS = (DERIVED, "observed")
 
-DATA_TABLES = ("manifest", "solver_log", "labels", "curves", "spectra", "impedance_features", "pulses", "splits")
 RECORD_FILES = ("design.yaml", "run.json", "metadata.json", "quality_report.json")
 CARD = "README.md"
 LISTING = "checksums.sha256"
-TIMINGS = "timings"  # simulate.sample.TIMINGS: wall and solver times, outside the identity promise
-TIMINGS_FILE = f"{TIMINGS}.parquet"
 TIMINGS_LISTING = f"{TIMINGS}.sha256"
 # every file the dataset must list (figures and augment outputs vary with the run)
-REQUIRED_FILES = tuple(f"{t}.parquet" for t in DATA_TABLES) + RECORD_FILES + (CARD,)
-ROW_MEANING = {
-    "manifest": "a sample: ids, varied parameters, conditions",
-    "solver_log": "a sample: solver status, reason, tolerances, cycles and jumps",
-    "labels": "a reference test of a sample",
-    "curves": "a grid point of an RPT discharge curve",
-    "spectra": "a frequency of an impedance sweep",
-    "impedance_features": "an impedance sweep",
-    "pulses": "a resistance pulse of an RPT (designs with aging.rpt_pulse)",
-    "splits": "a sample and its split",
-}
+REQUIRED_FILES = RECORD_FILES + (CARD,)
+# tables with a row for every sample, so at least one file each (the others may hold no rows)
+REQUIRED_TABLES = ("manifest", "solver_log", "splits")
+TASK_CATEGORIES = ("tabular-regression", "time-series-forecasting")
 PACKAGES = ("pybamm-factory", "pybamm", "casadi", "pybammsolvers", "numpy", "scipy", "pandas", "pyarrow",
             "SALib", "joblib", "impedance", "dask", "distributed", "torch", "pybop")
 
@@ -128,7 +123,8 @@ def data_files(root: Path, figures: Iterable[str] | None = None) -> list[Path]:
     from the table registry, not found by globbing, so a stray file is never adopted."""
     root = Path(root)
     figures = listed_figures(root) if figures is None else figures
-    files = [root / name for name in (*(f"{t}.parquet" for t in DATA_TABLES), *RECORD_FILES)]
+    files = [root / TABLES[t].file(split) for t in DATA_TABLES for split in SPLIT_ORDER]
+    files += [root / name for name in RECORD_FILES]
     files += [root / "figures" / name for name in figures]
     files += _walk_files(root / "augment") if (root / "augment").is_dir() else []
     return [f for f in files if _file_kind(f) is None]
@@ -161,11 +157,13 @@ def build_metadata(design: Design, seed: int, samples: int, command: str) -> dic
         "model_options": design.model_options,
         "parameter_set": design.parameter_set,
         "parameter_values": parameter_values_record(design),
+        "varied_parameters": list(design.varied),  # the manifest's varied-parameter columns
         "solver": {"name": design.solver.name, "rtol": design.solver.rtol, "atol": design.solver.atol,
                    "compile": design.solver.compile},
         "mesh": design.mesh,
         "versions": versions(),
         "command": command,
+        "created": creation_date(),
     }
 
 
@@ -174,10 +172,83 @@ def _fmt(x, digits=3):
 
 
 def _row_count(root: Path, tables: dict[str, pd.DataFrame], table: str) -> int:
-    """Rows of a table in memory, else from its Parquet footer (large tables stay on disk)."""
+    """Rows of a table in memory, else from its Parquet footers (large tables stay on disk)."""
     if table in tables:
         return len(tables[table])
-    return table_rows(Path(root) / f"{table}.parquet")
+    return table_rows(root, table)
+
+
+def creation_date() -> str:
+    """Today (UTC) as YYYY-MM-DD, or the day of ``SOURCE_DATE_EPOCH`` when it is set (the
+    reproducible-builds convention), so a rebuilt dataset can carry the same date."""
+    import datetime
+
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    when = (datetime.datetime.fromtimestamp(int(epoch), datetime.timezone.utc) if epoch.isdigit()
+            else datetime.datetime.now(datetime.timezone.utc))
+    return when.date().isoformat()
+
+
+# the Hub's size categories, by the number of rows (summed over every config and split)
+_SIZE_BOUNDS = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
+                (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"))
+
+
+def size_category(rows: int) -> str:
+    return next((name for bound, name in _SIZE_BOUNDS if rows < bound), "n>1B")
+
+
+def hub_configs(root: Path) -> list[dict]:
+    """One Hub config per table with rows, a split per file; ``labels`` is the default."""
+    configs = []
+    for t in DATA_TABLES:
+        splits = [p.name.split("-", 1)[0] for p in table_files(root, t)]
+        if splits:
+            configs.append({"config_name": t, "data_files": [
+                {"split": split, "path": f"{TABLES[t].folder()}/{split}-*.parquet"} for split in splits]})
+    default = next((c for c in configs if c["config_name"] == DEFAULT_CONFIG), configs[0] if configs else None)
+    if default is not None:
+        default["default"] = True
+        default["data_files"] = default.pop("data_files")  # 'default' before the files, as the Hub writes it
+    return configs
+
+
+def front_matter(root: Path, design: Design, meta: dict) -> str:
+    """The card's YAML, built and checked by huggingface_hub's ``DatasetCardData``."""
+    from huggingface_hub import DatasetCardData
+
+    rows = sum(table_rows(root, t) for t in DATA_TABLES)
+    data = DatasetCardData(
+        license=design.license.lower(), pretty_name=f"pybamm-factory: {design.name}",
+        tags=["battery", "lithium-ion", "degradation", "electrochemical-impedance-spectroscopy", "synthetic", "pybamm"],
+        task_categories=list(TASK_CATEGORIES), size_categories=[size_category(rows)],
+        configs=hub_configs(root), creation_date=meta.get("created") or creation_date())
+    return data.to_yaml()
+
+
+def _field_rows(root: Path, table: str) -> list[tuple[str, str, str]]:
+    """(column, unit, description) of a table's first file, from its Parquet field metadata."""
+    files = table_files(root, table)
+    if not files:
+        return []
+    out = []
+    for field in pq.read_schema(files[0]):
+        md = field.metadata or {}
+        out.append((field.name, md.get(b"unit", b"").decode(), md.get(b"description", b"").decode()))
+    return out
+
+
+def column_dictionary(root: Path) -> str:
+    """Per table, its columns with unit and description (from the files themselves)."""
+    parts = []
+    for t in DATA_TABLES:
+        rows = _field_rows(root, t)
+        if not rows:
+            continue
+        body = "\n".join(f"| `{c}` | {u or '-'} | {d.replace('|', '/') or '-'} |" for c, u, d in rows)
+        parts.append(f"<details><summary><code>{t}</code> ({len(rows)} columns)</summary>\n\n"
+                     f"| column | unit | description |\n|---|---|---|\n{body}\n\n</details>")
+    return "\n\n".join(parts) or "(no tables)"
 
 
 def correlation_text(design: Design) -> str:
@@ -231,7 +302,6 @@ def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.Dat
     n = len(tables["manifest"])
     labels = tables.get("labels", pd.DataFrame())
     rul = labels.groupby("sample_id")["rul_source"].first().value_counts() if len(labels) else pd.Series(dtype=int)
-    configs = "\n".join(f"- config_name: {t}\n  data_files: {t}.parquet" for t in DATA_TABLES if (Path(root) / f"{t}.parquet").exists())
     splits = tables.get("splits", pd.DataFrame({"split": []}))["split"].value_counts()
     varied_rows = "\n".join(
         f"| `{name}` | {d.kind} | {d.low:g} | {d.high:g} | {d.source or '-'} |" for name, d in design.varied.items())
@@ -244,18 +314,19 @@ def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.Dat
                         + (f", e.g. {', '.join(map(str, c['examples'][:2]))})" if c["examples"] else ")")
                         for c in blocking) or ", ".join(quality["failed_blocking_checks"])
     values = {
-        "license": design.license.lower(),
         "design_name": design.name,
-        "size_category": "n<1K" if n < 1000 else "1K<n<10K",
-        "configs": configs,
         "description": design.description or "",
         "pybamm_version": meta["versions"].get("pybamm", "?"),
         "factory_version": meta["versions"].get("pybamm-factory", "?"),
         "model_name": design.model.upper(),
         "parameter_set": design.parameter_set,
         "parameter_set_source": design.parameter_set_source or "as shipped with PyBaMM",
-        "table_rows": "\n".join(f"| `{t}.parquet` | {_row_count(root, tables, t)} | {ROW_MEANING[t]} |"
-                                for t in DATA_TABLES if t in tables or (Path(root) / f"{t}.parquet").exists()),
+        "table_rows": "\n".join(
+            f"| `{t}` | `{TABLES[t].folder()}/` {', '.join(p.name.split('-', 1)[0] for p in table_files(root, t)) or '(no rows)'} | "
+            f"{_row_count(root, tables, t)} | {TABLES[t].row.removeprefix('One row per ')} | "
+            f"{', '.join(TABLES[t].keys)} | {TABLES[t].joins} |" for t in DATA_TABLES),
+        "split_names": ", ".join(p.name.split("-", 1)[0] for p in table_files(root, DEFAULT_CONFIG)) or "-",
+        "column_dictionary": column_dictionary(root),
         "model_options": json.dumps(design.model_options),
         "mesh": json.dumps(design.mesh),
         "solver": design.solver.name + (", model compiled to C (gcc -O3 -march=native: tables identical across "
@@ -265,7 +336,7 @@ def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.Dat
         "sampler": design.sampler, "seed": meta["seed"], "n_samples": n,
         "n_designs": tables["manifest"]["cell_design_id"].nunique(),
         "protocols": protocols,
-        "temperatures": ", ".join(f"{t - 273.15:g} °C" for t in design.ambient_temperatures_k),
+        "temperatures": ", ".join(f"{t:g} K ({t - 273.15:g} °C)" for t in design.ambient_temperatures_k),
         "max_cycles": design.aging.max_cycles, "rpt_interval": design.aging.rpt_interval_cycles,
         "rpt_fade": (f" and whenever the RPT capacity is expected to have lost another {design.aging.rpt_fade_step:.0%} "
                      "of its first value (judged from the aging cycles' capacity, scaled by the RPT-to-aging fade ratio "
@@ -276,7 +347,7 @@ def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.Dat
         "fade_shape": fade_text(tables),
         "stop_soh": design.aging.stop_soh, "rpt_charge": _fmt(design.aging.rpt_charge_c_rate),
         "rpt_discharge": _fmt(design.aging.rpt_discharge_c_rate),
-        "eis_socs": ", ".join(f"{s:.0%}" for s in design.eis.socs) if design.eis.enabled else "(disabled)",
+        "eis_socs": ", ".join(f"{s:g}" for s in design.eis.socs) if design.eis.enabled else "(disabled)",
         "eis_points": len(design.eis.frequencies_hz()), "f_min": f"{design.eis.f_min_hz:g}", "f_max": f"{design.eis.f_max_hz:g}",
         "command": meta["command"],
         "varied_rows": varied_rows or "| (none) | | | | |",
@@ -299,7 +370,15 @@ def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.Dat
         "versions": "\n".join(f"- {k}: {v}" for k, v in meta["versions"].items()),
         "checksum_rows": "\n".join(f"| `{name}` | `{digest}` |" for name, digest in checksums.items()),
     }
-    return template.substitute(values)
+    return _checked_card(front_matter(root, design, meta), template.substitute(values))
+
+
+def _checked_card(yaml_text: str, body: str) -> str:
+    """Front matter and body as huggingface_hub's ``DatasetCard`` writes them (it parses the
+    YAML into ``DatasetCardData``: a card the Hub could not read fails here, not on upload)."""
+    from huggingface_hub import DatasetCard
+
+    return str(DatasetCard(f"---\n{yaml_text}\n---\n\n{body}"))
 
 
 def file_checksums(root: Path, figures: Iterable[str] | None = None) -> dict[str, str]:
@@ -386,20 +465,46 @@ def _check_file(root: Path, name: str, digest: str, listing: str) -> str | None:
     return None
 
 
-def _check_parquet(path: Path, table: str) -> list[str]:
-    """Schema problems of a table, read a row group at a time; an unreadable file is one line."""
+def _check_parquet(path: Path, table: str, shown: str) -> list[str]:
+    """Schema problems of a table's file (named ``shown``), read a row group at a time; an
+    unreadable file is one line."""
     problems: list[str] = []
     try:
         parquet = pq.ParquetFile(path)
         for i in range(max(parquet.num_row_groups, 1)):
             frame = parquet.read_row_group(i).to_pandas() if parquet.num_row_groups else parquet.read().to_pandas()
             for p in validate_frame(frame, table):
-                p = f"{path.name}: {p.removeprefix(table + ': ')}"
+                p = f"{shown}: {p.removeprefix(table + ': ')}"
                 if p not in problems:
                     problems.append(p)
     except Exception as exc:  # noqa: BLE001 - any reader error is this file's problem, reported in one line
         message = (str(exc).strip().splitlines() or [""])[0][:160]
-        problems.append(f"{path.name}: not a readable Parquet file ({type(exc).__name__}: {message})")
+        problems.append(f"{shown}: not a readable Parquet file ({type(exc).__name__}: {message})")
+    return problems
+
+
+def _split_problems(root: Path, listed: dict[str, str], table_of: dict[str, str]) -> list[str]:
+    """Rows in a split's file whose sample the ``splits`` table puts in another split."""
+    names = [n for n in listed if table_of.get(n) == "splits" and _file_kind(root / n) is None]
+    try:
+        split_of = dict(zip(*(pd.concat([pd.read_parquet(root / n, columns=["sample_id", "split"]) for n in names])[c].astype(str)
+                              for c in ("sample_id", "split")))) if names else {}
+    except Exception:  # noqa: BLE001 - an unreadable splits file is reported by the schema check
+        return []
+    problems = []
+    for name in listed:
+        table = table_of.get(name)
+        if table is None or _file_kind(root / name) is not None:
+            continue
+        split = Path(name).name.split("-", 1)[0]
+        try:
+            ids = pq.read_table(root / name, columns=["sample_id"]).column("sample_id").to_pylist()
+        except Exception:  # noqa: BLE001 - reported by the schema check
+            continue
+        wrong = sorted({i for i in ids if split_of.get(i) != split})
+        if wrong:
+            problems.append(f"{name}: {len(wrong)} samples not in the '{split}' split of the splits table "
+                            f"(e.g. {', '.join(map(str, wrong[:2]))})")
     return problems
 
 
@@ -428,6 +533,14 @@ def verify(root: Path) -> list[str]:
         if name not in listed:
             state = "missing, and" if _file_kind(root / name) == "missing" else "present but"
             problems.append(f"{name}: {state} not listed in {LISTING}")
+    table_of = {TABLES[t].file(split).as_posix(): t for t in DATA_TABLES for split in SPLIT_ORDER}
+    for name in listed:
+        if name.startswith(f"{DATA}/") and name not in table_of:
+            problems.append(f"{_show(name)}: not a table file ({DATA}/<table>/<split>-00000-of-00001.parquet, "
+                            f"tables {', '.join(DATA_TABLES)}, splits {', '.join(SPLIT_ORDER)})")
+    for t in REQUIRED_TABLES:
+        if not any(table_of.get(name) == t for name in listed):
+            problems.append(f"{TABLES[t].folder()}/: no file listed in {LISTING} (every sample has a row in {t})")
 
     if _file_kind(root / CARD) is None:  # the card's digest table must match the listing
         rows = dict(_CARD_ROW.findall((root / CARD).read_text(errors="replace")))
@@ -452,14 +565,16 @@ def verify(root: Path) -> list[str]:
     for dirpath, dirnames, filenames in os.walk(root):  # symbolic links are not followed
         here = Path(dirpath)
         if here == root:
-            dirnames[:] = [d for d in dirnames if d not in (PARTS, DERIVED)]
+            dirnames[:] = [d for d in dirnames if d not in (PARTS, *DERIVED_FOLDERS)]
         for name in sorted(filenames) + sorted(d for d in dirnames if (here / d).is_symlink()):
             rel = (here / name).relative_to(root).as_posix()
             if rel not in expected:
                 problems.append(f"{_show(rel)}: stray file, not listed in {LISTING}")
 
-    for table in DATA_TABLES + (TIMINGS,):
-        path = root / f"{table}.parquet"
-        if _file_kind(path) is None and (f"{table}.parquet" in listed or table == TIMINGS):
-            problems += _check_parquet(path, table)
+    checked = [(name, table_of[name]) for name in listed if name in table_of and _file_kind(root / name) is None]
+    if _file_kind(root / TIMINGS_FILE) is None:
+        checked.append((TIMINGS_FILE, TIMINGS))
+    for name, table in checked:
+        problems += _check_parquet(root / name, table, name)
+    problems += _split_problems(root, listed, table_of)
     return [" ".join(p.splitlines()) for p in problems]

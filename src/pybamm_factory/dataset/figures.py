@@ -162,12 +162,15 @@ def impedance_trajectories(features: pd.DataFrame, path: Path) -> str:
     return _save(fig, path)
 
 
-def design_coverage(manifest: pd.DataFrame, solver_log: pd.DataFrame, path: Path, max_parameters: int = 5) -> str | None:
-    """Pairs of varied parameters (up to ``max_parameters``), each sample a dot, ok and not
-    ok apart: where in the design space the runs succeeded."""
+def design_coverage(manifest: pd.DataFrame, solver_log: pd.DataFrame, path: Path, max_parameters: int = 5,
+                    varied: list[str] | None = None) -> str | None:
+    """Pairs of varied parameters (``varied``, by default the manifest's PyBaMM-named
+    columns; up to ``max_parameters``), each sample a dot, ok and not ok apart: where in
+    the design space the runs succeeded."""
     from ..design.manifest import varied_columns
 
-    names = [c for c in varied_columns(manifest) if manifest[c].nunique() > 1][:max_parameters]
+    varied = varied_columns(manifest) if varied is None else varied
+    names = [c for c in varied if c in manifest.columns and manifest[c].nunique() > 1][:max_parameters]
     if not names:
         return None
     plt = _pyplot()
@@ -210,10 +213,9 @@ def _sample_rows(root: Path, tables: dict[str, pd.DataFrame], table: str, sample
     if table in tables:
         frame = tables[table]
         return frame[frame["sample_id"] == sample_id] if len(frame) else frame
-    path = Path(root) / f"{table}.parquet"
-    if not path.exists():
-        return pd.DataFrame()
-    return pd.read_parquet(path, filters=[("sample_id", "==", sample_id)])
+    from .store import has_table, read_table
+
+    return read_table(root, table, sample_id=sample_id) if has_table(root, table) else pd.DataFrame()
 
 
 def all_figures(root: Path, tables: dict[str, pd.DataFrame]) -> list[str]:
@@ -236,7 +238,10 @@ def all_figures(root: Path, tables: dict[str, pd.DataFrame]) -> list[str]:
         if len(tables.get("impedance_features", [])):
             names.append(impedance_trajectories(tables["impedance_features"], out / "impedance_features_vs_cycle.png"))
     if len(tables.get("manifest", [])) and "solver_log" in tables:
-        coverage = design_coverage(tables["manifest"], tables["solver_log"], out / "design_coverage.png")
+        from .store import varied_parameters
+
+        coverage = design_coverage(tables["manifest"], tables["solver_log"], out / "design_coverage.png",
+                                   varied=varied_parameters(root))
         if coverage:
             names.append(coverage)
     return names

@@ -24,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ..errors import FactoryError
 from .schemas import arrow_schema, load_schema
@@ -79,10 +78,13 @@ class Replay:
 
 
 def _through_schema(frame: pd.DataFrame, table: str) -> pd.DataFrame:
-    """A frame as the dataset's writer stores it (cast to the table's Arrow schema)."""
+    """A frame as the dataset's writer stores it (cast to the table's Arrow schema) and
+    ``read_table`` gives it back (categories as plain strings)."""
+    from .store import plain_strings
+
     arrow = pa.Table.from_pandas(frame.reset_index(drop=True), schema=arrow_schema(load_schema(table), frame),
                                  preserve_index=False)
-    return arrow.to_pandas()
+    return plain_strings(arrow.to_pandas())
 
 
 def _compare(table: str, recorded: pd.DataFrame, replayed: pd.DataFrame) -> TableReplay:
@@ -113,12 +115,13 @@ def replay_sample(root: str | Path, sample_id: str) -> Replay:
     from ..design.spec import DesignError, parse_design
     from ..simulate.sample import simulate_sample
     from .card import versions
+    from .store import has_table, read_table
 
     root = Path(root)
-    meta_path, manifest_path = root / "metadata.json", root / "manifest.parquet"
-    for path in (meta_path, manifest_path):
-        if not path.is_file():
-            raise ReplayError(f"{root}: no {path.name}; replay needs a finished dataset")
+    meta_path = root / "metadata.json"
+    if not meta_path.is_file() or not has_table(root, "manifest"):
+        missing = meta_path.name if not meta_path.is_file() else "data/manifest/"
+        raise ReplayError(f"{root}: no {missing}; replay needs a finished dataset")
     meta = json.loads(meta_path.read_text())
     if "design" not in meta:
         raise ReplayError(f"{meta_path}: holds no 'design'; this dataset cannot be replayed from its metadata")
@@ -126,18 +129,17 @@ def replay_sample(root: str | Path, sample_id: str) -> Replay:
         design = parse_design(meta["design"], src=str(meta_path))
     except DesignError as exc:
         raise ReplayError(f"{meta_path}: its design no longer parses: {exc}") from None
-    manifest = pq.read_table(manifest_path, filters=[("sample_id", "==", sample_id)]).to_pandas()
+    manifest = read_table(root, "manifest", sample_id=sample_id)
     if manifest.empty:
-        known = pq.read_table(manifest_path, columns=["sample_id"]).column(0).to_pylist()
-        raise ReplayError(f"{root}: no sample {sample_id!r} in manifest.parquet (e.g. {', '.join(known[:3])})")
+        known = read_table(root, "manifest", columns=["sample_id"])["sample_id"].tolist()
+        raise ReplayError(f"{root}: no sample {sample_id!r} in the manifest (e.g. {', '.join(known[:3])})")
     row = manifest.iloc[0].to_dict()
     replayed = simulate_sample(design, row)
     results = []
     for table in REPLAYED_TABLES:
-        path = root / f"{table}.parquet"
-        if not path.is_file():
+        if not has_table(root, table):
             continue
-        recorded = pq.read_table(path, filters=[("sample_id", "==", sample_id)]).to_pandas()
+        recorded = read_table(root, table, sample_id=sample_id)
         frame = replayed.get(table, pd.DataFrame())
         if recorded.empty and frame.empty:
             continue

@@ -77,7 +77,9 @@ def column_unit(column: str, description: str) -> str:
 
 
 def arrow_schema(schema: dict, frame: pd.DataFrame) -> pa.Schema:
-    """Arrow types for the frame's columns: from the schema, else number for extras. Each
+    """Arrow types for the frame's columns: from the schema, else number for extras; a
+    string column marked ``"x-dictionary": true`` (a category: status, split, source,
+    protocol) is dictionary-encoded, so pandas reads it as a categorical. Each
     field carries its description and unit as Parquet field metadata, and the table its
     name and what a row is, so a file describes itself without the repository's schemas."""
     extra = schema.get("additionalProperties", {})
@@ -86,11 +88,15 @@ def arrow_schema(schema: dict, frame: pd.DataFrame) -> pa.Schema:
         prop = schema["properties"].get(col) or _pattern_property(schema, col) or (extra if isinstance(extra, dict) else {})
         kind = next(t for t in _types(prop) if t != "null") if _types(prop) != ["null"] else "string"
         description = str(prop.get("description", ""))
-        fields.append(pa.field(col, _ARROW[kind], metadata={b"description": description.encode(),
+        arrow_type = pa.dictionary(pa.int32(), pa.string()) if prop.get("x-dictionary") else _ARROW[kind]
+        fields.append(pa.field(col, arrow_type, metadata={b"description": description.encode(),
                                                             b"unit": column_unit(col, description).encode()}))
     table = str(schema.get("$id", "")).rsplit("/", 1)[-1].removesuffix(".schema.json")
-    return pa.schema(fields, metadata={b"pybamm_factory.table": table.encode(),
-                                       b"pybamm_factory.row": str(schema.get("title", "")).encode()})
+    metadata = {b"pybamm_factory.table": table.encode(), b"pybamm_factory.row": str(schema.get("title", "")).encode()}
+    if "x-keys" in schema:  # unique together; and how the table joins the others
+        metadata[b"pybamm_factory.keys"] = ",".join(schema["x-keys"]).encode()
+        metadata[b"pybamm_factory.joins"] = str(schema.get("x-joins", "")).encode()
+    return pa.schema(fields, metadata=metadata)
 
 
 def validate_frame(frame: pd.DataFrame, table: str, max_row_checks: int = 200) -> list[str]:

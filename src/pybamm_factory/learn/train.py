@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .. import __version__
-from ..dataset.store import read_table
+from ..dataset.store import has_table, read_table
 from .domain import Domain
 from .features import dataset_features, definitions_markdown, feature_columns, parse_groups
 from .models import ESTIMATORS, make_estimator, save_estimator
@@ -53,11 +53,11 @@ class TrainResult:
 
 def load_dataset(directory: Path) -> dict:
     directory = Path(directory)
-    if not (directory / "labels.parquet").exists():
-        raise FileNotFoundError(f"{directory}: not a finished factory dataset (no labels.parquet)")
+    if not has_table(directory, "labels"):
+        raise FileNotFoundError(f"{directory}: not a finished factory dataset (no data/labels/)")
     tables = {}
     for name in ("labels", "manifest", "splits", "curves", "spectra", "pulses"):
-        if (directory / f"{name}.parquet").exists():
+        if has_table(directory, name):
             tables[name] = read_table(directory, name)
     return tables
 
@@ -73,11 +73,11 @@ def _metrics(y_true, y_pred) -> dict:
 
 
 def split_schemes(frame: pd.DataFrame, seed: int) -> dict[str, pd.Series]:
-    """Per scheme, a train/val/test (or None) label per row."""
-    out = {"grouped": frame["split"].where(frame["split"].isin(["train", "val", "test"]))}
+    """Per scheme, a train/validation/test (or None) label per row."""
+    out = {"grouped": frame["split"].where(frame["split"].isin(["train", "validation", "test"]))}
     rng = np.random.default_rng(seed)
     u = rng.random(len(frame))
-    out["random"] = pd.Series(np.where(u < 0.7, "train", np.where(u < 0.85, "val", "test")), index=frame.index)
+    out["random"] = pd.Series(np.where(u < 0.7, "train", np.where(u < 0.85, "validation", "test")), index=frame.index)
 
     def holdout(mask: pd.Series) -> pd.Series:
         held_designs = set(frame.loc[mask, "cell_design_id"])
@@ -115,7 +115,7 @@ def train(dataset_dir, target: str = "soh", features: str = "both", normalise: s
                          f"(EIS needs the spectra table, curves the curves table)")
     columns = available
     frame = frame[np.isfinite(frame[target].astype(float))].reset_index(drop=True)
-    frame = frame[frame["split"].isin(["train", "val", "test"])].reset_index(drop=True)
+    frame = frame[frame["split"].isin(["train", "validation", "test"])].reset_index(drop=True)
     if shuffle_labels:
         rng = np.random.default_rng(seed + 1)
         frame[target] = rng.permutation(frame[target].to_numpy())
@@ -135,7 +135,7 @@ def train(dataset_dir, target: str = "soh", features: str = "both", normalise: s
         est = make_estimator(name, seed).fit(x_all[tr], y_all[tr])
         if scheme == "grouped":
             fitted[name] = est
-        for part in ("val", "test"):
+        for part in ("validation", "test"):
             mask = (label == part).to_numpy()
             pred = est.predict(x_all[mask]) if mask.any() else np.array([])
             records.append({"scheme": scheme, "estimator": name, "split": part, **_metrics(y_all[mask], pred)})
@@ -147,11 +147,11 @@ def train(dataset_dir, target: str = "soh", features: str = "both", normalise: s
         if progress:
             progress(k + 1, len(steps), scheme, name)
     metrics = pd.DataFrame(records)
-    grouped_val = metrics[(metrics.scheme == "grouped") & (metrics.split == "val")].set_index("estimator")["mae"]
+    grouped_val = metrics[(metrics.scheme == "grouped") & (metrics.split == "validation")].set_index("estimator")["mae"]
     selected = str(grouped_val.idxmin())
 
     # conformal half-widths from the grouped validation residuals
-    val = (schemes["grouped"] == "val").to_numpy()
+    val = (schemes["grouped"] == "validation").to_numpy()
     half_width = {}
     for name, est in fitted.items():
         resid = np.abs(est.predict(x_all[val]) - y_all[val]) if val.any() else np.array([np.nan])

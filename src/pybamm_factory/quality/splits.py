@@ -19,7 +19,7 @@ import pandas as pd
 
 from ..design.spec import SplitSettings
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "validation", "test")
 
 
 def _cut(groups: list[str], fractions: tuple[float, float, float], rng) -> dict[str, str]:
@@ -31,7 +31,7 @@ def _cut(groups: list[str], fractions: tuple[float, float, float], rng) -> dict[
     if n >= 2 and fractions[2] > 0 and n_test == 0:
         n_test = 1
     n_train = n - n_test - n_val
-    labels = ["train"] * n_train + ["val"] * n_val + ["test"] * n_test
+    labels = ["train"] * n_train + ["validation"] * n_val + ["test"] * n_test
     return dict(zip(order, labels))
 
 

@@ -6,6 +6,8 @@ import time
 
 import pandas as pd
 
+from ..dataset.tables import SAMPLE_TABLES as TABLES
+from ..dataset.tables import TIMINGS
 from ..design.spec import Design
 from ..labels import curve_table, label_rows, spectrum_features
 from ..memory import configure_allocator, release_memory
@@ -13,11 +15,10 @@ from ..quality.checks import physics_problems
 from .aging import get_aging_engine
 from .eis import get_eis_engine
 
-TABLES = ("solver_log", "labels", "curves", "spectra", "impedance_features", "pulses")
-# Wall and solver times differ from run to run (machine load, worker count), so they are
-# kept out of solver_log and every other table: simulate_sample returns them as its own
-# table, written to timings.parquet, outside the dataset's byte-identity promise.
-TIMINGS = "timings"
+# TABLES: the per-sample tables of the registry (dataset/tables.py). Wall and solver times
+# differ from run to run (machine load, worker count), so they are kept out of solver_log
+# and every other table: simulate_sample returns them as its own table, TIMINGS, written
+# to timings.parquet, outside the dataset's byte-identity promise.
 TIMING_COLUMNS = ("wall_time_s", "solve_time_s", "eis_time_s", "solver_time_s", "eis_solver_time_s")
 
 
