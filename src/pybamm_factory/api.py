@@ -122,6 +122,17 @@ def finalise(out: Path, design: Design, seed: int, samples: int, command: str) -
     return quality
 
 
+def observe_requested(out: Path, design: Design, quiet: bool = True) -> None:
+    """The measured copies the design asks for (``observe:``), then the card again."""
+    if not design.observe:
+        return
+    from .observe import observe
+
+    for request in design.observe:
+        observe(out, request.profile, seed=request.seed, quiet=quiet)
+    refresh_card(out)
+
+
 def write_card(out: Path, design: Design, meta: dict, tables: dict, quality: dict, figures: list[str]) -> None:
     """The card lists every data file's sha256; then checksums.sha256 lists them and the card."""
     augmentation = ""
@@ -135,7 +146,12 @@ def write_card(out: Path, design: Design, meta: dict, tables: dict, quality: dic
         from .analysis.sensitivity import card_section
 
         sensitivity = card_section(pd.read_parquet(derived))
-    text = card_mod.render_card(out, design, meta, tables, quality, figures, sums, augmentation, sensitivity)
+    observation = ""
+    if (Path(out) / "observed").is_dir():  # written by `pybamm-factory observe` (or the design's `observe:`)
+        from .observe import card_section as observation_section
+
+        observation = observation_section(out)
+    text = card_mod.render_card(out, design, meta, tables, quality, figures, sums, augmentation, sensitivity, observation)
     store.atomic_write_text(Path(out) / card_mod.CARD, text)
     card_mod.write_checksums(out, sums)
 
@@ -166,6 +182,7 @@ def run(design: str | Path | Design | None = None, samples: int = 200, workers: 
             simulate_missing(design, manifest, out, workers, backend, scheduler, quiet)
             command = command or f"pybamm_factory.run(design={design.source!r}, samples={samples}, seed={seed})"
             finalise(out, design, seed, samples, command)
+            observe_requested(out, design, quiet)
         except OSError as exc:  # a full disk anywhere (parts, tables, figures): one line, no partial files
             if not rundir.is_disk_full(exc):
                 raise

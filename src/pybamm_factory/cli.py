@@ -851,6 +851,10 @@ def observe_command(directory, profile, seed, no_figure, quiet):
     from .observe import observe as run_observe
 
     result = run_observe(directory, profile, seed=seed, quiet=quiet, make_figure=not no_figure)
+    if (directory / "checksums.sha256").exists():  # a finished dataset: its card gets the "Observed data" section
+        from .api import refresh_card
+
+        refresh_card(directory)
     for name, rows in result.rows.items():
         click.echo(f"  {name}: {rows} rows")
     kk = {side: result.quality.get(side, {}).get("kk_inconsistent", {}).get("count") for side in ("clean", "observed")}

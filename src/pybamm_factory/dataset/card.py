@@ -295,7 +295,8 @@ def fade_text(tables: dict[str, pd.DataFrame]) -> str:
 
 
 def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.DataFrame], quality: dict,
-                figures: list[str], checksums: dict[str, str], augmentation: str = "", sensitivity: str = "") -> str:
+                figures: list[str], checksums: dict[str, str], augmentation: str = "", sensitivity: str = "",
+                observation: str = "") -> str:
     template = string.Template((resources.files("pybamm_factory") / "data_cards" / "dataset_card.md").read_text())
     log = tables["solver_log"]
     status = log["status"].value_counts()
@@ -367,6 +368,9 @@ def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.Dat
         "augmentation": augmentation or "No generated samples. `pybamm-factory augment DIR` adds them.",
         "sensitivity": sensitivity or ("## Global sensitivity\n\nNot computed. `pybamm-factory sensitivity DIR` writes "
                                        "Sobol' or RBD-FAST indices of every label and adds them here."),
+        "observation": observation or ("## Observed data (measurement layer)\n\nNone. `pybamm-factory observe DIR --profile NAME` writes "
+                                       "noisy copies of the curves, spectra and features as a cycler or a BMS would "
+                                       "measure them (docs/observe.md)."),
         "versions": "\n".join(f"- {k}: {v}" for k, v in meta["versions"].items()),
         "checksum_rows": "\n".join(f"| `{name}` | `{digest}` |" for name, digest in checksums.items()),
     }

@@ -52,6 +52,7 @@ TOP_LEVEL_KEYS = {
     "correlations": dict,
     "license": str,
     "conditions_sampler": str,
+    "observe": list,
 }
 CONDITION_SAMPLERS = ("lhs", "factorial")
 TYPE_WORDS = {str: "text", dict: "a mapping", list: "a list", int: "an integer"}
@@ -250,6 +251,14 @@ class SplitSettings:
 
 
 @dataclass(frozen=True)
+class ObserveRequest:
+    """One measured copy a design asks for: a packaged profile name or a profile file, and the noise seed."""
+
+    profile: str
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class Design:
     """A validated design. ``raw`` keeps the YAML content for hashing and the card."""
 
@@ -277,6 +286,8 @@ class Design:
     # how operating conditions are drawn: a Latin hypercube over protocol, factors and
     # temperature, or every combination of the factors' levels (choices) and temperatures
     conditions_sampler: str = "lhs"
+    # measured copies written after the run (`pybamm-factory observe`): (profile, seed) pairs
+    observe: tuple[ObserveRequest, ...] = ()
 
     @property
     def content_hash(self) -> str:

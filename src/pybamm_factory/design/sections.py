@@ -42,6 +42,7 @@ from .schema import (
     Design,
     DesignError,
     EisSettings,
+    ObserveRequest,
     Protocol,
     PulseTest,
     SolverSettings,
@@ -316,6 +317,36 @@ def _conditions_sampler(src, value, protocols) -> str:
                     _fail(src, f"protocols[{i}].{name}", "a factorial design needs every factor to be a number or "
                           "'distribution: choice' with its levels")
     return conditions_sampler
+
+
+def _observe(src, value) -> tuple[ObserveRequest, ...]:
+    """``observe: [{profile: bms-grade, seed: 1}, ...]``: measured copies written after the
+    run; each profile (a packaged name or a file, relative to the design's folder) is
+    loaded now, so a bad one is refused before any solve."""
+    from ..observe.profiles import load_profile
+
+    if not isinstance(value, list):
+        _fail(src, "observe", f"expected a list of {{profile: NAME|FILE, seed: N}}, got {_show(value)}")
+    out = []
+    for i, entry in enumerate(value):
+        fld = f"observe[{i}]"
+        if isinstance(entry, str):
+            entry = {"profile": entry}
+        entry = _mapping(src, fld, entry)
+        _check_keys(src, fld, entry, yaml_keys(ObserveRequest))
+        if not isinstance(entry.get("profile"), str) or not entry["profile"].strip():
+            _fail(src, f"{fld}.profile", f"expected a profile name or file, got {_show(entry.get('profile'))}")
+        profile = entry["profile"]
+        if profile.endswith((".yaml", ".yml")) and src not in ("", "<design>") and not profile.startswith("/"):
+            from pathlib import Path
+
+            profile = str(Path(src).parent / profile)
+        try:
+            load_profile(profile)
+        except Exception as exc:  # noqa: BLE001 - the profile's own one-line error, under this field
+            _fail(src, f"{fld}.profile", _first_line(str(exc)))
+        out.append(ObserveRequest(profile, _integer(src, f"{fld}.seed", entry.get("seed", 0), 0, 2**32 - 1)))
+    return tuple(out)
 
 
 # aging, its reference tests, impedance, and how samples are drawn, solved and split

@@ -87,6 +87,7 @@ from .sections import (  # noqa: F401 - re-exported: importable from here as bef
     _model_build_problem,
     _model_options,
     _name,
+    _observe,
     _parameter_set_info,
     _physical_range,
     _protocol,
@@ -136,13 +137,14 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
     splits = _splits(src, raw.get("splits", {}), varied, protocols)
     conditions_sampler = _conditions_sampler(src, raw.get("conditions_sampler", "lhs"), protocols)
     cpd = _integer(src, "conditions_per_cell_design", raw.get("conditions_per_cell_design", 1), 1, MAX_SAMPLES)
+    observe = _observe(src, raw.get("observe", []))
     return Design(
         name=name, model=model, parameter_set=raw["parameter_set"], model_options=options, mesh=mesh, fixed=fixed,
         varied=varied, protocols=protocols, ambient_temperatures_k=temperatures_k, conditions_per_cell_design=cpd,
         aging=aging, eis=eis, sampler=sampler, solver=solver, splits=splits, raw=copy.deepcopy(raw),
         correlations=correlations, source=src, description=raw.get("description", ""),
         parameter_set_source=raw.get("parameter_set_source", ""), license=raw.get("license", "CC-BY-4.0"),
-        conditions_sampler=conditions_sampler,
+        conditions_sampler=conditions_sampler, observe=observe,
     )
 
 
