@@ -294,6 +294,36 @@ def fade_text(tables: dict[str, pd.DataFrame]) -> str:
             f"{stats['plating_share_median']:.1%} of the capacity lost")
 
 
+def failures_text(design: Design, tables: dict[str, pd.DataFrame]) -> str:
+    """The rare-failure section: per class the share asked, the cell designs and samples
+    that carry it, and how many of its ok cells the labels find a knee in (and where)."""
+    if not design.failures:
+        return ""
+    from ..design.failures import SCENARIOS, prevalence
+
+    manifest, labels, log = tables["manifest"], tables.get("labels", pd.DataFrame()), tables["solver_log"]
+    ok = set(log.loc[log["status"] == "ok", "sample_id"])
+    onset = (labels.groupby("sample_id")["knee_onset_cycle"].first() if len(labels) and "knee_onset_cycle" in labels
+             else pd.Series(dtype=float))
+    lines = ["## Rare failures", "",
+             "A stated share of cell designs carries a named failure scenario (`manifest.failure_class`, "
+             "`manifest.failure_severity`: the factor on the scenario's rate); `labels.knee_onset_cycle` is where the "
+             "simulated SOH bends, found on the trajectory, not assumed. Splits are stratified by class.", "",
+             "| class | share asked | cell designs | samples | ok samples with a knee | median knee onset (cycle) | severity |",
+             "|---|---|---|---|---|---|---|"]
+    asked = {r.scenario: r for r in design.failures}
+    for row in prevalence(manifest, design.failures).itertuples(index=False):
+        ids = set(manifest.loc[manifest["failure_class"] == row.failure_class, "sample_id"]) & ok
+        knees = onset.reindex(sorted(ids)).dropna()
+        request = asked.get(row.failure_class)
+        severity = f"{request.severity_low:g}-{request.severity_high:g}x" if request else "-"
+        lines.append(f"| `{row.failure_class}` | {row.share_asked:.3g} | {row.cell_designs} | {row.samples} | "
+                     f"{len(knees)} of {len(ids)} | {_fmt(float(knees.median()) if len(knees) else None)} | {severity} |")
+    lines += [""] + [f"- `{name}`: {SCENARIOS[name].description} (`{SCENARIOS[name].parameter}`; {SCENARIOS[name].source})"
+                     for name in asked]
+    return "\n".join(lines) + "\n"
+
+
 def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.DataFrame], quality: dict,
                 figures: list[str], checksums: dict[str, str], augmentation: str = "", sensitivity: str = "",
                 observation: str = "") -> str:
@@ -346,6 +376,7 @@ def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.Dat
                       "recorded as failed with that reason." if design.aging.sample_cpu_limit_s else ""),
         "cycle_jump": cycle_jump_text(design),
         "fade_shape": fade_text(tables),
+        "failures": failures_text(design, tables),
         "stop_soh": design.aging.stop_soh, "rpt_charge": _fmt(design.aging.rpt_charge_c_rate),
         "rpt_discharge": _fmt(design.aging.rpt_discharge_c_rate),
         "eis_socs": ", ".join(f"{s:g}" for s in design.eis.socs) if design.eis.enabled else "(disabled)",

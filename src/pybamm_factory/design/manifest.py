@@ -174,6 +174,12 @@ def build_manifest(design: Design, samples: int, seed: int) -> pd.DataFrame:
         rows.append(row)
     frame = pd.DataFrame(rows)
     frame["sample_index"] = frame["sample_index"].astype("int64")
+    if design.failures:  # rare failures: a stated share of cell designs in named scenarios (design/failures.py)
+        from .failures import assign
+
+        fastest = {p.protocol_id: float(max(p.factors["charge_c_rate"].values or (p.factors["charge_c_rate"].high,)))
+                   for p in design.protocols if "charge_c_rate" in p.factors}
+        frame = assign(frame, design.failures, design.ambient_temperatures_k, fastest, seed)
     return frame
 
 

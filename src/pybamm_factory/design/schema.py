@@ -53,6 +53,7 @@ TOP_LEVEL_KEYS = {
     "license": str,
     "conditions_sampler": str,
     "observe": list,
+    "failures": dict,
 }
 CONDITION_SAMPLERS = ("lhs", "factorial")
 TYPE_WORDS = {str: "text", dict: "a mapping", list: "a list", int: "an integer"}
@@ -288,6 +289,8 @@ class Design:
     conditions_sampler: str = "lhs"
     # measured copies written after the run (`pybamm-factory observe`): (profile, seed) pairs
     observe: tuple[ObserveRequest, ...] = ()
+    # rare failures with a controlled prevalence (design/failures.py)
+    failures: tuple = ()
 
     @property
     def content_hash(self) -> str:

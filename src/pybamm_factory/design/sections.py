@@ -319,6 +319,42 @@ def _conditions_sampler(src, value, protocols) -> str:
     return conditions_sampler
 
 
+def _failures(src, value, varied: dict, protocols) -> tuple:
+    """``failures: {scenario: {share: F, severity: {low: A, high: B}}}`` (design/failures.py)."""
+    from .failures import SCENARIOS, FailureRequest
+
+    value = _mapping(src, "failures", value)
+    out = []
+    for name, entry in value.items():
+        fld = f"failures.{name}"
+        if name not in SCENARIOS:
+            _fail(src, fld, f"unknown failure scenario; allowed: {', '.join(SCENARIOS)}")
+        scenario = SCENARIOS[name]
+        entry = _mapping(src, fld, {"share": entry} if isinstance(entry, (int, float)) and not isinstance(entry, bool) else entry)
+        _check_keys(src, fld, entry, ("share", "severity"))
+        if "share" not in entry:
+            _fail(src, f"{fld}.share", "missing: the share of cell designs in this scenario, 0 < share <= 1")
+        share = _number(src, f"{fld}.share", entry["share"])
+        if not 0 < share <= 1:
+            _fail(src, f"{fld}.share", f"expected 0 < share <= 1 (of the cell designs), got {share:g}")
+        severity = _mapping(src, f"{fld}.severity", entry.get("severity", {"low": scenario.severity[0], "high": scenario.severity[1]}))
+        _check_keys(src, f"{fld}.severity", severity, ("low", "high"))
+        low = _number(src, f"{fld}.severity.low", severity.get("low", scenario.severity[0]))
+        high = _number(src, f"{fld}.severity.high", severity.get("high", scenario.severity[1]))
+        if not 1 <= low <= high:
+            _fail(src, f"{fld}.severity", f"expected 1 <= low <= high (a factor on {scenario.parameter}), got {low:g}..{high:g}")
+        if scenario.parameter not in varied:
+            _fail(src, fld, f"needs '{scenario.parameter}' among varied (the built model must take it as an input)")
+        if scenario.cold_fast_charge:
+            for i, protocol in enumerate(protocols):
+                if "charge_c_rate" not in protocol.factors:
+                    _fail(src, fld, f"protocols[{i}] ('{protocol.protocol_id}') has no charge_c_rate to charge fast with")
+        out.append(FailureRequest(name, share, low, high))
+    if sum(r.share for r in out) > 1 + 1e-12:
+        _fail(src, "failures", f"the shares add up to {sum(r.share for r in out):g}; at most 1")
+    return tuple(out)
+
+
 def _observe(src, value) -> tuple[ObserveRequest, ...]:
     """``observe: [{profile: bms-grade, seed: 1}, ...]``: measured copies written after the
     run; each profile (a packaged name or a file, relative to the design's folder) is

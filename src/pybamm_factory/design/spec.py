@@ -82,6 +82,7 @@ from .sections import (  # noqa: F401 - re-exported: importable from here as bef
     _correlations,
     _cycle_jump,
     _eis,
+    _failures,
     _fixed,
     _mesh,
     _model_build_problem,
@@ -138,13 +139,14 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
     conditions_sampler = _conditions_sampler(src, raw.get("conditions_sampler", "lhs"), protocols)
     cpd = _integer(src, "conditions_per_cell_design", raw.get("conditions_per_cell_design", 1), 1, MAX_SAMPLES)
     observe = _observe(src, raw.get("observe", []))
+    failures = _failures(src, raw.get("failures", {}), varied, protocols)
     return Design(
         name=name, model=model, parameter_set=raw["parameter_set"], model_options=options, mesh=mesh, fixed=fixed,
         varied=varied, protocols=protocols, ambient_temperatures_k=temperatures_k, conditions_per_cell_design=cpd,
         aging=aging, eis=eis, sampler=sampler, solver=solver, splits=splits, raw=copy.deepcopy(raw),
         correlations=correlations, source=src, description=raw.get("description", ""),
         parameter_set_source=raw.get("parameter_set_source", ""), license=raw.get("license", "CC-BY-4.0"),
-        conditions_sampler=conditions_sampler, observe=observe,
+        conditions_sampler=conditions_sampler, observe=observe, failures=failures,
     )
 
 
@@ -301,7 +303,32 @@ def read_design_file(path: str | Path):
     return load_yaml(text, str(path))
 
 
+def with_base(raw, src: str, _seen: tuple = ()) -> dict:
+    """A design that starts ``base: NAME|FILE`` is that design with this file's top-level
+    keys in place of its own (a key given here replaces the base's whole section). The
+    result holds no ``base``: the dataset records, and hashes, the design as run."""
+    if not isinstance(raw, dict) or "base" not in raw:
+        return raw
+    base = raw["base"]
+    if not isinstance(base, str) or not base.strip():
+        raise DesignError(f"{src}: field 'base': expected a packaged design name or a design file, got {base!r}")
+    shipped = packaged_designs()
+    if base in shipped:
+        path = shipped[base]
+    else:
+        path = Path(base) if Path(base).is_absolute() else Path(src).parent / base
+        if not path.is_file():
+            raise DesignError(f"{src}: field 'base': no design file {path}, and not a packaged design; "
+                              f"packaged: {', '.join(sorted(shipped))}")
+    if path.resolve() in _seen:
+        raise DesignError(f"{src}: field 'base': '{base}' leads back to itself")
+    merged = dict(with_base(read_design_file(path), str(path), (*_seen, path.resolve())))
+    merged.update({k: v for k, v in raw.items() if k != "base"})
+    return merged
+
+
 def load_design(design: str | Path | None = None) -> Design:
-    """Read and validate a design file (YAML, loaded safely) or packaged design name."""
+    """Read and validate a design file (YAML, loaded safely) or packaged design name; a
+    ``base:`` key starts it from another design (:func:`with_base`)."""
     path = resolve_design_path(design)
-    return parse_design(read_design_file(path), str(path))
+    return parse_design(with_base(read_design_file(path), str(path)), str(path))

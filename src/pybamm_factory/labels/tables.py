@@ -6,6 +6,7 @@ import math
 
 from .capacity import EOL_SOH, dc_resistance_ohm, end_of_life, rpt_capacity_ah
 from .curves import ica_dva_features
+from .fade import knee
 
 
 def label_rows(ids: dict, snapshots, nominal_capacity_ah: float, status: str) -> list[dict]:
@@ -16,6 +17,7 @@ def label_rows(ids: dict, snapshots, nominal_capacity_ah: float, status: str) ->
     cycles = [s.cycle for s in snapshots]
     soh = [c / capacities[0] for c in capacities]
     eol = end_of_life(cycles, soh, EOL_SOH)
+    has_knee, knee_cycle = knee(cycles, soh)
     rows = []
     for snap, cap, health in zip(snapshots, capacities, soh):
         summary = snap.summary
@@ -39,6 +41,7 @@ def label_rows(ids: dict, snapshots, nominal_capacity_ah: float, status: str) ->
             "rul_to_80_cycles": rul,
             "rul_source": eol.source,
             "rul_fit_rmse": eol.fit_rmse,
+            "knee_onset_cycle": knee_cycle if has_knee else math.nan,
             "solver_status": status,
         }
         row.update(ica_dva_features(snap.discharged_ah, snap.voltage_v))

@@ -9,6 +9,10 @@ Modes:
   the top (or bottom) fraction F of column C form the test split; the other samples
   of their cell designs are excluded, so no cell design is seen on both sides.
 
+A design with rare failures (``failure_class`` in the manifest) is stratified by that
+class unless it asks for another stratum or a holdout, so every split sees each class
+in proportion (a class with one cell design lands in train).
+
 Samples whose solver status is not ``ok`` are ``excluded``.
 """
 
@@ -67,8 +71,8 @@ def make_splits(manifest: pd.DataFrame, solver_log: pd.DataFrame, settings: Spli
         assign = _cut(rest, tuple(f / total for f in frac_rest), rng)
         split = manifest["cell_design_id"].map(assign).fillna("excluded")
         split[in_region] = "test"
-    elif settings.stratify:
-        strata = _stratum(manifest, settings.stratify)
+    elif settings.stratify or ("failure_class" in manifest and manifest["failure_class"].nunique() > 1):
+        strata = _stratum(manifest, settings.stratify or "failure_class")
         assign = {}
         for _, members in strata.groupby(strata, sort=True):
             assign.update(_cut([g for g in groups if g in set(members.index)], fractions, rng))
