@@ -177,9 +177,7 @@ def build_manifest(design: Design, samples: int, seed: int) -> pd.DataFrame:
     if design.failures:  # rare failures: a stated share of cell designs in named scenarios (design/failures.py)
         from .failures import assign
 
-        fastest = {p.protocol_id: float(max(p.factors["charge_c_rate"].values or (p.factors["charge_c_rate"].high,)))
-                   for p in design.protocols if "charge_c_rate" in p.factors}
-        frame = assign(frame, design.failures, design.ambient_temperatures_k, fastest, seed)
+        frame = assign(frame, design.failures, seed)
     return frame
 
 

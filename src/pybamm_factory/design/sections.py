@@ -319,7 +319,7 @@ def _conditions_sampler(src, value, protocols) -> str:
     return conditions_sampler
 
 
-def _failures(src, value, varied: dict, protocols) -> tuple:
+def _failures(src, value, varied: dict) -> tuple:
     """``failures: {scenario: {share: F, severity: {low: A, high: B}}}`` (design/failures.py)."""
     from .failures import SCENARIOS, FailureRequest
 
@@ -345,10 +345,6 @@ def _failures(src, value, varied: dict, protocols) -> tuple:
             _fail(src, f"{fld}.severity", f"expected 1 <= low <= high (a factor on {scenario.parameter}), got {low:g}..{high:g}")
         if scenario.parameter not in varied:
             _fail(src, fld, f"needs '{scenario.parameter}' among varied (the built model must take it as an input)")
-        if scenario.cold_fast_charge:
-            for i, protocol in enumerate(protocols):
-                if "charge_c_rate" not in protocol.factors:
-                    _fail(src, fld, f"protocols[{i}] ('{protocol.protocol_id}') has no charge_c_rate to charge fast with")
         out.append(FailureRequest(name, share, low, high))
     if sum(r.share for r in out) > 1 + 1e-12:
         _fail(src, "failures", f"the shares add up to {sum(r.share for r in out):g}; at most 1")

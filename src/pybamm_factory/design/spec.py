@@ -139,7 +139,7 @@ def parse_design(raw: dict, src: str = "<design>") -> Design:
     conditions_sampler = _conditions_sampler(src, raw.get("conditions_sampler", "lhs"), protocols)
     cpd = _integer(src, "conditions_per_cell_design", raw.get("conditions_per_cell_design", 1), 1, MAX_SAMPLES)
     observe = _observe(src, raw.get("observe", []))
-    failures = _failures(src, raw.get("failures", {}), varied, protocols)
+    failures = _failures(src, raw.get("failures", {}), varied)
     return Design(
         name=name, model=model, parameter_set=raw["parameter_set"], model_options=options, mesh=mesh, fixed=fixed,
         varied=varied, protocols=protocols, ambient_temperatures_k=temperatures_k, conditions_per_cell_design=cpd,
