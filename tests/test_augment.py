@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pybamm_factory import api
-from pybamm_factory.augment import augment
+from pybamm_factory.api import augment  # the pipeline and the card's section
 from pybamm_factory.augment.models import ConditionalVAE
 from pybamm_factory.dataset import store, validate_frame, verify
 from pybamm_factory.dataset.store import read_table
@@ -132,3 +132,15 @@ def test_cells_with_different_rpt_cycles_train_and_generate_their_own_time_axis(
     grid = labels.groupby("sample_id")["cycle"].max().max()
     assert last.min() < 1.5 * grid and last.max() > grid  # generated lives span both time axes
     assert report["metrics"]["model"]["physics_soh_non_increasing"] == 1.0
+
+
+def test_baselines_are_small_estimators_that_fit_and_return_themselves():
+    from pybamm_factory.augment import CopyGenerator, NoiseGenerator
+
+    x, y = np.zeros((6, 2)), np.arange(18, dtype=float).reshape(6, 3)
+    noise, copy = NoiseGenerator(), CopyGenerator()
+    assert noise.fit(x, y) is noise and copy.fit(x, y) is copy
+    drawn = noise.sample(np.zeros((50, 2)), seed=1)
+    assert drawn.shape == (50, 3) and abs(drawn.mean()) < 0.5 and np.array_equal(drawn, noise.sample(np.zeros((50, 2)), seed=1))
+    copied = copy.sample(np.zeros((20, 2)), seed=2)
+    assert copied.shape == (20, 3) and all(any(np.array_equal(row, t) for t in y) for row in copied)  # only training rows

@@ -136,9 +136,10 @@ def observe_requested(out: Path, design: Design, quiet: bool = True) -> None:
 def write_card(out: Path, design: Design, meta: dict, tables: dict, quality: dict, figures: list[str]) -> None:
     """The card lists every data file's sha256; then checksums.sha256 lists them and the card."""
     augmentation = ""
-    aug = Path(out) / "augment" / "augmentation_card.md"
-    if aug.exists():
-        augmentation = aug.read_text()
+    if (Path(out) / "augment").is_dir():  # generators trained by `pybamm-factory augment`
+        from .augment import card_section as augmentation_section
+
+        augmentation = augmentation_section(out)
     sums = card_mod.file_checksums(out, figures)
     sensitivity = ""
     derived = Path(out) / card_mod.DERIVED / "sensitivity.parquet"
@@ -154,6 +155,16 @@ def write_card(out: Path, design: Design, meta: dict, tables: dict, quality: dic
     text = card_mod.render_card(out, design, meta, tables, quality, figures, sums, augmentation, sensitivity, observation)
     store.atomic_write_text(Path(out) / card_mod.CARD, text)
     card_mod.write_checksums(out, sums)
+
+
+def augment(root: str | Path, **options) -> dict:
+    """Train a generator on a finished dataset (:func:`pybamm_factory.augment.augment`,
+    same options), then re-render the card with its section; returns the report."""
+    from .augment import augment as train_and_generate
+
+    report = train_and_generate(root, **options)
+    refresh_card(root)
+    return report
 
 
 def refresh_card(out: str | Path) -> None:

@@ -674,7 +674,7 @@ def augment(directory, model, samples, seed, epochs, conditions, quiet):
     """Train a generator on the train split and write generated cells with fidelity metrics."""
     import pandas as pd
 
-    from .augment import augment as run_augment
+    from .api import augment as run_augment
 
     frame = None
     if conditions is not None:

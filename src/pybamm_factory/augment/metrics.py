@@ -59,12 +59,15 @@ def tstr_mae(train_x, train_y, test_x, test_y, seed: int = 0) -> float:
 
 
 def physics_sanity(cells: dict[str, np.ndarray]) -> dict:
+    """Shares of generated cells that keep the labels' physics limits (labels/limits.py)."""
+    from ..labels.limits import MONOTONE_TOLERANCE, NEGATIVE_TOLERANCE, SOH_MAX
+
     soh, lli = cells["soh"], cells["lli_pct"]
     lam = np.concatenate([cells["lam_ne_pct"], cells["lam_pe_pct"]], axis=1)
     return {
-        "soh_non_increasing": float(np.mean(np.all(np.diff(soh, axis=1) <= 1e-9, axis=1))),
-        "lli_non_decreasing": float(np.mean(np.all(np.diff(lli, axis=1) >= -1e-9, axis=1))),
-        "values_in_range": float(np.mean(np.all((soh > 0) & (soh <= 1.05), axis=1)
-                                         & np.all(lli >= -1e-6, axis=1) & np.all(lam >= -1e-6, axis=1)
+        "soh_non_increasing": float(np.mean(np.all(np.diff(soh, axis=1) <= MONOTONE_TOLERANCE, axis=1))),
+        "lli_non_decreasing": float(np.mean(np.all(np.diff(lli, axis=1) >= -MONOTONE_TOLERANCE, axis=1))),
+        "values_in_range": float(np.mean(np.all((soh > 0) & (soh <= SOH_MAX), axis=1)
+                                         & np.all(lli >= -NEGATIVE_TOLERANCE, axis=1) & np.all(lam >= -NEGATIVE_TOLERANCE, axis=1)
                                          & np.all(cells["resistance_ohm"] > 0, axis=1))),
     }

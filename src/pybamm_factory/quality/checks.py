@@ -15,42 +15,13 @@ import pandas as pd
 
 from ..design.manifest import condition_columns
 from ..labels.impedance import FIT_RESIDUAL_WARN, KK_THRESHOLD
+from ..labels.limits import NEGATIVE_TOLERANCE, PLATING_TOLERANCE_FRACTION, SOH_MAX, physics_problems  # noqa: F401 - the labels' rules
 
-SOH_MAX = 1.05
-NEGATIVE_TOLERANCE = 1e-6  # LLI / LAM in %: below -tolerance is non-physical
 CUMULATIVE_TOLERANCE = 1e-6  # relative decrease allowed for cumulative quantities
 CUMULATIVE_COLUMNS = ("throughput_ah", "sei_loss_ah", "equivalent_full_cycles")
 REQUIRED_LABELS = ("capacity_ah", "soh", "lli_pct", "lam_ne_pct", "lam_pe_pct", "plating_loss_ah",
                    "sei_loss_ah", "resistance_ohm", "rul_source", "throughput_ah")
 NEAR_DUPLICATE_SOH = 1e-9
-# plated-lithium loss below -0.01 % of the cell's capacity is non-physical; above it,
-# solver noise (-0.0002 A.h = -0.004 % was seen at a fresh 25 degC RPT of the default
-# design, rtol = atol = 1e-5)
-PLATING_TOLERANCE_FRACTION = 1e-4
-
-
-def physics_problems(labels: pd.DataFrame) -> list[str]:
-    """Non-physical label values of one or more samples, as short sentences.
-
-    The same rules flag a sample in its worker (its status becomes ``failed``) and
-    block the gate when they appear in rows of ``ok`` samples.
-    """
-    out = []
-    if labels.empty:
-        return out
-    rules = [
-        ((labels["soh"] <= 0) | (labels["soh"] > SOH_MAX), f"SOH outside (0, {SOH_MAX}]"),
-        (labels["capacity_ah"] < 0, "negative capacity"),
-        (labels["resistance_ohm"] < 0, "negative resistance"),
-        ((labels[["lli_pct", "lam_ne_pct", "lam_pe_pct"]] < -NEGATIVE_TOLERANCE).any(axis=1), "negative LLI or LAM"),
-        (labels["plating_loss_ah"] < -PLATING_TOLERANCE_FRACTION * labels["capacity_ah"].abs(),
-         "negative plated-lithium loss"),
-    ]
-    for mask, text in rules:
-        if mask.any():
-            row = labels[mask].iloc[0]
-            out.append(f"{text} at cycle {int(row['cycle'])}")
-    return out
 
 
 @dataclass

@@ -10,8 +10,8 @@ from ..dataset.tables import SAMPLE_TABLES as TABLES
 from ..dataset.tables import TIMINGS
 from ..design.spec import Design
 from ..labels import curve_table, label_rows, spectrum_features
+from ..labels.limits import physics_problems
 from ..memory import configure_allocator, release_memory
-from ..quality.checks import physics_problems
 from .aging import get_aging_engine
 from .eis import get_eis_engine
 
