@@ -181,6 +181,14 @@ def _grid_rows(discharge: Discharge) -> dict:
     return table
 
 
+def _one_sample(frame: pd.DataFrame, caller: str) -> str:
+    """The one sample id of ``frame`` (the per-sample functions take one sample's rows)."""
+    sample_ids = frame["sample_id"].unique()
+    if len(sample_ids) != 1:
+        raise ValueError(f"{caller} takes one sample's rows, got {len(sample_ids)} samples")
+    return str(sample_ids[0])
+
+
 def observe_sample_curves(curves: pd.DataFrame, profile: Profile, seed: int, current_a: float,
                           elapsed_days: dict | None = None, resistance_ohm: dict | None = None,
                           temperature_k: float = 298.15) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -191,10 +199,7 @@ def observe_sample_curves(curves: pd.DataFrame, profile: Profile, seed: int, cur
     Returns (curves rows, one row per RPT of capacity_ah, soh, resistance_ohm, ICA/DVA)."""
     if curves.empty:
         return pd.DataFrame(), pd.DataFrame()
-    sample_ids = curves["sample_id"].unique()
-    if len(sample_ids) != 1:
-        raise ValueError(f"observe_sample_curves takes one sample's rows, got {len(sample_ids)} samples")
-    sample_id = str(sample_ids[0])
+    sample_id = _one_sample(curves, "observe_sample_curves")
     channel = channel_errors(profile, seed, sample_id)
     elapsed_days, resistance_ohm = elapsed_days or {}, resistance_ohm or {}
     curve_frames, feature_rows = [], []
@@ -244,10 +249,7 @@ def observe_sample_spectra(spectra: pd.DataFrame, profile: Profile, seed: int,
     with the factory's :func:`~pybamm_factory.labels.impedance.spectrum_features`."""
     if spectra.empty:
         return pd.DataFrame(), pd.DataFrame()
-    sample_ids = spectra["sample_id"].unique()
-    if len(sample_ids) != 1:
-        raise ValueError(f"observe_sample_spectra takes one sample's rows, got {len(sample_ids)} samples")
-    sample_id = str(sample_ids[0])
+    sample_id = _one_sample(spectra, "observe_sample_spectra")
     channel = channel_errors(profile, seed, sample_id)
     frames, rows = [], []
     for sweep_id, sweep in spectra.groupby("sweep_id", sort=False):
