@@ -39,3 +39,41 @@ def realdata(tmp_path_factory) -> Path:
     with tarfile.open(REALDATA_ARCHIVE) as archive:
         archive.extractall(target, filter="data")
     return target / "realdata"
+
+
+# -- the two lanes ---------------------------------------------------------------------------
+# `pytest -m "not slow"` is the fast lane (under a minute on two cores: readers, designs, CLI,
+# labels and the other pure-Python tests); `pytest` runs every test (what .ci/run runs). The
+# rule is applied here, not by hand: a test is `slow` when it
+#   (a) uses, directly or through another fixture, a fixture that builds a dataset or solves
+#       PyBaMM (SLOW_FIXTURES), or
+#   (b) lives in a module whose tests solve PyBaMM themselves (SLOW_MODULES).
+# Tests marked @pytest.mark.slow by hand stay slow as well.
+SLOW_FIXTURES = (
+    "smoke_dataset",     # here: api.run of the smoke design, 4 samples (observe, quality, verify, ... build on it)
+    "small_dataset",     # test_augment.py: api.run of the smoke design, 16 samples
+    "learn_dataset",     # test_learn.py: api.run of 10 SPMe cells with EIS
+    "saltelli_dataset",  # test_sensitivity.py: api.run of a 16-sample Saltelli design
+    "reduced",           # test_calibrate.py: a voltage calibration on the LG M50 curves (SPMe fits)
+    "sei_run",           # test_eis.py: simulate_sample of a tiny design with EIS
+    "jumped_and_exact",  # test_jumps.py: a jumped and an exact aging run
+    "solved",            # test_pybamm_adapter.py: an SPM solved with an experiment
+)
+SLOW_MODULES = (
+    "test_activation.py",         # VoltageProblem simulations and SPMe discharges with Arrhenius terms
+    "test_aging_calibration.py",  # AgingEngine runs and trajectory fits
+    "test_calibrate.py",          # VoltageProblem simulations and fits on real curves
+    "test_crash.py",              # real runs killed, resumed, out of disk (its CLI refusals live in test_cli.py)
+    "test_eis.py",                # simulate_sample with EIS
+    "test_eis_calibration.py",    # the EIS model fitted to a measured spectrum
+    "test_physics.py",            # simulate_sample on tiny meshes in every test
+    "test_pybamm_adapter.py",     # SPM / EIS simulations of the adapter's checks
+    "test_verify.py",             # a real run through the CLI (every sample fails the gate)
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.path.name in SLOW_MODULES or any(name in SLOW_FIXTURES for name in getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

@@ -6,10 +6,8 @@ import json
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 from pybamm_factory.calibrate import calibrate_eis
-from pybamm_factory.cli import main
 from pybamm_factory.design import load_design
 
 
@@ -31,12 +29,3 @@ def test_eis_fit_brings_the_spectrum_to_the_measured_cell(realdata, tmp_path):
     assert (tmp_path / "eis_eis_calibration" / "eis_fit.png").stat().st_size > 0
     saved = json.loads((tmp_path / "eis_eis_calibration" / "eis_calibration_report.json").read_text())
     assert saved["at_bound_unidentified"] == report["at_bound_unidentified"]
-
-
-def test_calibrate_eis_needs_a_temperature_and_an_soc(realdata, tmp_path):
-    spectrum = realdata / "lgm50lt_eis" / "LGM50LT_eis_25C.csv"
-    result = CliRunner().invoke(main, ["calibrate-eis", str(spectrum), "--out", str(tmp_path / "x.yaml")])
-    assert result.exit_code == 2 and "--temperature-c" in result.output
-    no_soc = realdata / "eis_example" / "impedance_example.csv"
-    result = CliRunner().invoke(main, ["calibrate-eis", str(no_soc), "--temperature-c", "25", "--out", str(tmp_path / "x.yaml")])
-    assert result.exit_code == 2 and "soc" in result.output, result.output

@@ -15,7 +15,7 @@ from pybamm_factory import api
 from pybamm_factory.cli import main
 from pybamm_factory.dataset.store import read_table
 from pybamm_factory.design import parse_design
-from pybamm_factory.learn import load_model, predict, train
+from pybamm_factory.learn import predict, train
 from pybamm_factory.learn.features import add_relative, spectrum_observables
 from pybamm_factory.learn.models import UntrustedModelError, load_estimator
 from tests.physics_designs import BASE
@@ -118,13 +118,6 @@ def test_a_model_file_with_foreign_types_is_refused(tmp_path):
     sio.dump(FunctionTransformer(func=math.sqrt), path)
     with pytest.raises(UntrustedModelError, match="math.sqrt"):
         load_estimator(path)
-
-
-def test_predict_refuses_a_directory_without_a_model(tmp_path):
-    result = CliRunner().invoke(main, ["predict", str(tmp_path), __file__])
-    assert result.exit_code == 2 and "not a model directory" in result.output
-    with pytest.raises(FileNotFoundError):
-        load_model(tmp_path)
 
 
 @pytest.mark.slow

@@ -129,25 +129,6 @@ def test_spectrum_readers(realdata):
     assert (ex["z_imag_ohm"] < 0).mean() > 0.8  # capacitive part negative, as stored
 
 
-def test_read_cli_writes_normalised_parquet(realdata, tmp_path):
-    import pandas as pd
-    from click.testing import CliRunner
-
-    from pybamm_factory.cli import main
-
-    out = tmp_path / "maccor.parquet"
-    result = CliRunner().invoke(main, ["read", str(realdata / "maccor" / "xTESLADIAG_000038.078"), "-o", str(out)])
-    assert result.exit_code == 0, result.output
-    import re
-
-    first, last = map(float, re.search(r"discharge capacity ([\d.]+) -> ([\d.]+) A\.h", result.output).groups())
-    assert first == pytest.approx(3.99, abs=0.01) and last < first  # the file's first full discharge, then fade
-    frame = pd.read_parquet(out)
-    assert list(frame.columns) == COLUMNS and len(frame) > 10000
-    bad = CliRunner().invoke(main, ["read", str(realdata / "eis_example" / "impedance_example.csv"), "-o", str(out)])
-    assert bad.exit_code == 2 and "unrecognised export" in bad.output
-
-
 # Other labs' layouts of the same real data: each variant is the real file rewritten in another
 # export layout (column names, units, separators, time format, sign convention), and must give
 # the same facts as the original.
@@ -290,31 +271,6 @@ def test_semicolon_table_with_clock_millivolts_and_kelvin(realdata, tmp_path):
     assert seg["discharged_ah"].iloc[-1] == pytest.approx(4.84, abs=0.03)
     assert seg["voltage_v"].iloc[0] < 4.3 and seg["voltage_v"].iloc[-1] > 2.4  # mV -> V
     assert frame["temperature_c"].dropna().between(20, 35).all()  # K -> degC
-
-
-def test_read_cli_column_mapping_for_unrecognised_headers(realdata, tmp_path):
-    import re
-
-    import pandas as pd
-    from click.testing import CliRunner
-
-    from pybamm_factory.cli import main
-
-    raw = pd.read_csv(realdata / "lgm50_wmg" / "LGM50_25C_0.5C.csv")
-    path = tmp_path / "rig.csv"
-    pd.DataFrame({"Elapsed": raw["time_s"], "Load": -1000 * raw["current_a"], "Cell": raw["voltage_v"]}).to_csv(path, index=False)
-    out = tmp_path / "rig.parquet"
-    unmapped = CliRunner().invoke(main, ["read", str(path), "-o", str(out)])
-    assert unmapped.exit_code == 2 and "unrecognised export" in unmapped.output
-    args = ["read", str(path), "-o", str(out), "--column", "time_s=Elapsed", "--column", "current_a=Load",
-            "--column", "voltage_v=Cell", "--current-sign", "discharge-positive", "--current-unit", "mA"]
-    result = CliRunner().invoke(main, args)
-    assert result.exit_code == 0, result.output
-    assert "stated: discharge-positive" in result.output
-    first = float(re.search(r"discharge capacity ([\d.]+)", result.output).group(1))
-    assert first == pytest.approx(4.84, abs=0.03)
-    bad = CliRunner().invoke(main, args[:4] + ["--column", "time_s"])
-    assert bad.exit_code == 2 and "NAME=HEADER" in bad.output
 
 
 def _sweep(realdata, soc=0.5):
@@ -858,22 +814,3 @@ def test_packed_copy_of_the_real_data_matches_the_shared_folder():
     shared = {str(p.relative_to(REALDATA)): hashlib.sha256(p.read_bytes()).hexdigest()
               for p in REALDATA.rglob("*") if p.is_file()}
     assert packed == shared
-
-
-def test_help_and_read_do_not_import_pybamm(realdata):
-    """`pybamm-factory --help`, `read` and `eis-features` run without loading PyBaMM or
-    matplotlib (a fresh interpreter, the real CLI), and so does `import pybamm_factory.readers`."""
-    import subprocess
-    import sys
-
-    code = ("import sys\nfrom pybamm_factory.cli import main\n"
-            "for args in (['--help'], ['read', sys.argv[1]], ['eis-features', sys.argv[2]]):\n"
-            "    try:\n        main(args)\n    except SystemExit as exc:\n        assert exc.code in (0, None), (args, exc.code)\n"
-            "print(sorted(m for m in ('pybamm', 'matplotlib', 'torch', 'sklearn') if m in sys.modules))\n")
-    out = subprocess.run([sys.executable, "-c", code, str(realdata / "arbin" / "arbin_example.csv"),
-                          str(realdata / "eis_example" / "impedance_example.csv")],
-                         capture_output=True, text=True, check=True).stdout
-    assert out.strip().splitlines()[-1] == "[]"
-    # the readers package alone, as `learn.measured` and a notebook import it
-    subprocess.run([sys.executable, "-c", "import pybamm_factory.readers, sys; "
-                    "assert 'pybamm' not in sys.modules and 'matplotlib' not in sys.modules"], check=True)

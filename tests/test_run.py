@@ -125,25 +125,3 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(smoke_dataset, tmp_pat
         b = read_table(smoke_dataset, table)
         pd.testing.assert_frame_equal(a, b, check_exact=True)  # timings live apart, in timings.parquet
     assert table_digests(out) == table_digests(smoke_dataset)
-
-
-def test_cli_help_explains_every_option():
-    from click.testing import CliRunner
-
-    from pybamm_factory.cli import main
-
-    result = CliRunner().invoke(main, ["run", "--help"])
-    assert result.exit_code == 0
-    for option in ("--design", "--samples", "--workers", "--seed", "--out", "--backend", "--scheduler", "--quiet"):
-        assert option in result.output
-    assert "default: 200" in result.output
-
-
-def test_cli_bad_design_prints_one_line(tmp_path):
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\nmodel: p2d\n")
-    out = subprocess.run([sys.executable, "-m", "pybamm_factory.cli", "design", "--design", str(bad)],
-                         capture_output=True, text=True)
-    assert out.returncode == 2
-    assert out.stderr.strip().count("\n") == 0 and "Traceback" not in out.stderr
-    assert str(bad) in out.stderr
