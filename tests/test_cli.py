@@ -20,24 +20,9 @@ from pybamm_factory.dataset import rundir
 from pybamm_factory.design import MAX_SAMPLES
 from pybamm_factory.learn import load_model
 from pybamm_factory.readers import COLUMNS
+from tests.cli_helpers import one_line_refusal, run_cli
 
 REPO = Path(__file__).resolve().parents[1]
-RUN = ["run", "--design", "smoke", "--samples", "4", "--seed", "7", "--quiet"]
-
-
-def _cli(*args: str):
-    return CliRunner().invoke(main, [*RUN, *args])
-
-
-def _one_line_refusal(result, *fragments: str) -> str:
-    """Exit 2 and exactly one line, ``error: ...``, holding every fragment; no traceback."""
-    text = result.output.strip()
-    assert result.exit_code == 2, (result.exit_code, text, result.exception)
-    assert "Traceback" not in text and len(text.splitlines()) == 1, text
-    assert text.startswith("error: "), text
-    for fragment in fragments:
-        assert fragment in text, (fragment, text)
-    return text
 
 
 # --- help, and what the light commands import -----------------------------------------
@@ -102,7 +87,7 @@ def test_cli_refuses_ten_million_samples_before_building_anything(tmp_path):
 @pytest.mark.parametrize("where", ["/", "home", "repository"])
 def test_root_home_and_repository_root_are_refused(where):
     out = {"/": Path("/"), "home": Path.home(), "repository": REPO}[where]
-    _one_line_refusal(_cli("--out", str(out)), str(out), "refusing to write a dataset into")
+    one_line_refusal(run_cli("--out", str(out)), str(out), "refusing to write a dataset into")
     assert not (out / rundir.LOCK_NAME).exists() and not (out / "run.json").exists()
 
 
@@ -112,7 +97,7 @@ def test_non_empty_directory_that_is_not_a_run_is_refused_untouched(tmp_path):
     (foreign / "README.md").write_text("my notes\n")
     (foreign / "data.csv").write_text("a,b\n1,2\n")
     stamp = (foreign / "README.md").stat().st_mtime_ns
-    _one_line_refusal(_cli("--out", str(foreign)), str(foreign), "not a pybamm-factory run")
+    one_line_refusal(run_cli("--out", str(foreign)), str(foreign), "not a pybamm-factory run")
     assert sorted(p.name for p in foreign.iterdir()) == ["README.md", "data.csv"]
     assert (foreign / "README.md").read_text() == "my notes\n"
     assert (foreign / "README.md").stat().st_mtime_ns == stamp
@@ -120,7 +105,7 @@ def test_non_empty_directory_that_is_not_a_run_is_refused_untouched(tmp_path):
     odd = tmp_path / "odd"
     odd.mkdir()
     (odd / "backup.tmp-1").write_text("keep")
-    _one_line_refusal(_cli("--out", str(odd)), "backup.tmp-1")
+    one_line_refusal(run_cli("--out", str(odd)), "backup.tmp-1")
     assert (odd / "backup.tmp-1").read_text() == "keep"
 
 
@@ -132,7 +117,7 @@ def test_read_only_parent_is_refused_in_one_line(tmp_path):
         if os.access(ro, os.W_OK):
             pytest.skip("cannot make a read-only folder here (root without mount)")
     try:
-        _one_line_refusal(_cli("--out", str(ro / "run")), str(ro / "run"), "cannot create the output directory")
+        one_line_refusal(run_cli("--out", str(ro / "run")), str(ro / "run"), "cannot create the output directory")
     finally:
         subprocess.run(["umount", str(ro)], capture_output=True)
         os.chmod(ro, 0o755)

@@ -17,32 +17,15 @@ from types import SimpleNamespace
 
 import pandas as pd
 import pytest
-from click.testing import CliRunner
 
 from pybamm_factory import api
-from pybamm_factory.cli import main
 from pybamm_factory.dataset import rundir, store
 from pybamm_factory.dataset.card import DATA_TABLES
 from pybamm_factory.dataset.store import read_table
+from tests.cli_helpers import RUN, one_line_refusal, run_cli
 from tests.dataset_files import rebuild_parts, table_digests
 
 TIMING_COLUMNS = ["wall_time_s", "solve_time_s", "eis_time_s", "solver_time_s", "eis_solver_time_s"]
-RUN = ["run", "--design", "smoke", "--samples", "4", "--seed", "7", "--quiet"]
-
-
-def _cli(*args: str):
-    return CliRunner().invoke(main, [*RUN, *args])
-
-
-def _one_line_refusal(result, *fragments: str) -> str:
-    """Exit 2 and exactly one line, ``error: ...``, holding every fragment; no traceback."""
-    text = result.output.strip()
-    assert result.exit_code == 2, (result.exit_code, text, result.exception)
-    assert "Traceback" not in text and len(text.splitlines()) == 1, text
-    assert text.startswith("error: "), text
-    for fragment in fragments:
-        assert fragment in text, (fragment, text)
-    return text
 
 
 def _same_tables(a: Path, b: Path) -> None:
@@ -74,12 +57,12 @@ def _dead_pid() -> int:
 def test_out_that_is_a_file_or_cannot_be_created_is_refused(tmp_path):
     afile = tmp_path / "afile"
     afile.write_text("x")
-    result = _cli("--out", str(afile))  # click's own check of the option answers first
+    result = run_cli("--out", str(afile))  # click's own check of the option answers first
     assert result.exit_code == 2 and "Traceback" not in result.output and "afile" in result.output
     with pytest.raises(api.RunConflictError, match="exists and is not a directory"):
         api.run("smoke", samples=4, seed=7, out=afile, quiet=True)
     assert afile.read_text() == "x"
-    _one_line_refusal(_cli("--out", str(afile / "sub")), str(afile / "sub"), "cannot create the output directory")
+    one_line_refusal(run_cli("--out", str(afile / "sub")), str(afile / "sub"), "cannot create the output directory")
 
 
 def test_default_out_dir_must_stay_inside_datasets(tmp_path, monkeypatch):
@@ -98,13 +81,13 @@ def test_second_run_into_a_locked_directory_is_refused(tmp_path):
     # a live process holds it (this test's own process: the CLI runs in it, and is refused all the same)
     lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}))
     held = lock.read_text()
-    _one_line_refusal(_cli("--out", str(out)), str(out), f"another run is writing here (pid {os.getpid()}")
+    one_line_refusal(run_cli("--out", str(out)), str(out), f"another run is writing here (pid {os.getpid()}")
     assert lock.read_text() == held and sorted(p.name for p in out.iterdir()) == [rundir.LOCK_NAME]
     lock.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))  # no start time: still live
-    _one_line_refusal(_cli("--out", str(out)), "another run is writing here")
+    one_line_refusal(run_cli("--out", str(out)), "another run is writing here")
     # another host's lock cannot be checked: refused, never taken over
     lock.write_text(json.dumps({"pid": _dead_pid(), "host": "elsewhere.example", "started": time.time()}))
-    _one_line_refusal(_cli("--out", str(out)), "on elsewhere.example", "delete")
+    one_line_refusal(run_cli("--out", str(out)), "on elsewhere.example", "delete")
     # a dead PID on this host is stale: taken over (and released again)
     lock.write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname(), "started": time.time()}))
     with rundir.RunLock(out) as taken:
@@ -122,7 +105,7 @@ def test_stale_lock_and_half_written_files_are_cleaned_on_resume(smoke_dataset, 
     for path in planted:
         path.write_bytes(b"half a file")
     (out / rundir.LOCK_NAME).write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname(), "started": 0}))
-    result = _cli("--out", str(out), "--workers", "1")
+    result = run_cli("--out", str(out), "--workers", "1")
     assert result.exit_code == 0, result.output
     assert not _leftovers(out), _leftovers(out)
     _same_tables(out, smoke_dataset)
