@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .calibrate.options import CAPACITY_SCALING, OPTIMISERS, THERMAL_MODES
+from .calibrate.options import CAPACITY_SCALING, INITIAL_STATES, OPTIMISERS, THERMAL_MODES
 from .design.spec import MAX_SAMPLES
 from .errors import FactoryError
 from .readers import FORMATS
@@ -514,13 +514,17 @@ def read(file, out, fmt, columns, current_sign, current_unit, current_a, c_rate,
                    "area by measured / model capacity (lowest-rate fitted curve) before fitting; the design fixes the "
                    "scaled values. auto: when the cell is more than 1.5x larger or smaller (beyond what fitted "
                    "fractions can absorb); on: always; off: never.")
+@click.option("--initial-state", type=click.Choice(INITIAL_STATES), default="set", show_default=True,
+              help="Where each discharge starts. set: the parameter set's (or fitted) initial concentrations; "
+                   "rest-voltage: where the set's open-circuit voltage equals the file's last reading at rest before "
+                   "the load, at the fitted lithium inventory.")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Calibrated design YAML to write (report and figures go to <out stem>_calibration/ beside it).")
 @table_options
 @_user_errors
 def calibrate(data, held_out, fit_names, parameter_set, base_design, model, thermal, optimiser, max_evaluations,
-              discharge, temperatures, leave_one_out, check_cells, capacity_scaling_mode, out, fmt, columns, current_sign,
-              current_unit, current_a, c_rate, capacity_ah):
+              discharge, temperatures, leave_one_out, check_cells, capacity_scaling_mode, initial_state, out, fmt, columns,
+              current_sign, current_unit, current_a, c_rate, capacity_ah):
     """Fit PyBaMM parameters to measured CC discharges and write a calibrated design.
 
     \b
@@ -547,7 +551,8 @@ def calibrate(data, held_out, fit_names, parameter_set, base_design, model, ther
                              base_design=base_design, model=model, thermal=thermal, max_evaluations=max_evaluations,
                              optimiser=optimiser, leave_one_out=leave_one_out, discharge=discharge,
                              check_cells=check_cells, capacity_scaling_mode=capacity_scaling_mode,
-                             read_options={"format": fmt, **options}, temperature_c=stated or None)
+                             read_options={"format": fmt, **options}, temperature_c=stated or None,
+                             initial_state=initial_state)
     for name, source in report["discharge_used"].items():
         click.echo(f"{name}: {source}")
     scaling = report.get("capacity_scaling")

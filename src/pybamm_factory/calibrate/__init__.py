@@ -35,7 +35,7 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
               thermal: str = "ambient", max_evaluations: int = 200, report_dir: str | Path | None = None,
               optimiser: str = "least-squares", leave_one_out: bool = True, discharge: str | int = "largest",
               check_cells: int = 20, capacity_scaling_mode: str = "auto", read_options: dict | None = None,
-              temperature_c: dict | float | None = None) -> dict:
+              temperature_c: dict | float | None = None, initial_state: str = "set") -> dict:
     """Fit ``fit`` parameters to the CC discharges in ``data``; write the design and a report.
 
     Returns the report (also written as ``calibration_report.json`` with a figure of
@@ -58,7 +58,9 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
     assumed. ``discharge="all"`` or ``"1,3"`` fits several discharges of a file, named
     ``<file>:<index>``. Parameters the data do not identify (at a bound, no curvature, a
     spread as large as the value) are listed in the report's ``unidentified`` and marked so
-    in the written design.
+    in the written design. ``initial_state``: "set" starts every discharge from the set's (or
+    fitted) initial concentrations, "rest-voltage" from the file's rest voltage before the load
+    at the fitted lithium inventory (:class:`~.problem.VoltageProblem`).
     """
     from .curve import Curve
     from .design_writer import calibrated_design, check_names, simulate_design_cells, write_design
@@ -81,10 +83,11 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
                                                               temperature_c=temperature_of(p))]
 
     curves, held = curves_of(data), curves_of(held_out)
-    problem = VoltageProblem(parameter_set, list(fit), model=model, thermal=thermal)
+    problem = VoltageProblem(parameter_set, list(fit), model=model, thermal=thermal, initial_state=initial_state)
     scaling = capacity_scaling(problem, curves, capacity_scaling_mode)
     if scaling and scaling["applied"]:
-        problem = VoltageProblem(parameter_set, list(fit), model=model, thermal=thermal, fixed=scaling["fixed"])
+        problem = VoltageProblem(parameter_set, list(fit), model=model, thermal=thermal, fixed=scaling["fixed"],
+                                 initial_state=initial_state)
     result = fit_parameters(problem, curves, held, max_evaluations=max_evaluations, optimiser=optimiser)
     loo = leave_one_curve_out(problem, curves, result, max_evaluations, optimiser) if leave_one_out else None
     if loo:
@@ -99,6 +102,7 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
         cells = simulate_design_cells(problem, curves, raw, check_cells)
         check = {**cells.summary(curves), "figure": str(plot_design_cells(problem, curves, result, cells, report_dir / "design_cells.png"))}
     report = {"design": str(design_path), "parameter_set": parameter_set, "model": model, "thermal": thermal,
+              "initial_state": initial_state,
               "temperature_source": {c.name: problem.temperature_source(c) for c in curves + held},
               "discharge_used": {c.name: c.source for c in curves + held},
               "fitted_curves": [str(p) for p in data], "held_out_curves": [str(p) for p in held_out],

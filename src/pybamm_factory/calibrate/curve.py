@@ -39,6 +39,7 @@ class Curve:
     trace_time_s: np.ndarray | None = None  # logged temperature trace (time from the start of discharge)
     trace_temperature_k: np.ndarray | None = None
     source: str = ""  # which discharge of the file, in words
+    rest_voltage_v: float | None = None  # last reading at rest before the discharge (None if the file has none)
 
     @classmethod
     def from_file(cls, path: str | Path, points: int = POINTS_PER_CURVE, discharge: str | int = "largest",
@@ -91,11 +92,23 @@ class Curve:
                 source += f"; temperature stated: {temperature_c:g} degC (the file records none)"
             name = path.stem if len(picked) == 1 else f"{path.stem}:{k + 1}"
             curves.append(cls(name, grid, np.interp(grid, q, seg["voltage_v"].to_numpy()),
-                              current_a, float(time_s[-1]), mean_k, start_k, trace_t, trace_k, source))
+                              current_a, float(time_s[-1]), mean_k, start_k, trace_t, trace_k, source,
+                              _rest_voltage(frame, seg)))
         return curves
 
 
 DISCHARGE_CHOICES = ("largest", "first", "all")
+
+
+def _rest_voltage(frame, seg) -> float | None:
+    """The last voltage reading at zero current before ``seg`` (a discharge of ``frame``)
+    starts: the cell's rest voltage before the load, or None when the file shows no rest."""
+    current, voltage = frame["current_a"].to_numpy(float), frame["voltage_v"].to_numpy(float)
+    first = np.flatnonzero((current == seg["current_a"].iloc[0]) & (voltage == seg["voltage_v"].iloc[0]))
+    if not len(first):
+        return None
+    at_rest = np.flatnonzero(np.abs(current[: first[0]]) < 1e-3 * abs(seg["current_a"].iloc[0]))
+    return float(voltage[at_rest[-1]]) if len(at_rest) and at_rest[-1] >= first[0] - 5 else None
 
 
 def pick_discharge(segments: list, discharge: str | int, path) -> int:

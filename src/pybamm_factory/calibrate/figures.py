@@ -40,15 +40,24 @@ def plot_design_cells(problem: VoltageProblem, curves: list[Curve], fit: FitResu
     return _curve_panels(curves, draw, path)
 
 
+PANELS_PER_ROW = 4  # a fit over many temperatures and rates wraps into rows that stay readable
+
+
 def _curve_panels(curves: list[Curve], draw, path: Path) -> Path:
     """One voltage-vs-discharged-capacity panel per curve; ``draw(ax, curve)`` fills one
     and returns its title. Saved to ``path``."""
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(curves), figsize=(3.4 * len(curves), 3.2), squeeze=False)
-    for ax, c in zip(axes[0], curves):
-        ax.set_title(draw(ax, c), fontsize=8)
+    cols = min(len(curves), PANELS_PER_ROW)
+    rows = -(-len(curves) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 3.0 * rows), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        if i >= len(curves):
+            ax.set_visible(False)
+            continue
+        ax.set_title(draw(ax, curves[i]), fontsize=8)
         ax.set_xlabel("discharged [A.h]")
-    axes[0][0].set_ylabel("voltage [V]")
+        if i % cols == 0:
+            ax.set_ylabel("voltage [V]")
     return _save(fig, axes[0][0], path, dpi=100)
 
 

@@ -17,6 +17,14 @@ self-heating; the surface reading stands in for the core); "lumped" solves PyBaM
 thermal model from the first reading. A curve without a temperature column is held at
 25 degC and says so.
 
+Initial state (``initial_state``): "set" (default) starts every discharge from the set's
+(or the fitted) initial concentrations; "rest-voltage" starts each curve where the set's
+open-circuit voltage equals the file's rest voltage before the load, moving lithium
+between the electrodes at the set's (or the fitted) lithium inventory: the fitted initial
+concentrations then fix the inventory, the measured rest voltage the state of charge
+(:meth:`VoltageProblem.initial_concentrations`). Discharges that started from different
+charges (a charge ending at another temperature, say) then start where the cell was.
+
 Residuals compare voltages at the measured discharged capacities; past the simulated
 end of discharge the simulated voltage stays at its last value, so a model that
 runs out of capacity early is penalised.
@@ -27,18 +35,21 @@ from __future__ import annotations
 import numpy as np
 import pybamm
 
-from ..design.spec import input_name_problem, physical_ceiling
+from ..design.spec import activation_target, input_name_problem, physical_ceiling
 from ..simulate.inputs import default_value, set_inputs
 from .curve import CalibrationError, Curve
-from .options import CAPACITY_SCALING, THERMAL_MODES
+from .options import CAPACITY_SCALING, INITIAL_STATES, THERMAL_MODES
 
 # starting bounds, relative to the parameter set's value
 RELATIVE_BOUNDS = (0.5, 1.5)
 ABSOLUTE_BOUNDS = {"Contact resistance [Ohm]": (0.0, 0.05)}
+# '<name> (activation energy)' [J.mol-1]: from none to well above the 17-35 kJ/mol of the LG M50 sets
+ACTIVATION_BOUNDS = (0.0, 1.5e5)
 # transport and kinetic constants are uncertain by orders of magnitude
 WIDE_RELATIVE_BOUNDS = (0.05, 20.0)
 WIDE_PATTERNS = ("diffusivity", "conductivity", "rate constant", "exchange")
 MODEL_LABELS = {"spme": "SPMe", "dfn": "DFN"}
+INITIAL_CONCENTRATIONS = ("Initial concentration in negative electrode [mol.m-3]", "Initial concentration in positive electrode [mol.m-3]")
 RECENT_SOLVES = 64  # simulated curves kept per problem (a calibration asks for about 2 per curve again)
 # a cell of another size: these scale together with the measured capacity (electrode area,
 # the capacity C-rates refer to, and the volume and cooling surface of the lumped thermal model)
@@ -55,9 +66,12 @@ class VoltageProblem:
     """
 
     def __init__(self, parameter_set: str, fit_names: list[str], model: str = "spme", mesh: dict | None = None,
-                 thermal: str = "ambient", fixed: dict | None = None):
+                 thermal: str = "ambient", fixed: dict | None = None, initial_state: str = "set"):
         if thermal not in THERMAL_MODES:
             raise CalibrationError(f"thermal: {thermal!r} is not allowed; allowed: {', '.join(THERMAL_MODES)}")
+        if initial_state not in INITIAL_STATES:
+            raise CalibrationError(f"initial state: {initial_state!r} is not allowed; allowed: {', '.join(INITIAL_STATES)}")
+        self.initial_state = initial_state
         self.parameter_set = parameter_set
         self.fixed = dict(fixed or {})  # set values replaced for every solve (a capacity scaling)
         pv = self.set_values()
@@ -79,6 +93,46 @@ class VoltageProblem:
         self.simulations = 0
         self.failed_solves = 0
         self._recent: dict[tuple, np.ndarray] = {}  # the last solves: reports and figures ask for the same ones again
+        # "rest-voltage": both initial concentrations are inputs, set per curve from its rest voltage
+        self.state_names = [n for n in INITIAL_CONCENTRATIONS if n not in fit_names] if initial_state == "rest-voltage" else []
+        self._ocp = self._ocp_tables(pv) if initial_state == "rest-voltage" else None
+
+    @staticmethod
+    def _ocp_tables(pv: pybamm.ParameterValues) -> dict:
+        """The set's electrode OCPs on a stoichiometry grid (at the reference temperature)."""
+        sto = np.linspace(1e-4, 1 - 1e-4, 4001)
+        tables = {"sto": sto}
+        for electrode in ("negative", "positive"):
+            ocp = pv[f"{electrode.capitalize()} electrode OCP [V]"]
+            value = ocp(pybamm.Vector(sto)) if callable(ocp) else pybamm.Scalar(float(ocp))
+            tables[electrode] = np.broadcast_to(np.asarray(pv.process_symbol(value).evaluate()).ravel(), sto.shape).copy()
+        return tables
+
+    def initial_concentrations(self, curve: Curve, values) -> dict:
+        """Both electrodes' initial concentrations at which the set's OCV is the curve's rest
+        voltage, at the lithium inventory of ``values`` (fitted fractions and concentrations
+        or the set's). Empty when the state is the set's or the curve has no rest voltage."""
+        if self.initial_state != "rest-voltage" or curve.rest_voltage_v is None:
+            return {}
+        pv, given = self.set_values(), dict(zip(self.fit_names, map(float, values)))
+
+        def value(name):
+            return given.get(name, float(pv[name]))
+        cap = {e: value(f"{e.capitalize()} electrode active material volume fraction") * value(f"{e.capitalize()} electrode thickness [m]")
+               for e in ("negative", "positive")}
+        c_max = {e: value(f"Maximum concentration in {e} electrode [mol.m-3]") for e in ("negative", "positive")}
+        c0 = dict(zip(("negative", "positive"), (value(n) for n in INITIAL_CONCENTRATIONS)))
+        inventory = cap["negative"] * c0["negative"] + cap["positive"] * c0["positive"]
+        x = self._ocp["sto"]  # negative stoichiometry; the positive one follows from the inventory
+        y = (inventory - cap["negative"] * c_max["negative"] * x) / (cap["positive"] * c_max["positive"])
+        ok = (y > self._ocp["sto"][0]) & (y < self._ocp["sto"][-1])
+        if not ok.any():
+            return {}
+        ocv = np.interp(y[ok], self._ocp["sto"], self._ocp["positive"]) - self._ocp["negative"][ok]
+        order = np.argsort(ocv)  # the OCV rises with the negative stoichiometry
+        xn = float(np.interp(curve.rest_voltage_v, ocv[order], x[ok][order]))
+        yp = (inventory - cap["negative"] * c_max["negative"] * xn) / (cap["positive"] * c_max["positive"])
+        return {INITIAL_CONCENTRATIONS[0]: xn * c_max["negative"], INITIAL_CONCENTRATIONS[1]: yp * c_max["positive"]}
 
     def set_values(self) -> pybamm.ParameterValues:
         """The parameter set with the problem's fixed values (a capacity scaling) in place."""
@@ -107,7 +161,7 @@ class VoltageProblem:
         """The set with the fitted parameters and current as inputs, and the temperature as an
         input (curve None) or the curve's own (its trace, or its constant for ``thermal``)."""
         pv = self.set_values()
-        set_inputs(pv, self.fit_names + ["Current function [A]"])
+        set_inputs(pv, self.fit_names + self.state_names + ["Current function [A]"])
         if curve is None:
             pv["Ambient temperature [K]"] = "[input]"
             pv["Initial temperature [K]"] = "[input]"
@@ -150,6 +204,7 @@ class VoltageProblem:
             return self._recent[key].copy()
         sim, inputs = self._simulation_for(curve)
         inputs.update(zip(self.fit_names, map(float, values)))
+        inputs.update(self._state_inputs(curve, values))
         t_end = 1.5 * curve.duration_s
         try:
             sol = sim.solve([0, t_end], inputs=inputs, t_interp=np.linspace(0, t_end, 600))
@@ -163,6 +218,19 @@ class VoltageProblem:
         if len(self._recent) > RECENT_SOLVES:
             self._recent.pop(next(iter(self._recent)))
         return self._recent[key].copy()
+
+    def _state_inputs(self, curve: Curve, values) -> dict:
+        """The initial concentrations of ``initial_state`` as inputs (none for "set")."""
+        if self.initial_state != "rest-voltage":
+            return {}
+        given = dict(zip(self.fit_names, map(float, values)))
+        pv = None
+        state = self.initial_concentrations(curve, values)
+        for name in INITIAL_CONCENTRATIONS:
+            if name not in state:
+                pv = pv or self.set_values()
+                state[name] = given.get(name, float(pv[name]))
+        return state
 
     def window_mismatch(self, curve: Curve, margin_v: float = 0.05) -> str | None:
         """A note when the measured discharge leaves the parameter set's voltage window (the
@@ -182,6 +250,7 @@ class VoltageProblem:
         set's cut-off, if the model stops first): the same window as the measured capacity."""
         sim, inputs = self._simulation_for(curve)
         inputs.update(zip(self.fit_names, map(float, self.initial if values is None else values)))
+        inputs.update(self._state_inputs(curve, self.initial if values is None else values))
         t_end = 2.0 * 3600.0 * max(self.nominal_capacity_ah, curve.discharged_ah[-1]) / curve.current_a
         try:
             sol = sim.solve([0, t_end], inputs=inputs, t_interp=np.linspace(0, t_end, 2000))
@@ -226,6 +295,8 @@ def _bounds(problem: VoltageProblem):
     for name, value in zip(problem.fit_names, problem.initial):
         if name in ABSOLUTE_BOUNDS:
             a, b = ABSOLUTE_BOUNDS[name]
+        elif activation_target(name):
+            a, b = ACTIVATION_BOUNDS
         elif any(p in name.lower() for p in WIDE_PATTERNS):
             a, b = WIDE_RELATIVE_BOUNDS[0] * value, WIDE_RELATIVE_BOUNDS[1] * value
         else:

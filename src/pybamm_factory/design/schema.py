@@ -27,6 +27,14 @@ INITIAL_CONCENTRATION = re.compile(r"^Initial concentration in (negative|positiv
 CONTACT_RESISTANCE = "Contact resistance [Ohm]"  # used by PyBaMM only with the model option of that name
 # "<parameter> (factor)" varies a multiplier on a parameter, which may be a function of state
 FACTOR_SUFFIX = " (factor)"
+# "<parameter> (activation energy)" [J.mol-1] replaces a parameter's own temperature dependence
+# by an Arrhenius term fitted or varied as a number: only for the functions of state whose last
+# argument PyBaMM passes is the temperature (particle diffusivities, electrode exchange-current
+# densities, electrolyte conductivity and diffusivity)
+ACTIVATION_SUFFIX = " (activation energy)"
+ARRHENIUS_TARGET = re.compile(r"^((Primary|Secondary): )?(Negative|Positive) (particle ((de)?lithiation )?diffusivity \[m2\.s-1\]"
+                              r"|electrode ((de)?lithiation )?exchange-current density \[A\.m-2\])$"
+                              r"|^Electrolyte (conductivity \[S\.m-1\]|diffusivity \[m2\.s-1\])$")
 
 # The YAML type of each top-level key, in the order parse_design checks them (the first
 # wrong one is the message). The keys themselves are Design's (see yaml_keys); the check

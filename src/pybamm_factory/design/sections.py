@@ -13,6 +13,8 @@ import re
 
 from .checks import _bounded, _check_keys, _choice, _distribution, _fail, _first_line, _integer, _mapping, _number, _show
 from .schema import (
+    ACTIVATION_SUFFIX,
+    ARRHENIUS_TARGET,
     CONDITION_SAMPLERS,
     CONTACT_RESISTANCE,
     EIS_FREQUENCY_RANGE_HZ,
@@ -193,12 +195,26 @@ def factor_target(name: str) -> str | None:
     return name[: -len(FACTOR_SUFFIX)] if name.endswith(FACTOR_SUFFIX) else None
 
 
+def activation_target(name: str) -> str | None:
+    """The parameter a ``"... (activation energy)"`` name gives an Arrhenius term, or None."""
+    return name[: -len(ACTIVATION_SUFFIX)] if name.endswith(ACTIVATION_SUFFIX) else None
+
+
+def modified_target(name: str) -> str | None:
+    """The parameter a ``(factor)`` or ``(activation energy)`` name acts on, or None."""
+    return factor_target(name) or activation_target(name)
+
+
 def input_name_problem(pv, name: str, parameter_set: str, verb: str = "vary") -> str | None:
     """Why ``name`` cannot be a solver input of ``pv`` (None if it can): the parameter is
-    unknown, or it is a function of state named without ``" (factor)"``."""
-    target = factor_target(name) or name
+    unknown, it is a function of state named without ``" (factor)"``, or an activation
+    energy names a parameter that PyBaMM does not call with the temperature."""
+    target = modified_target(name) or name
     if target not in pv.keys():
         return f"'{target}' is not a parameter of {parameter_set}"
+    if activation_target(name) and not ARRHENIUS_TARGET.search(target):
+        return (f"'{name}': an activation energy applies only to a particle diffusivity, an electrode exchange-current "
+                "density or the electrolyte conductivity or diffusivity (functions PyBaMM calls with the temperature)")
     if target == name and callable(pv[name]):
         return (f"'{name}' is a function of state in {parameter_set}; {verb} '{name}{FACTOR_SUFFIX}' "
                 "(a multiplier on the function) instead")
@@ -228,7 +244,11 @@ def _fixed(src, raw, pv, options) -> dict:
         if name in TEMPERATURE_PARAMETERS:
             _fail(src, f"fixed.{name}", "is set per sample from ambient_temperatures_c (the manifest's "
                   "ambient_temperature_k), so a fixed value would be ignored; list the temperature there")
-        if name not in pv.keys():
+        if modified_target(name):  # a factor or activation energy on a parameter (see simulate.inputs.apply_fixed)
+            problem = input_name_problem(pv, name, raw["parameter_set"], verb="set")
+            if problem:
+                _fail(src, f"fixed.{name}", problem)
+        elif name not in pv.keys():
             _fail(src, f"fixed.{name}", f"'{name}' is not a parameter of {raw['parameter_set']}")
         _number(src, f"fixed.{name}", value)
         _physical_range(src, f"fixed.{name}", name, value, value, pv, raw)
@@ -242,7 +262,7 @@ def _varied(src, raw, pv, options) -> dict:
     varied = {}
     for name, spec in raw.get("varied", {}).items():
         fld = f"varied.{name}"
-        target = factor_target(name) or name
+        target = modified_target(name) or name
         if target in TEMPERATURE_PARAMETERS:
             _fail(src, fld, "is set per sample from ambient_temperatures_c (the manifest's "
                   "ambient_temperature_k); vary the temperature there")

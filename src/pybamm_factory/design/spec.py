@@ -31,6 +31,8 @@ from .checks import (  # noqa: F401 - re-exported: the protocol kinds build on t
     _show,
 )
 from .schema import (  # noqa: F401 - re-exported: importable from here as before
+    ACTIVATION_SUFFIX,
+    ARRHENIUS_TARGET,
     CONDITION_SAMPLERS,
     CONTACT_RESISTANCE,
     DISTRIBUTIONS,
@@ -98,10 +100,12 @@ from .sections import (  # noqa: F401 - re-exported: importable from here as bef
     _splits,
     _top_level,
     _varied,
+    activation_target,
     factor_target,
     input_name_problem,
     mesh_points,
     model_options_for_pybamm,
+    modified_target,
     parameter_values,
     physical_ceiling,
     split_columns,

@@ -30,7 +30,7 @@ from ..design.spec import (
 )
 from ..protocols import get_kind
 from ..protocols.base import DISCHARGE_CURRENT
-from .inputs import set_inputs
+from .inputs import apply_fixed, set_inputs
 from .jumps import CycleEnd, Slope, curvature, cycles_until, extrapolate, jump_length, slope
 from .limits import CpuBudget, SampleTimeLimit
 from .pybamm_adapter import (
@@ -279,7 +279,7 @@ def make_model(model: str, options: dict):
 
 def base_parameter_values(design: Design) -> pybamm.ParameterValues:
     pv = parameter_values(design.parameter_set)
-    pv.update(design.fixed)
+    apply_fixed(pv, design.fixed)
     return pv
 
 
