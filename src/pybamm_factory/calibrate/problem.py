@@ -35,7 +35,7 @@ from __future__ import annotations
 import numpy as np
 import pybamm
 
-from ..design.spec import activation_target, input_name_problem, physical_ceiling
+from ..parameters import activation_target, input_name_problem, make_model, parameter_values, physical_ceiling
 from ..simulate.inputs import default_value, set_inputs
 from .curve import CalibrationError, Curve
 from .options import CAPACITY_SCALING, INITIAL_STATES, THERMAL_MODES
@@ -136,7 +136,7 @@ class VoltageProblem:
 
     def set_values(self) -> pybamm.ParameterValues:
         """The parameter set with the problem's fixed values (a capacity scaling) in place."""
-        pv = pybamm.ParameterValues(self.parameter_set)
+        pv = parameter_values(self.parameter_set)
         pv.update(self.fixed)
         return pv
 
@@ -176,8 +176,7 @@ class VoltageProblem:
         return pv
 
     def model_instance(self) -> pybamm.BaseModel:
-        cls = pybamm.lithium_ion.SPMe if self.model == "spme" else pybamm.lithium_ion.DFN
-        return cls({"thermal": "lumped" if self.thermal == "lumped" else "isothermal"})
+        return make_model(self.model, {"thermal": "lumped" if self.thermal == "lumped" else "isothermal"})
 
     def _build(self, curve: Curve | None) -> pybamm.Simulation:
         return pybamm.Simulation(self.model_instance(), parameter_values=self.parameter_values(curve),

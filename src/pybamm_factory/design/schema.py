@@ -22,20 +22,15 @@ MESH_KEYS = ("x_n", "x_s", "x_p", "r_n", "r_p")
 # parameters that set the mesh geometry: PyBaMM cannot take them as input parameters
 GEOMETRY = re.compile(r"(electrode|separator) thickness \[m\]$|particle radius \[m\]$|^Electrode (height|width) \[m\]$")
 HOLDOUT_SIDES = ("high", "low")
-FRACTION = re.compile(r"(volume fraction|porosity)$")
-INITIAL_CONCENTRATION = re.compile(r"^Initial concentration in (negative|positive) electrode \[mol\.m-3\]$")
-CONTACT_RESISTANCE = "Contact resistance [Ohm]"  # used by PyBaMM only with the model option of that name
-# "<parameter> (factor)" varies a multiplier on a parameter, which may be a function of state
-FACTOR_SUFFIX = " (factor)"
-# "<parameter> (activation energy)" [J.mol-1] replaces a parameter's own temperature dependence
-# by an Arrhenius term fitted or varied as a number: only for the functions of state whose last
-# argument PyBaMM passes is the temperature (particle diffusivities, electrode exchange-current
-# densities, electrolyte conductivity and diffusivity)
-ACTIVATION_SUFFIX = " (activation energy)"
-ARRHENIUS_TARGET = re.compile(r"^((Primary|Secondary): )?(Negative|Positive) (particle ((de)?lithiation )?diffusivity \[m2\.s-1\]"
-                              r"|electrode ((de)?lithiation )?exchange-current density \[A\.m-2\])$"
-                              r"|^Electrolyte (conductivity \[S\.m-1\]|diffusivity \[m2\.s-1\])$")
+from ..parameters import (  # noqa: E402,F401 - the naming rules belong to the parameters module
+    ACTIVATION_SUFFIX,
+    ARRHENIUS_TARGET,
+    FACTOR_SUFFIX,
+    FRACTION,
+    INITIAL_CONCENTRATION,
+)
 
+CONTACT_RESISTANCE = "Contact resistance [Ohm]"  # used by PyBaMM only with the model option of that name
 # The YAML type of each top-level key, in the order parse_design checks them (the first
 # wrong one is the message). The keys themselves are Design's (see yaml_keys); the check
 # after Design keeps the two the same.

@@ -11,18 +11,26 @@ import functools
 import json
 import re
 
+from ..parameters import (  # noqa: F401 - re-exported through design.spec
+    FACTORY_PARAMETERS,
+    LAM_ACTIVATION,
+    LAM_REFERENCE_TEMPERATURE_K,
+    activation_target,
+    factor_target,
+    input_name_problem,
+    make_model,
+    model_options_for_pybamm,
+    modified_target,
+    parameter_values,
+    physical_ceiling,
+)
 from .checks import _bounded, _check_keys, _choice, _distribution, _fail, _first_line, _integer, _mapping, _number, _show
 from .schema import (
-    ACTIVATION_SUFFIX,
-    ARRHENIUS_TARGET,
     CONDITION_SAMPLERS,
     CONTACT_RESISTANCE,
     EIS_FREQUENCY_RANGE_HZ,
-    FACTOR_SUFFIX,
-    FRACTION,
     GEOMETRY,
     HOLDOUT_SIDES,
-    INITIAL_CONCENTRATION,
     MAX_CYCLES,
     MAX_MESH_POINTS,
     MAX_MESH_TOTAL,
@@ -78,28 +86,6 @@ def _name(src, name) -> str:
 
 # the model: parameter set, model options, mesh
 
-# Parameters the factory adds to every parameter set (name -> default). PyBaMM's
-# stress-driven loss of active material has no temperature dependence of its own; an
-# activation energy here scales each electrode's "LAM constant proportional term" by
-# exp(Ea / R * (1 / 298.15 K - 1 / T_ambient)), so the term keeps its meaning at 25 degC.
-# 0 (the default) leaves the model exactly as PyBaMM builds it.
-LAM_ACTIVATION = {
-    "Negative electrode LAM activation energy [J.mol-1]": "Negative electrode LAM constant proportional term [s-1]",
-    "Positive electrode LAM activation energy [J.mol-1]": "Positive electrode LAM constant proportional term [s-1]",
-}
-LAM_REFERENCE_TEMPERATURE_K = 298.15
-FACTORY_PARAMETERS = {name: 0.0 for name in LAM_ACTIVATION}
-
-
-def parameter_values(name: str):
-    """PyBaMM's parameter set ``name`` with the factory's own parameters added."""
-    import pybamm
-
-    pv = pybamm.ParameterValues(name)
-    pv.update(FACTORY_PARAMETERS, check_already_exists=False)
-    return pv
-
-
 def _parameter_set_info(src, name):
     import pybamm
 
@@ -144,7 +130,6 @@ def _model_options(src, options, model, eis: bool = True) -> dict:
 def _model_build_problem(model: str, options_json: str, eis: bool) -> str | None:
     """Why PyBaMM cannot build the runner's models from these options (None if it can);
     about 0.1-0.3 s a model, cached per (model, options)."""
-    from ..simulate.aging import make_model
     from ..simulate.eis import DEGRADATION_OPTIONS, EIS_OPTIONS
 
     options = json.loads(options_json)
@@ -158,11 +143,6 @@ def _model_build_problem(model: str, options_json: str, eis: bool) -> str | None
         except Exception as exc:  # noqa: BLE001 - any failure is the options' fault
             return label + (_first_line(exc) or f"PyBaMM cannot build the {model} model ({type(exc).__name__})")
     return None
-
-
-def model_options_for_pybamm(options: dict) -> dict:
-    """YAML lists become the tuples PyBaMM expects for per-electrode options."""
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}
 
 
 def mesh_points(model: str, mesh: dict) -> int:
@@ -189,53 +169,6 @@ def _mesh(src, model, mesh) -> dict:
 
 
 # parameters fixed or varied
-
-def factor_target(name: str) -> str | None:
-    """The parameter a ``"... (factor)"`` name scales, or None for a plain name."""
-    return name[: -len(FACTOR_SUFFIX)] if name.endswith(FACTOR_SUFFIX) else None
-
-
-def activation_target(name: str) -> str | None:
-    """The parameter a ``"... (activation energy)"`` name gives an Arrhenius term, or None."""
-    return name[: -len(ACTIVATION_SUFFIX)] if name.endswith(ACTIVATION_SUFFIX) else None
-
-
-def modified_target(name: str) -> str | None:
-    """The parameter a ``(factor)`` or ``(activation energy)`` name acts on, or None."""
-    return factor_target(name) or activation_target(name)
-
-
-def input_name_problem(pv, name: str, parameter_set: str, verb: str = "vary") -> str | None:
-    """Why ``name`` cannot be a solver input of ``pv`` (None if it can): the parameter is
-    unknown, it is a function of state named without ``" (factor)"``, or an activation
-    energy names a parameter that PyBaMM does not call with the temperature."""
-    target = modified_target(name) or name
-    if target not in pv.keys():
-        return f"'{target}' is not a parameter of {parameter_set}"
-    if activation_target(name) and not ARRHENIUS_TARGET.search(target):
-        return (f"'{name}': an activation energy applies only to a particle diffusivity, an electrode exchange-current "
-                "density or the electrolyte conductivity or diffusivity (functions PyBaMM calls with the temperature)")
-    if target == name and callable(pv[name]):
-        return (f"'{name}' is a function of state in {parameter_set}; {verb} '{name}{FACTOR_SUFFIX}' "
-                "(a multiplier on the function) instead")
-    return None
-
-
-def physical_ceiling(pv, name: str, fixed: dict | None = None, varied=()) -> tuple[float, str] | None:
-    """The largest physical value of a parameter that must also be > 0, and why: 1 for a
-    volume fraction or porosity, an electrode's maximum concentration (the design's fixed
-    one if set) for its initial concentration. None for other parameters, and for an initial
-    concentration whose maximum is itself among ``varied``."""
-    if FRACTION.search(name):
-        return 1.0, "a fraction"
-    electrode = INITIAL_CONCENTRATION.match(name)
-    if electrode:
-        limit = f"Maximum concentration in {electrode[1]} electrode [mol.m-3]"
-        c_max = None if limit in varied else (fixed or {}).get(limit, pv[limit])
-        if isinstance(c_max, (int, float)):
-            return float(c_max), f"the {electrode[1]} electrode's maximum concentration in mol.m-3"
-    return None
-
 
 def _fixed(src, raw, pv, options) -> dict:
     """``fixed``: parameters of the set given one value each."""

@@ -19,15 +19,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pybamm
 
-from ..design.spec import (
-    LAM_ACTIVATION,
-    LAM_REFERENCE_TEMPERATURE_K,
-    Aging,
-    Design,
-    Protocol,
-    model_options_for_pybamm,
-    parameter_values,
-)
+from ..design.spec import Aging, Design, Protocol
+from ..parameters import LAM_ACTIVATION, LAM_REFERENCE_TEMPERATURE_K, make_model, parameter_values
 from ..protocols import get_kind
 from ..protocols.base import DISCHARGE_CURRENT
 from .inputs import apply_fixed, set_inputs
@@ -269,12 +262,6 @@ def make_solver(design: Design):
     if design.solver.compile:
         return cls(rtol=design.solver.rtol, atol=design.solver.atol, options={"compile": True})
     return cls(rtol=design.solver.rtol, atol=design.solver.atol)
-
-
-def make_model(model: str, options: dict):
-    """A PyBaMM SPMe or DFN with the given (YAML-style) options."""
-    cls = pybamm.lithium_ion.SPMe if model == "spme" else pybamm.lithium_ion.DFN
-    return cls(model_options_for_pybamm(options))
 
 
 def base_parameter_values(design: Design) -> pybamm.ParameterValues:

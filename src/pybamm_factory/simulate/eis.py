@@ -22,8 +22,9 @@ from __future__ import annotations
 import numpy as np
 import pybamm
 
-from ..design.spec import Design, factor_target
-from .aging import RptSnapshot, base_parameter_values, make_model
+from ..design.spec import Design
+from ..parameters import factor_target, make_model
+from .aging import RptSnapshot, base_parameter_values
 from .inputs import default_value, is_scalar_input, set_inputs
 from .pybamm_adapter import built_model, input_parameter_names, timer_seconds
 

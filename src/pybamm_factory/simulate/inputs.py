@@ -26,7 +26,7 @@ import math
 import numpy as np
 import pybamm
 
-from ..design.spec import activation_target, factor_target, input_name_problem, modified_target
+from ..parameters import activation_target, factor_target, input_name_problem, modified_target
 
 REFERENCE_TEMPERATURE_K = 298.15
 GAS_CONSTANT = pybamm.constants.R.value
