@@ -17,15 +17,14 @@ from tests.dataset_files import first_file
 
 @pytest.fixture(scope="module")
 def hub_datasets(tmp_path_factory):
-    """`datasets`, offline, with its cache in a temporary folder."""
-    import os
-
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    os.environ["HF_DATASETS_OFFLINE"] = "1"
-    os.environ["HF_DATASETS_CACHE"] = str(tmp_path_factory.mktemp("hf-cache"))
-    datasets = pytest.importorskip("datasets")
-    datasets.disable_progress_bars()
-    return datasets
+    """`datasets`, offline, with its cache in a temporary folder (the environment restored after)."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("HF_HUB_OFFLINE", "1")
+        env.setenv("HF_DATASETS_OFFLINE", "1")
+        env.setenv("HF_DATASETS_CACHE", str(tmp_path_factory.mktemp("hf-cache")))
+        datasets = pytest.importorskip("datasets")
+        datasets.disable_progress_bars()
+        yield datasets
 
 
 def test_load_dataset_gives_the_default_config_with_the_splits_of_the_splits_table(smoke_dataset, hub_datasets, tmp_path):

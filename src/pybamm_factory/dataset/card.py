@@ -47,7 +47,7 @@ from ..design.spec import Design
 from ..protocols import get_kind
 from .schemas import validate_frame
 from .store import PARTS, atomic_write_text, table_files, table_rows
-from .tables import DATA, DATA_TABLES, DEFAULT_CONFIG, SPLIT_ORDER, TABLES, TIMINGS, TIMINGS_FILE
+from .tables import DATA, DATA_TABLES, DEFAULT_CONFIG, SPLIT_ORDER, TABLES, TIMINGS, TIMINGS_FILE, split_of_file
 
 # analyses written into a dataset after the run (`pybamm-factory sensitivity`, `observe`):
 # derived from its tables, outside checksums.sha256 and the identity promise; verify leaves them alone
@@ -200,17 +200,12 @@ def size_category(rows: int) -> str:
 
 def hub_configs(root: Path) -> list[dict]:
     """One Hub config per table with rows, a split per file; ``labels`` is the default."""
-    configs = []
-    for t in DATA_TABLES:
-        splits = [p.name.split("-", 1)[0] for p in table_files(root, t)]
-        if splits:
-            configs.append({"config_name": t, "data_files": [
-                {"split": split, "path": f"{TABLES[t].folder()}/{split}-*.parquet"} for split in splits]})
-    default = next((c for c in configs if c["config_name"] == DEFAULT_CONFIG), configs[0] if configs else None)
-    if default is not None:
-        default["default"] = True
-        default["data_files"] = default.pop("data_files")  # 'default' before the files, as the Hub writes it
-    return configs
+    present = [t for t in DATA_TABLES if table_files(root, t)]
+    default = DEFAULT_CONFIG if DEFAULT_CONFIG in present else next(iter(present), None)
+    return [{"config_name": t, **({"default": True} if t == default else {}),
+             "data_files": [{"split": split_of_file(p), "path": f"{TABLES[t].folder()}/{split_of_file(p)}-*.parquet"}
+                            for p in table_files(root, t)]}
+            for t in present]
 
 
 def front_matter(root: Path, design: Design, meta: dict) -> str:
@@ -353,10 +348,10 @@ def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.Dat
         "parameter_set": design.parameter_set,
         "parameter_set_source": design.parameter_set_source or "as shipped with PyBaMM",
         "table_rows": "\n".join(
-            f"| `{t}` | `{TABLES[t].folder()}/` {', '.join(p.name.split('-', 1)[0] for p in table_files(root, t)) or '(no rows)'} | "
+            f"| `{t}` | `{TABLES[t].folder()}/` {', '.join(split_of_file(p) for p in table_files(root, t)) or '(no rows)'} | "
             f"{_row_count(root, tables, t)} | {TABLES[t].row.removeprefix('One row per ')} | "
             f"{', '.join(TABLES[t].keys)} | {TABLES[t].joins} |" for t in DATA_TABLES),
-        "split_names": ", ".join(p.name.split("-", 1)[0] for p in table_files(root, DEFAULT_CONFIG)) or "-",
+        "split_names": ", ".join(split_of_file(p) for p in table_files(root, DEFAULT_CONFIG)) or "-",
         "column_dictionary": column_dictionary(root),
         "model_options": json.dumps(design.model_options),
         "mesh": json.dumps(design.mesh),
@@ -531,7 +526,7 @@ def _split_problems(root: Path, listed: dict[str, str], table_of: dict[str, str]
         table = table_of.get(name)
         if table is None or _file_kind(root / name) is not None:
             continue
-        split = Path(name).name.split("-", 1)[0]
+        split = split_of_file(name)
         try:
             ids = pq.read_table(root / name, columns=["sample_id"]).column("sample_id").to_pylist()
         except Exception:  # noqa: BLE001 - reported by the schema check

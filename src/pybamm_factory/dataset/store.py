@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .schemas import arrow_schema, load_schema
-from .tables import DESCENDING, LARGE_TABLES, SPLIT_ORDER, TABLES, table
+from .tables import DESCENDING, LARGE_TABLES, SPLIT_ORDER, TABLES, split_of_file, table
 
 PARTS = ".parts"
 PARTS_MANIFEST = f"{PARTS}/manifest.parquet"  # the run's samples, for resume (the dataset's copy: data/manifest/)
@@ -207,7 +207,7 @@ def table_files(root: Path, name: str) -> list[Path]:
         return []
     order = {split: i for i, split in enumerate(SPLIT_ORDER)}
     files = [p for p in folder.glob("*.parquet") if not p.name.startswith(".")]
-    return sorted(files, key=lambda p: (order.get(p.name.split("-", 1)[0], len(order)), p.name))
+    return sorted(files, key=lambda p: (order.get(split_of_file(p), len(order)), p.name))
 
 
 def iter_row_groups(path: Path, columns: list[str] | None = None) -> Iterator[pd.DataFrame]:

@@ -93,6 +93,11 @@ TIMINGS = "timings"
 TIMINGS_FILE = f"{TIMINGS}.parquet"
 
 
+def split_of_file(path) -> str:
+    """The split a table file holds: ``train`` for ``.../train-00000-of-00001.parquet``."""
+    return PurePosixPath(str(path)).name.split("-", 1)[0]
+
+
 def table(name: str) -> Table:
     try:
         return TABLES[name]
