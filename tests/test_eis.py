@@ -112,3 +112,20 @@ def test_quality_gate_warns_on_a_poor_circuit_fit():
     feats = pd.DataFrame({"sweep_id": ["a", "b", "c"], "fit_residual": [0.005, 0.03, np.nan]})
     result = check_circuit_fit(feats)
     assert not result.blocking and result.count == 1 and result.examples == ["b"]
+
+
+def test_r_ohm_moves_with_age_only_where_the_pores_fill():
+    # SEI porosity change on: the SEI fills the negative electrode's pores, the electrolyte's
+    # effective conductivity falls and the high-frequency intercept grows with the SEI; off,
+    # the same SEI leaves the intercept where it was (the arc grows in both)
+    r_ohm = {}
+    for porosity in ("true", "false"):
+        design = tiny_design(options={"SEI": "solvent-diffusion limited", "SEI porosity change": porosity},
+                             cycles=6, interval=3, eis=True)
+        run = simulate_sample(design, row_for(design, **{SEI: 3e-18}))
+        assert run["solver_log"]["status"].iloc[0] == "ok"
+        feats = run["impedance_features"].sort_values("cycle")
+        assert feats["r_ct_ohm"].iloc[-1] > 1.3 * feats["r_ct_ohm"].iloc[0]
+        r_ohm[porosity] = feats["r_ohm_ohm"].to_numpy()
+    assert np.all(np.diff(r_ohm["true"]) > 0) and r_ohm["true"][-1] > 1.3 * r_ohm["true"][0]
+    assert np.ptp(r_ohm["false"]) < 1e-3 * r_ohm["false"][0]

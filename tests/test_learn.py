@@ -15,6 +15,7 @@ from pybamm_factory import api
 from pybamm_factory.cli import main
 from pybamm_factory.dataset.store import read_table
 from pybamm_factory.design import parse_design
+from pybamm_factory.design.spec import load_design
 from pybamm_factory.learn import predict, train
 from pybamm_factory.learn.features import add_relative, spectrum_observables
 from pybamm_factory.learn.models import UntrustedModelError, load_estimator
@@ -132,4 +133,15 @@ def test_predict_reads_rpt_tables_and_cycler_files(learn_dataset, tmp_path, real
     # a Maccor export: 24 CC discharges at 4.7 A of a ~4 A.h cell, where the dataset's RPT is 0.5C
     frame, notes = predict(model_dir, [realdata / "maccor" / "xTESLADIAG_000038.078"])
     assert len(frame) == 24 and frame["cycle"].is_monotonic_increasing
-    assert any("aging.rpt_discharge_c_rate" in n for n in notes), notes
+    assert any("discharges at about" in n and "--rpt-design" in n for n in notes), notes
+    first_capacity = frame["capacity_measured"].iloc[0]
+    # ... and the dataset's design with the file's reference test, to generate a matching dataset
+    path = tmp_path / "matched.yaml"
+    _, notes = predict(model_dir, [realdata / "maccor" / "xTESLADIAG_000038.078"], rpt_design_path=path)
+    assert any(f"wrote {path}" in n for n in notes), notes
+    matched = load_design(path)
+    assert matched.aging.rpt_discharge_c_rate == pytest.approx(4.7 / first_capacity, rel=0.01)  # 4.7 A, per its first capacity
+    assert matched.aging.rpt_lower_voltage_v == pytest.approx(3.0, abs=0.01)  # the file's discharge cut-off
+    assert matched.aging.rpt_upper_voltage_v == 4.2  # the file charges to 4.3 V: OKane2022's cut-off is the limit
+    assert "outside OKane2022's cut-offs" in matched.description
+    assert matched.varied == load_design(learn_dataset / "design.yaml").varied

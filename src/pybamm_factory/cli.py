@@ -384,9 +384,9 @@ def _table_options(fmt, columns, current_sign, current_unit, constant_current_a)
     """(format, keyword options of read_cycler) from the table options of `read` and `calibrate`."""
     if not columns and current_sign == "auto" and current_unit == "auto" and constant_current_a is None:
         return fmt, {}
-    if fmt not in ("auto", "csv", "matlab"):
+    if fmt not in ("auto", "csv", "matlab", "parquet"):
         raise click.UsageError("--column, --current-sign, --current-unit and a stated current apply to "
-                               "--format csv or matlab only")
+                               "--format csv, matlab or parquet only")
     mapping = dict(c.split("=", 1) for c in columns if "=" in c)
     if len(mapping) != len(columns):
         raise click.UsageError(f"--column takes NAME=HEADER; got {[c for c in columns if '=' not in c]}")
@@ -732,6 +732,50 @@ def calibrate_eis(spectrum, base_design, fit_names, band_hz, temperature_c, max_
     click.echo(f"design: {report['design']}; report and figure: {Path(report['figure']).parent}")
 
 
+@main.command("calibrate-ica")
+@click.argument("data", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--temperature-c", type=float, required=True,
+              help="Temperature of the measurement (degC); never assumed.")
+@click.option("--base-design", default="default", show_default=True, help=DESIGN_HELP)
+@click.option("--discharge", default="largest", show_default=True,
+              help="Which constant-current discharge of the file: largest (capacity), first, or a number from 1. "
+                   "It must run at C/4 or slower.")
+@click.option("--electrode", "electrodes", multiple=True, type=click.Choice(["negative", "positive"]),
+              help="Electrode whose OCP spread is fitted (repeat) [default: both].")
+@click.option("--max-evaluations", default=40, type=click.IntRange(min=5), show_default=True)
+@click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Design YAML to write; the report and figure go to <stem>_ica_calibration/ beside it.")
+@table_options
+@_user_errors
+def calibrate_ica(data, temperature_c, base_design, discharge, electrodes, max_evaluations, out, fmt, columns,
+                  current_sign, current_unit, current_a, c_rate, capacity_ah):
+    """Fit each electrode's OCP voltage spread (particles that do not all switch at one
+    potential) so the simulated incremental-capacity peaks of a slow discharge are as high as
+    the measured ones, and write a design with the spreads fixed.
+
+    Example: pybamm-factory calibrate-ica ../shared/realdata/lgm50t_rpt/expt2_2_cellC_25degC_BoL_RPT0_short.parquet
+    --temperature-c 25 --out designs/lgm50t-ica.yaml
+    """
+    from .calibrate import calibrate_ica as run
+
+    fmt, options = _table_options(fmt, columns, current_sign, current_unit,
+                                  _stated_current(current_a, c_rate, capacity_ah))
+    report = run(data, out, temperature_c, base_design=base_design, discharge=discharge,
+                 electrodes=list(electrodes) or ["negative", "positive"], max_evaluations=max_evaluations,
+                 read_options={"format": fmt, **options})
+    click.echo(f"discharge at C/{1 / report['discharge_c_rate']:.1f}; cost {report['cost_before']:.4f} -> "
+               f"{report['cost_after']:.4f} ({report['evaluations']} evaluations, {report['wall_s']:.0f} s)")
+    for electrode, value in report["spreads_v"].items():
+        click.echo(f"  {electrode} electrode OCP spread: {1000 * value:.2f} mV")
+    for electrode in report["at_bound_unidentified"]:
+        click.echo(f"  UNIDENTIFIED: the {electrode} spread ran to its bound; the peaks do not fix it", err=True)
+    click.echo("peak V    dQ/dV per capacity [1/V]: measured / before / after")
+    for p in report["peaks"]:
+        click.echo(f"{p['voltage_v']:.3f}    {p['height_measured_per_v']:.3f} / {p['height_before_per_v']:.3f} / "
+                   f"{p['height_after_per_v']:.3f}")
+    click.echo(f"design: {report['design']}; report and figure: {Path(report['figure']).parent}")
+
+
 TARGET_NAMES = ("soh", "rul_to_80_cycles", "lli_pct", "lam_ne_pct", "lam_pe_pct")
 
 
@@ -783,8 +827,11 @@ def train(directory, target, features, normalise, soc, out, seed, shuffle_labels
               help="Estimator to use [default: the one train selected].")
 @click.option("--out", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the predictions as CSV or Parquet (by suffix) instead of printing them.")
+@click.option("--rpt-design", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where a cycler file's reference discharge (C-rate, voltage window) differs from the dataset's, "
+                   "write the dataset's design with the file's reference test here, to generate a matching dataset.")
 @_user_errors
-def predict(model_dir, files, cell_id, estimator, out):
+def predict(model_dir, files, cell_id, estimator, out, rpt_design):
     """Predict a trained target for measured cells: spectra, spectrum tables, RPT tables, cycler files.
 
     Each row is one measurement; relative features are taken against each cell's first
@@ -798,7 +845,7 @@ def predict(model_dir, files, cell_id, estimator, out):
 
     from .learn.predict import predict as run_predict
 
-    frame, notes = run_predict(model_dir, files, cell_id=cell_id, estimator=estimator)
+    frame, notes = run_predict(model_dir, files, cell_id=cell_id, estimator=estimator, rpt_design_path=rpt_design)
     for note in notes:
         click.echo(note, err=True)
     target = [c for c in frame.columns if c.endswith("_predicted")][0].removesuffix("_predicted")

@@ -7,7 +7,10 @@ The design validator, the simulation and the calibration all ask here:
   energy)"`` [J.mol-1] replaces a function's own temperature dependence by an Arrhenius
   term (only for the functions PyBaMM calls with the temperature last: particle
   diffusivities, electrode exchange-current densities, electrolyte conductivity and
-  diffusivity). :func:`input_name_problem` says why a name cannot be a solver input.
+  diffusivity); ``"<OCP name> (voltage spread)"`` [V] replaces an electrode's open-circuit
+  potential by that of a population of particles whose equilibrium potentials spread
+  normally by this standard deviation (fixed only: it is tabulated when the model is
+  built). :func:`input_name_problem` says why a name cannot be a solver input.
 - **Values.** :func:`parameter_values` is PyBaMM's set plus the factory's own parameters
   (:data:`FACTORY_PARAMETERS`); :func:`physical_ceiling` is the largest physical value of
   a bounded parameter.
@@ -34,6 +37,13 @@ ACTIVATION_SUFFIX = " (activation energy)"
 ARRHENIUS_TARGET = re.compile(r"^((Primary|Secondary): )?(Negative|Positive) (particle ((de)?lithiation )?diffusivity \[m2\.s-1\]"
                               r"|electrode ((de)?lithiation )?exchange-current density \[A\.m-2\])$"
                               r"|^Electrolyte (conductivity \[S\.m-1\]|diffusivity \[m2\.s-1\])$")
+
+# "<OCP> (voltage spread)" [V]: the electrode's OCP becomes that of a population of particles
+# whose equilibrium potentials are spread normally with this standard deviation (see
+# simulate/ocp_spread.py); tabulated when the parameter values are built, so fixed only
+SPREAD_SUFFIX = " (voltage spread)"
+OCP_TARGET = re.compile(r"^((Primary|Secondary): )?(Negative|Positive) electrode ((de)?lithiation )?OCP \[V\]$")
+MAX_OCP_SPREAD_V = 0.1
 
 # Parameters the factory adds to every parameter set (name -> default). PyBaMM's
 # stress-driven loss of active material has no temperature dependence of its own; an
@@ -80,9 +90,15 @@ def activation_target(name: str) -> str | None:
     return name[: -len(ACTIVATION_SUFFIX)] if name.endswith(ACTIVATION_SUFFIX) else None
 
 
+def spread_target(name: str) -> str | None:
+    """The OCP a ``"... (voltage spread)"`` name broadens, or None."""
+    return name[: -len(SPREAD_SUFFIX)] if name.endswith(SPREAD_SUFFIX) else None
+
+
 def modified_target(name: str) -> str | None:
-    """The parameter a ``(factor)`` or ``(activation energy)`` name acts on, or None."""
-    return factor_target(name) or activation_target(name)
+    """The parameter a ``(factor)``, ``(activation energy)`` or ``(voltage spread)`` name
+    acts on, or None."""
+    return factor_target(name) or activation_target(name) or spread_target(name)
 
 
 def input_name_problem(pv, name: str, parameter_set: str, verb: str = "vary") -> str | None:
@@ -92,6 +108,12 @@ def input_name_problem(pv, name: str, parameter_set: str, verb: str = "vary") ->
     target = modified_target(name) or name
     if target not in pv.keys():
         return f"'{target}' is not a parameter of {parameter_set}"
+    if spread_target(name):
+        if not OCP_TARGET.search(target):
+            return f"'{name}': a voltage spread applies only to an electrode's OCP [V]"
+        if verb != "set":
+            return (f"'{name}' is tabulated when the model is built and cannot be a solver input; "
+                    "give it under fixed:")
     if activation_target(name) and not ARRHENIUS_TARGET.search(target):
         return (f"'{name}': an activation energy applies only to a particle diffusivity, an electrode exchange-current "
                 "density or the electrolyte conductivity or diffusivity (functions PyBaMM calls with the temperature)")

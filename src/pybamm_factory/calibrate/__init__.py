@@ -228,3 +228,57 @@ def calibrate_eis(spectrum: str | Path, out: str | Path, base_design: str | Path
     }
     (report_dir / "eis_calibration_report.json").write_text(json.dumps(report, indent=2, default=float))
     return report
+
+
+def calibrate_ica(data: str | Path, out: str | Path, temperature_c: float, base_design: str | Path = "default",
+                  discharge: str | int = "largest", electrodes=("negative", "positive"), peaks: int = 2,
+                  max_evaluations: int = 40, read_options: dict | None = None) -> dict:
+    """Fit each electrode's OCP voltage spread to the ICA peak heights of a measured slow
+    discharge (:mod:`~.ica_fit`) and write the base design with them fixed (``out``), a
+    report and a figure beside it. ``temperature_c`` is the test temperature; a file's own
+    temperature column, where it has one, is reported beside it but not used."""
+    import copy
+
+    from ..design.spec import resolve_design_path
+    from .curve import pick_discharge
+    from .design_writer import write_design
+    from .ica_fit import DischargeCurve, IcaFitError, fit_ica, plot_ica_fit, spread_name
+
+    segments = discharge_segments(read_cycler(data, **(read_options or {})))
+    if not segments:
+        raise IcaFitError(f"{data}: no constant-current discharge of a minute or more in the file")
+    chosen = segments[pick_discharge(segments, discharge, data)]
+    c_rate = float(chosen["current_a"].mean() / chosen["discharged_ah"].iloc[-1])
+    if c_rate > 0.25:
+        raise IcaFitError(f"{data}: the discharge chosen runs at C/{1 / c_rate:.1f}; ICA peak heights need C/4 or "
+                          "slower (pick another with --discharge)")
+    measured = DischargeCurve(chosen["discharged_ah"].to_numpy(float), chosen["voltage_v"].to_numpy(float),
+                              float(chosen["current_a"].mean()), temperature_c + 273.15, Path(data).name)
+    base_path = resolve_design_path(base_design)
+    raw = read_design_file(base_path)
+    fit = fit_ica(load_design(base_path), measured, electrodes=tuple(electrodes), peaks=peaks,
+                  max_evaluations=max_evaluations)
+    raw = copy.deepcopy(raw)
+    fixed = raw.setdefault("fixed", {})
+    for electrode, value in fit.spreads_v.items():
+        if value > 0:
+            fixed[spread_name(electrode)] = float(f"{value:.4g}")
+        else:
+            fixed.pop(spread_name(electrode), None)
+    design_path = write_design(raw, out)
+    report_dir = design_path.with_name(design_path.stem + "_ica_calibration")
+    figure = plot_ica_fit(fit, report_dir / "ica_fit.png")
+    recorded = chosen["temperature_c"].dropna()
+    report = {
+        "data": str(data), "base_design": str(base_path), "design": str(design_path),
+        "discharge_c_rate": c_rate, "temperature_c": temperature_c,
+        "file_temperature_c": float(recorded.mean()) if len(recorded) else None,
+        "spreads_v": fit.spreads_v, "at_bound_unidentified": fit.at_bound,
+        "peaks": [{"voltage_v": v, "height_measured_per_v": h, "height_before_per_v": float(b),
+                   "height_after_per_v": float(a)}
+                  for (v, h), b, a in zip(fit.targets, fit.heights_before, fit.heights_after)],
+        "cost_before": fit.cost_before, "cost_after": fit.cost_after, "evaluations": fit.evaluations,
+        "wall_s": fit.wall_s, "figure": str(figure),
+    }
+    (report_dir / "ica_calibration_report.json").write_text(json.dumps(report, indent=2, default=float))
+    return report

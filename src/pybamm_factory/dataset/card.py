@@ -167,6 +167,25 @@ def build_metadata(design: Design, seed: int, samples: int, command: str) -> dic
     }
 
 
+def _eis_porosity(options: dict) -> str:
+    """What the spectra say about porosity, from the ageing model's options."""
+    on = [k for k in ("SEI porosity change", "lithium plating porosity change") if str(options.get(k)).lower() == "true"]
+    if on:
+        return (f"and the negative electrode's porosity loss ({' and '.join(on)} on: the high-frequency intercept, "
+                "`r_ohm_ohm`, grows with it).")
+    return ("but no porosity change (off in this design's ageing model, so the high-frequency intercept, "
+            "`r_ohm_ohm`, does not move with age).")
+
+
+def _rpt_window(aging) -> str:
+    """The RPT's voltage window, where the design sets one apart from the protocols'."""
+    upper, lower = aging.rpt_upper_voltage_v, aging.rpt_lower_voltage_v
+    if upper is None and lower is None:
+        return "between each protocol's voltage limits"
+    return (f"between {'the protocol upper voltage' if upper is None else f'{upper:g} V'} and "
+            f"{'the protocol lower voltage' if lower is None else f'{lower:g} V'}")
+
+
 def _fmt(x, digits=3):
     return "n/a" if x is None or (isinstance(x, float) and not np.isfinite(x)) else f"{x:.{digits}g}"
 
@@ -374,6 +393,8 @@ def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.Dat
         "failures": failures_text(design, tables),
         "stop_soh": design.aging.stop_soh, "rpt_charge": _fmt(design.aging.rpt_charge_c_rate),
         "rpt_discharge": _fmt(design.aging.rpt_discharge_c_rate),
+        "rpt_window": _rpt_window(design.aging),
+        "eis_porosity": _eis_porosity(design.model_options),
         "eis_socs": ", ".join(f"{s:g}" for s in design.eis.socs) if design.eis.enabled else "(disabled)",
         "eis_points": len(design.eis.frequencies_hz()), "f_min": f"{design.eis.f_min_hz:g}", "f_max": f"{design.eis.f_max_hz:g}",
         "command": meta["command"],

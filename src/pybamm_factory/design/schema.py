@@ -214,6 +214,11 @@ class Aging:
     # chamber temperature of the RPTs (None: the sample's ambient temperature); many
     # campaigns move every cell to 25 degC for its reference tests
     rpt_temperature_c: float | None = None
+    # voltage window of the RPT's CC-CV charge and slow discharge (None: the sample's
+    # protocol's upper and lower voltages); set to a measured cell's own reference test
+    # so curve features compare (`predict --rpt-design` writes it from a file)
+    rpt_upper_voltage_v: float | None = None
+    rpt_lower_voltage_v: float | None = None
     # CPU seconds one sample's aging may use before it is recorded as failed with that
     # reason (None: no limit); CPU time, so the worker count does not change the outcome
     sample_cpu_limit_s: float | None = None

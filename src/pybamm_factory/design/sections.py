@@ -15,6 +15,7 @@ from ..parameters import (  # noqa: F401 - re-exported through design.spec
     FACTORY_PARAMETERS,
     LAM_ACTIVATION,
     LAM_REFERENCE_TEMPERATURE_K,
+    MAX_OCP_SPREAD_V,
     activation_target,
     factor_target,
     input_name_problem,
@@ -23,6 +24,7 @@ from ..parameters import (  # noqa: F401 - re-exported through design.spec
     modified_target,
     parameter_values,
     physical_ceiling,
+    spread_target,
 )
 from .checks import _bounded, _check_keys, _choice, _distribution, _fail, _first_line, _integer, _mapping, _number, _show
 from .schema import (
@@ -184,6 +186,9 @@ def _fixed(src, raw, pv, options) -> dict:
         elif name not in pv.keys():
             _fail(src, f"fixed.{name}", f"'{name}' is not a parameter of {raw['parameter_set']}")
         _number(src, f"fixed.{name}", value)
+        if spread_target(name) and not 0 <= value <= MAX_OCP_SPREAD_V:
+            _fail(src, f"fixed.{name}", f"{value:g} V is outside the allowed 0..{MAX_OCP_SPREAD_V:g} V "
+                  "(a standard deviation of particle potentials)")
         _physical_range(src, f"fixed.{name}", name, value, value, pv, raw)
         if name == CONTACT_RESISTANCE and value:
             _contact_resistance_unused(src, f"fixed.{name}", options)
@@ -336,7 +341,7 @@ def _observe(src, value) -> tuple[ObserveRequest, ...]:
 
 # aging, its reference tests, impedance, and how samples are drawn, solved and split
 
-def _aging(src, aging_raw) -> Aging:
+def _aging(src, aging_raw, cutoffs: dict) -> Aging:
     _check_keys(src, "aging", aging_raw, yaml_keys(Aging))
     required = yaml_keys(Aging, required_only=True)  # max_cycles, rpt_interval_cycles
     for req in required:
@@ -362,6 +367,14 @@ def _aging(src, aging_raw) -> Aging:
         if not -40 <= t_rpt <= 80:
             _fail(src, "aging.rpt_temperature_c", f"{t_rpt:g} degC is outside the allowed -40..80 degC")
         values["rpt_temperature_c"] = t_rpt
+    for k in ("rpt_upper_voltage_v", "rpt_lower_voltage_v"):
+        if aging_raw.get(k) is not None:
+            values[k] = _number(src, f"aging.{k}", aging_raw[k])
+            if not cutoffs["lower"] - 1e-9 <= values[k] <= cutoffs["upper"] + 1e-9:
+                _fail(src, f"aging.{k}", f"{values[k]:g} V lies outside the parameter set's cut-offs "
+                      f"[{cutoffs['lower']}, {cutoffs['upper']}] V")
+    if values.get("rpt_lower_voltage_v", -1.0) >= values.get("rpt_upper_voltage_v", 99.0):
+        _fail(src, "aging.rpt_lower_voltage_v", f"must be < aging.rpt_upper_voltage_v ({values['rpt_upper_voltage_v']:g} V)")
     if aging_raw.get("sample_cpu_limit_s") is not None:
         values["sample_cpu_limit_s"] = _number(src, "aging.sample_cpu_limit_s", aging_raw["sample_cpu_limit_s"],
                                                positive=True)

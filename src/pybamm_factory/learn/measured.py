@@ -137,13 +137,16 @@ def read_spectrum_file(path: Path, cell_id: str | None) -> pd.DataFrame:
 
 def read_cycler_file(path: Path, cell_id: str | None, min_discharge_s: float = 600.0) -> pd.DataFrame:
     data = read_cycler(path)
+    charging = data.loc[data["step_type"] == "charge", "voltage_v"]
+    # the charge limit the file's reference charges reach (their CV hold)
+    upper_v = float(charging.max()) if len(charging) else float("nan")
     rows = []
     for seg in discharge_segments(data, min_duration_s=min_discharge_s):
         table = curve_table(seg["discharged_ah"].to_numpy(), seg["voltage_v"].to_numpy())
         rows.append({"cell_id": cell_id or path.stem, "cycle": float(seg["cycle_index"].iloc[0]), "source": path.name,
                      "capacity_measured": float(seg["discharged_ah"].iloc[-1]),
                      "discharge_current_a": float(seg["current_a"].median()),
-                     "lower_voltage_v": float(seg["voltage_v"].min()),
+                     "lower_voltage_v": float(seg["voltage_v"].min()), "upper_voltage_v": upper_v,
                      **curve_observables(table["discharged_capacity_ah"], table["voltage_v"])})
     if not rows:
         raise ReaderError(f"{path}: no constant-current discharge longer than {min_discharge_s:g} s")

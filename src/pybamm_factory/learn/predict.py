@@ -71,29 +71,124 @@ def predict_frame(model: Model, frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([out, domain], axis=1)
 
 
-def _rpt_notes(model: Model, frame: pd.DataFrame) -> list[str]:
-    """Where a cycler file's discharges differ from the dataset's reference test."""
+WINDOW_TOLERANCE_V = 0.05  # a file's discharge limits this far from the dataset's are another window
+RATE_TOLERANCE = 0.25  # ... and a C-rate this far (relative) another rate
+
+
+@dataclass
+class RptMatch:
+    """A measured cell's reference discharge where it differs from the dataset's."""
+
+    cell_id: str
+    c_rate: float
+    upper_voltage_v: float
+    lower_voltage_v: float
+    differences: list
+
+
+def rpt_mismatches(model: Model, frame: pd.DataFrame) -> list[RptMatch]:
+    """Cells of cycler files whose discharges differ from the dataset's reference test in
+    C-rate (more than 25 %) or voltage window (more than 50 mV at either end)."""
     rpt = model.meta.get("reference_test") or {}
-    notes = []
     if "discharge_current_a" not in frame or not rpt.get("discharge_c_rate"):
-        return notes
-    for cell, g in frame.dropna(subset=["discharge_current_a"]).groupby("cell_id"):
+        return []
+    out = []
+    for cell, g in frame.dropna(subset=["discharge_current_a"]).groupby("cell_id", sort=False):
         c_rate = abs(g["discharge_current_a"].median()) / g["capacity_measured"].iloc[0]
-        if abs(c_rate / rpt["discharge_c_rate"] - 1) > 0.25:
-            notes.append(f"{cell}: discharges at about C/{1 / c_rate:.3g} ({c_rate:.2f}C of its first capacity); the "
-                         f"model's data come from a {rpt['discharge_c_rate']:g}C reference discharge: curve features "
-                         f"are not comparable. Generate a dataset whose design sets aging.rpt_discharge_c_rate: "
-                         f"{c_rate:.2f} and train on it")
-    return notes
+        upper = float(g["upper_voltage_v"].median()) if "upper_voltage_v" in g else float("nan")
+        lower = float(g["lower_voltage_v"].median())
+        differences = []
+        if abs(c_rate / rpt["discharge_c_rate"] - 1) > RATE_TOLERANCE:
+            differences.append(f"discharges at about C/{1 / c_rate:.3g} ({c_rate:.2f}C of its first capacity) where "
+                               f"the model's data come from a {rpt['discharge_c_rate']:g}C reference discharge")
+        for end, value in (("upper", upper), ("lower", lower)):
+            ref = rpt.get(f"{end}_voltage_v")
+            if ref is not None and np.isfinite(value) and abs(value - ref) > WINDOW_TOLERANCE_V:
+                differences.append(f"its {end} voltage is {value:.3f} V where the dataset's reference test uses {ref:g} V")
+        if differences:
+            out.append(RptMatch(str(cell), float(c_rate), upper, lower, differences))
+    return out
 
 
-def predict(model_dir, files, cell_id: str | None = None, estimator: str | None = None) -> tuple[pd.DataFrame, list[str]]:
-    """Observations of the files with their predictions; and notes for the console."""
+def _rpt_notes(mismatches: list[RptMatch]) -> list[str]:
+    return [f"{m.cell_id}: {'; '.join(m.differences)}: curve features are not comparable. Write a design whose "
+            "reference test is the file's with --rpt-design PATH, generate a dataset with it and train on that"
+            for m in mismatches]
+
+
+def rpt_design(model: Model, match: RptMatch) -> dict:
+    """The model's dataset design with its reference test set to the cell's: discharge
+    C-rate and voltage window (limits rounded to 10 mV, each kept inside the parameter
+    set's cut-offs by the design's own check when it is loaded)."""
+    import copy
+
+    import yaml
+
+    from .train import DATASET_DESIGN
+
+    path = model.directory / DATASET_DESIGN
+    if not path.is_file():
+        dataset = Path(model.meta.get("dataset", ""))
+        path = dataset / "design.yaml"
+        if not path.is_file():
+            raise FileNotFoundError(f"{model.directory}: neither {DATASET_DESIGN} nor the dataset's design.yaml "
+                                    f"({path}) is there to start a matching design from")
+    from ..parameters import parameter_values
+
+    raw = copy.deepcopy(yaml.safe_load(path.read_text()))
+    pv = parameter_values(raw["parameter_set"])
+    cutoff = {"upper": float(pv["Upper voltage cut-off [V]"]), "lower": float(pv["Lower voltage cut-off [V]"])}
+    aging = raw.setdefault("aging", {})
+    aging["rpt_discharge_c_rate"] = float(f"{match.c_rate:.3g}")
+    clipped = []
+    for end, value in (("upper", match.upper_voltage_v), ("lower", match.lower_voltage_v)):
+        if not np.isfinite(value):
+            continue
+        inside = min(max(round(value, 2), cutoff["lower"]), cutoff["upper"])
+        if inside != round(value, 2):
+            clipped.append(f"the {end} voltage {value:.2f} V is outside {raw['parameter_set']}'s cut-offs, "
+                           f"so {inside:g} V is used")
+        aging[f"rpt_{end}_voltage_v"] = inside
+    if aging.get("rpt_lower_voltage_v", 0.0) >= aging.get("rpt_upper_voltage_v", 99.0):
+        raise ValueError(f"{match.cell_id}: the file's voltage window does not overlap {raw['parameter_set']}'s "
+                         f"cut-offs [{cutoff['lower']:g}, {cutoff['upper']:g}] V; no design written")
+    raw["name"] = f"{raw.get('name', 'design')}-rpt-{match.cell_id}"
+    raw["description"] = (f"{raw.get('description', '')} Reference test set to the measured cell {match.cell_id}'s "
+                          f"(written by pybamm-factory predict: {'; '.join(match.differences + clipped)}).").strip()
+    return raw
+
+
+def predict(model_dir, files, cell_id: str | None = None, estimator: str | None = None,
+            rpt_design_path=None) -> tuple[pd.DataFrame, list[str]]:
+    """Observations of the files with their predictions; and notes for the console. With
+    ``rpt_design_path``, where a cycler file's reference discharge differs from the
+    dataset's, the design with the file's reference test is written there (one cell's:
+    the first that differs) for a dataset whose curve features compare."""
     model = load_model(model_dir, estimator)
     frame, notes = observations(files, cell_id=cell_id)
-    notes += _rpt_notes(model, frame)
+    mismatches = rpt_mismatches(model, frame)
+    notes += _rpt_notes(mismatches)
+    if rpt_design_path is not None:
+        notes.append(_write_rpt_design(model, mismatches, Path(rpt_design_path)))
     result = predict_frame(model, frame)
     keep = [c for c in ("cell_id", "source", "cycle", "soh_measured", "capacity_measured") if c in frame]
     out = pd.concat([frame[keep], result], axis=1)
     out.insert(0, "estimator", model.estimator_name)
     return out, notes
+
+
+def _write_rpt_design(model: Model, mismatches: list[RptMatch], path: Path) -> str:
+    import yaml
+
+    if not mismatches:
+        return f"--rpt-design: every file's discharges match the dataset's reference test; {path} not written"
+    raw = rpt_design(model, mismatches[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = (f"# Written by `pybamm-factory predict --rpt-design`: the design of {model.meta.get('dataset', 'the dataset')}\n"
+              f"# with its reference test set to cell {mismatches[0].cell_id}'s. Generate and train on it:\n"
+              f"#   pybamm-factory run --design {path} --samples N --seed S --out DIR\n"
+              f"#   pybamm-factory train DIR --target {model.target} --features {','.join(model.meta.get('feature_groups', []))}\n")
+    path.write_text(header + yaml.safe_dump(raw, sort_keys=False))
+    return (f"wrote {path}: the dataset's design with cell {mismatches[0].cell_id}'s reference test "
+            f"({raw['aging']['rpt_discharge_c_rate']:g}C, {raw['aging'].get('rpt_lower_voltage_v')}-"
+            f"{raw['aging'].get('rpt_upper_voltage_v', 'protocol')} V); run it, then train on it")

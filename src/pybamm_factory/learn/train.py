@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,7 @@ TARGETS = {
 }
 SCHEMES = ("grouped", "random", "extrapolate_temperature", "extrapolate_rate")
 COVERAGE = 0.9
+DATASET_DESIGN = "dataset_design.yaml"  # the dataset's design, copied into the model directory
 
 
 @dataclass
@@ -175,6 +177,8 @@ def train(dataset_dir, target: str = "soh", features: str = "both", normalise: s
         f"EIS and pulse features at SOC {frame['eis_soc'].iloc[0] if 'eis_soc' in frame else soc:g}.\n\n"
         + definitions_markdown(columns))
     design = _dataset_rpt(dataset_dir)
+    if (dataset_dir / "design.yaml").is_file():  # what `predict --rpt-design` starts a matching design from
+        shutil.copyfile(dataset_dir / "design.yaml", out / DATASET_DESIGN)
     meta = {
         "format": "pybamm-factory model 1",
         "pybamm_factory_version": __version__,
@@ -205,10 +209,10 @@ def _dataset_rpt(dataset_dir: Path) -> dict:
         design = load_design(dataset_dir / "design.yaml")
     except Exception:  # noqa: BLE001 - an older or edited design: the check is then skipped
         return {}
-    proto = design.protocols[0]
-    return {"discharge_c_rate": design.aging.rpt_discharge_c_rate,
-            "upper_voltage_v": getattr(proto, "upper_voltage_v", None),
-            "lower_voltage_v": getattr(proto, "lower_voltage_v", None),
+    proto, aging = design.protocols[0], design.aging
+    return {"discharge_c_rate": aging.rpt_discharge_c_rate,
+            "upper_voltage_v": aging.rpt_upper_voltage_v or getattr(proto, "upper_voltage_v", None),
+            "lower_voltage_v": aging.rpt_lower_voltage_v or getattr(proto, "lower_voltage_v", None),
             "ambient_temperatures_c": list(getattr(design, "ambient_temperatures_c", []) or [])}
 
 

@@ -26,7 +26,8 @@ Sign conventions mapped from (each format's own words):
 * Generic delimited table (comma, tab or semicolon; decimal commas; preamble lines):
   columns by name, units from the header (``Current (mA)``, ``I/mA``, ``Voltage [mV]``,
   ``time/min``, a temperature in K), time as seconds, ``hh:mm:ss`` / ``Nd hh:mm:ss`` or
-  date-times; or an explicit ``columns`` mapping. The current sign comes from a state or
+  date-times; or an explicit ``columns`` mapping. A Parquet table (PyProBE's layout:
+  ``Time [s]``, ``Current [A]``, ``Voltage [V]``, ``Step``) is read the same way. The current sign comes from a state or
   step-type column (C / D / R, ``CC_DChg``, ``Rest``) when there is one, then from
   ``current_sign``, else it is inferred from the data: on discharge the voltage falls
   under load, so the sign that makes current and dV/dt anti-correlated is taken as
@@ -70,7 +71,7 @@ from .vocabulary import (
 )
 
 COLUMNS = ["time_s", "current_a", "voltage_v", "temperature_c", "cycle_index", "step_index", "step_type"]
-FORMATS = ("auto", "maccor", "neware", "arbin", "biologic", "csv", "matlab")
+FORMATS = ("auto", "maccor", "neware", "arbin", "biologic", "csv", "matlab", "parquet")
 REST_FRACTION = 0.01  # a step at 1 % of the largest |I| or more is loaded (see step_types)
 CAPACITY_FRACTION = 0.01  # ... as is a step moving 1 % of the busiest step's charge or more
 NOISE_SIGMAS = 5.0  # ... if its median current stands this many robust spreads above zero
@@ -544,9 +545,23 @@ def read_matlab(path: Path, columns: dict | None = None, current_sign: str = "au
     return frame
 
 
+def read_parquet_table(path: Path, columns: dict | None = None, current_sign: str = "auto",
+                       current_unit: str = "auto", constant_current_a: float | None = None) -> pd.DataFrame:
+    """A Parquet table with named columns (PyProBE's processed data, a lab's own pipeline),
+    read as a delimited table is: columns by name or mapping, units from the names."""
+    df = pd.read_parquet(path)
+    df.columns = [str(c).strip() for c in df.columns]
+    return table_frame(df, path, "parquet", columns, current_sign, current_unit, constant_current_a)
+
+
+def _is_parquet(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(4) == b"PAR1"
+
+
 READERS = {"maccor": read_maccor, "neware": read_neware, "arbin": read_arbin, "biologic": read_biologic,
-           "csv": read_csv_generic, "matlab": read_matlab}
-TABLE_OPTIONS = ("csv", "matlab")  # the formats that take column, sign, unit and constant-current options
+           "csv": read_csv_generic, "matlab": read_matlab, "parquet": read_parquet_table}
+TABLE_OPTIONS = ("csv", "matlab", "parquet")  # the formats that take column, sign, unit and constant-current options
 
 
 def read_cycler(path: str | Path, format: str = "auto", **kwargs) -> pd.DataFrame:
@@ -561,7 +576,8 @@ def read_cycler(path: str | Path, format: str = "auto", **kwargs) -> pd.DataFram
     fmt = format
     if format == "auto":
         table_options_given = any(v not in (None, "auto", {}) for v in kwargs.values())
-        fmt = "matlab" if _mat_version(path) else "csv" if table_options_given else detect_format(path)
+        fmt = ("matlab" if _mat_version(path) else "parquet" if _is_parquet(path)
+               else "csv" if table_options_given else detect_format(path))
     if fmt not in TABLE_OPTIONS and any(v not in (None, "auto", {}) for v in kwargs.values()):
         _fail(path, f"column, sign, unit and constant-current options apply to {' and '.join(TABLE_OPTIONS)} files, "
                     f"not to {fmt} exports")

@@ -54,6 +54,7 @@ OUTPUT_VARIABLES = [
     "X-averaged negative SEI thickness [m]",
     "X-averaged negative electrode active material volume fraction",
     "X-averaged positive electrode active material volume fraction",
+    "X-averaged negative electrode porosity",
 ]
 
 # Degradation totals kept per RPT (PyBaMM variable -> column name), read from the state at
@@ -117,6 +118,9 @@ class RptSnapshot:
     summary: dict
     elapsed_s: float = math.nan  # time since the start of the first RPT, at this RPT's discharge
     pulses: list = field(default_factory=list)  # (soc, resistance at 0.1 s, at 10 s) per pulse
+    # x-averaged negative-electrode porosity at the RPT discharge (moves only where the
+    # design turns on SEI or plating porosity change); the EIS carries it
+    porosity_neg: float = math.nan
 
 
 @dataclass
@@ -330,14 +334,16 @@ class AgingEngine:
         ``aging.rpt_pulse``, then a pulse at each of its SOCs (reached by charging against
         ``q_ref_ah``, the previous RPT's capacity) and a slow discharge back to empty."""
         p, a, q = self.protocol, self.design.aging, self.nominal_capacity_ah
+        upper = p.upper_voltage_v if a.rpt_upper_voltage_v is None else a.rpt_upper_voltage_v
+        lower = p.lower_voltage_v if a.rpt_lower_voltage_v is None else a.rpt_lower_voltage_v
         # at the RPT chamber temperature where the design names one (a step temperature
         # is the ambient one while the step runs; the aging steps keep the sample's)
         at = {} if a.rpt_temperature_c is None else {"temperature": a.rpt_temperature_c + 273.15}
         steps = [
-            pybamm.step.current(-a.rpt_charge_c_rate * q, termination=f"{p.upper_voltage_v} V", **at),
-            pybamm.step.voltage(p.upper_voltage_v, termination=f"{a.rpt_cv_cutoff_c_rate * q} A", **at),
+            pybamm.step.current(-a.rpt_charge_c_rate * q, termination=f"{upper} V", **at),
+            pybamm.step.voltage(upper, termination=f"{a.rpt_cv_cutoff_c_rate * q} A", **at),
             pybamm.step.rest(a.rpt_rest_min * 60, **at),
-            pybamm.step.current(self.rpt_current_a, termination=f"{p.lower_voltage_v} V", **at),
+            pybamm.step.current(self.rpt_current_a, termination=f"{lower} V", **at),
             pybamm.step.rest(a.rpt_rest_min * 60, **at),
         ]
         pulse = a.rpt_pulse
@@ -349,14 +355,14 @@ class AgingEngine:
         for soc in pulse.socs:
             steps += [
                 pybamm.step.current(-charge_a, duration=3600.0 * (soc - level) * q_ref / charge_a,
-                                    termination=f"> {p.upper_voltage_v} V", **at),
+                                    termination=f"> {upper} V", **at),
                 pybamm.step.rest(pulse.rest_min * 60, **at),
                 pybamm.step.current(pulse_a, duration=PULSE_SECONDS, period=PULSE_READ_S[0],
-                                    termination=f"< {p.lower_voltage_v} V", **at),
+                                    termination=f"< {lower} V", **at),
                 pybamm.step.rest(pulse.rest_min * 60, **at),
             ]
             level = soc - pulse_a * PULSE_SECONDS / 3600.0 / q_ref
-        steps += [pybamm.step.current(self.rpt_current_a, termination=f"{p.lower_voltage_v} V", **at),
+        steps += [pybamm.step.current(self.rpt_current_a, termination=f"{lower} V", **at),
                   pybamm.step.rest(a.rpt_rest_min * 60, **at)]
         return tuple(steps)
 
@@ -780,6 +786,7 @@ class AgingEngine:
             summary=summary,
             elapsed_s=float(dis["Time [s]"].entries[0]),
             pulses=self._pulses(rpt),
+            porosity_neg=float(dis["X-averaged negative electrode porosity"].entries[0]),
         ))
 
 

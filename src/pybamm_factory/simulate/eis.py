@@ -11,10 +11,14 @@ state enters as input parameters:
   film resistance is in series with the reaction;
 * loss of active material: the x-averaged active-material volume fractions of both
   electrodes replace the fresh ones;
+* porosity: the x-averaged negative-electrode porosity, which SEI growth and plated
+  lithium lower where the design turns their porosity change on; through the
+  electrolyte's effective conductivity it moves the high-frequency intercept (a constant
+  where porosity change is off, as in the default design);
 * temperature: the sample's ambient temperature.
 
-Porosity loss from SEI and plated lithium is not carried over (the surface-form EIS
-model has no plating film); docs/physics.md says so.
+The plated-lithium film itself is not carried (the surface-form EIS model has none);
+docs/physics.md says so.
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ C_POS = "Initial concentration in positive electrode [mol.m-3]"
 EPS_NEG = "Negative electrode active material volume fraction"
 EPS_POS = "Positive electrode active material volume fraction"
 T_AMB = "Ambient temperature [K]"
-AGED_STATE_INPUTS = (SEI_THICKNESS, C_NEG, C_POS, EPS_NEG, EPS_POS, T_AMB)
+POROSITY_NEG = "Negative electrode porosity"
+AGED_STATE_INPUTS = (SEI_THICKNESS, C_NEG, C_POS, EPS_NEG, EPS_POS, T_AMB, POROSITY_NEG)
 
 EIS_OPTIONS = {"surface form": "differential", "SEI": "constant", "SEI film resistance": "distributed"}
 DEGRADATION_OPTIONS = ("SEI", "SEI porosity change", "SEI on cracks", "lithium plating",
@@ -88,6 +93,8 @@ class EisEngine:
             EPS_POS: snap.eps_am_pos,
             T_AMB: float(row["ambient_temperature_k"]),
         })
+        if POROSITY_NEG in inputs and np.isfinite(snap.porosity_neg):
+            inputs[POROSITY_NEG] = snap.porosity_neg
         return inputs
 
     def impedance(self, inputs: dict) -> tuple[np.ndarray, float]:

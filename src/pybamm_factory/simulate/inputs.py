@@ -26,7 +26,8 @@ import math
 import numpy as np
 import pybamm
 
-from ..parameters import activation_target, factor_target, input_name_problem, modified_target
+from ..parameters import activation_target, factor_target, input_name_problem, modified_target, spread_target
+from .ocp_spread import population_name, population_ocp
 
 REFERENCE_TEMPERATURE_K = 298.15
 GAS_CONSTANT = pybamm.constants.R.value
@@ -58,11 +59,16 @@ def set_inputs(pv: pybamm.ParameterValues, names) -> None:
 
 def apply_fixed(pv: pybamm.ParameterValues, fixed: dict) -> None:
     """A design's ``fixed`` values into ``pv`` (in place): plain names first, then the
-    ``(factor)`` and ``(activation energy)`` names on them, as numbers."""
+    ``(factor)`` and ``(activation energy)`` names on them, as numbers, and last the
+    ``(voltage spread)`` of an OCP (:mod:`.ocp_spread`)."""
     pv.update({n: v for n, v in fixed.items() if modified_target(n) is None})
     for name, value in fixed.items():
-        if modified_target(name) is not None:
+        if modified_target(name) is not None and not spread_target(name):
             _modify(pv, name, pybamm.Scalar(float(value)))
+    for name, value in fixed.items():
+        target = spread_target(name)
+        if target:
+            pv[target] = population_ocp(pv[target], float(value), name=population_name(target))
 
 
 def _modify(pv: pybamm.ParameterValues, name: str, value: pybamm.Symbol) -> None:

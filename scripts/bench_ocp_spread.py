@@ -1,0 +1,101 @@
+"""What the electrodes' OCP spreads cost and change: the default design aged with its
+fitted spreads against the same design without them, in the same run.
+
+    python scripts/bench_ocp_spread.py [--design default] [--samples 4] [--temperature-c 25]
+
+The spreads replace the positive electrode's analytic OCP and the negative electrode's
+cubic interpolant by cubic interpolants of the particle-population curves
+(simulate/ocp_spread.py). Both engines age the same manifest rows at one ambient
+temperature with the design's cycle jumps. Prints, per engine: the build time, aged cells
+per CPU-minute (process CPU of ``AgingEngine.run``, builds excluded), cycles per CPU-second,
+peak RSS; the throughput ratio; and how far the spreads move the ageing: the largest
+difference in RPT SOH and LLI, and in the cycle where SOH crosses 0.8, between the two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import resource
+import time
+
+import numpy as np
+
+from pybamm_factory.design import build_manifest, load_design, parse_design
+from pybamm_factory.parameters import SPREAD_SUFFIX
+from pybamm_factory.simulate.aging import AgingEngine
+
+
+def age(design, rows, temperature_k):
+    started = time.perf_counter()
+    engine = AgingEngine(design, design.protocols[0], temperature_k)
+    engine.ensure_built(rows[0])
+    build_s = time.perf_counter() - started
+    cpu_s, runs = 0.0, []
+    for row in rows:
+        c0 = time.process_time()
+        runs.append(engine.run(row))
+        cpu_s += time.process_time() - c0
+    return build_s, cpu_s, runs
+
+
+def trajectory(run):
+    cycles = np.array([s.cycle for s in run.snapshots], float)
+    capacity = np.array([np.ptp(s.discharged_ah) for s in run.snapshots])
+    lli = np.array([s.summary["lli_pct"] for s in run.snapshots])
+    return cycles, capacity / capacity[0], lli
+
+
+def eol_cycle(cycles, soh, threshold=0.8):
+    below = np.flatnonzero(soh < threshold)
+    if not below.size or below[0] == 0:
+        return np.nan
+    i = below[0]
+    return float(np.interp(threshold, [soh[i], soh[i - 1]], [cycles[i], cycles[i - 1]]))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--design", default="default")
+    parser.add_argument("--samples", type=int, default=4)
+    parser.add_argument("--temperature-c", type=float, default=25.0)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    base = load_design(args.design)
+    spreads = {k: v for k, v in base.fixed.items() if k.endswith(SPREAD_SUFFIX)}
+    if not spreads:
+        raise SystemExit(f"{args.design}: the design fixes no OCP voltage spread; nothing to compare")
+    raw = copy.deepcopy(base.raw)
+    raw["fixed"] = {k: v for k, v in raw.get("fixed", {}).items() if k not in spreads}
+    designs = {"no spread": parse_design(raw, f"{args.design} without spreads"), "spreads": base}
+    rows = build_manifest(base, args.samples, args.seed).to_dict("records")
+    t_k = args.temperature_c + 273.15
+    print(f"{args.design}: {', '.join(f'{k} = {1000 * v:.2f} mV' for k, v in spreads.items())}; "
+          f"{len(rows)} cells at {args.temperature_c:g} degC")
+    results = {}
+    for name, design in designs.items():
+        build_s, cpu_s, runs = age(design, rows, t_k)
+        cycles = sum(r.cycles_completed for r in runs)
+        results[name] = (cpu_s, runs)
+        print(f"{name:10s} build {build_s:6.1f} s | {len(runs)} cells, {cycles} cycles, statuses "
+              f"{sorted({r.status for r in runs})} | {60 * len(runs) / cpu_s:6.2f} cells per CPU-minute, "
+              f"{cycles / cpu_s:7.1f} cycles per CPU-s | peak RSS "
+              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    (cpu_a, runs_a), (cpu_b, runs_b) = results["no spread"], results["spreads"]
+    print(f"ratio spreads / no spread throughput: {cpu_a / cpu_b:.2f}x")
+    d_soh = d_lli = d_eol = 0.0
+    for a, b in zip(runs_a, runs_b):
+        ca, sa, la = trajectory(a)
+        cb, sb, lb = trajectory(b)
+        inside = ca <= cb.max()
+        d_soh = max(d_soh, float(np.max(np.abs(sa[inside] - np.interp(ca[inside], cb, sb)))))
+        d_lli = max(d_lli, float(np.max(np.abs(la[inside] - np.interp(ca[inside], cb, lb)))))
+        ea, eb = eol_cycle(ca, sa), eol_cycle(cb, sb)
+        if np.isfinite(ea) and np.isfinite(eb):
+            d_eol = max(d_eol, abs(eb / ea - 1))
+    print(f"largest difference, spreads against none (interpolated at the no-spread RPT cycles): "
+          f"SOH {d_soh:.4f}, LLI {d_lli:.3f} %-points, cycles to SOH 0.8 {100 * d_eol:.1f} %")
+
+
+if __name__ == "__main__":
+    main()
