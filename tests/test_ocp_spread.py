@@ -50,14 +50,30 @@ def test_a_plateau_becomes_a_normal_peak_of_the_stated_height():
 @pytest.mark.parametrize("name", [PE_OCP, NE_OCP])
 def test_the_population_keeps_the_set_curve_and_lowers_its_sharpest_peak(name):
     ocp = pybamm.ParameterValues("OKane2022")[name]
-    x, u_single = single_particle_curve(ocp, points=401)
-    grid, u_small = _population(ocp, 1e-4)
+    grid, u_small = _population(ocp, 5e-4)  # the smallest spread a design may set
+    raw = np.asarray(ocp(pybamm.Vector(grid)).evaluate()).ravel()  # the set's own curve, not a smoothed copy
     inner = (grid > 0.05) & (grid < 0.95)
-    assert np.max(np.abs(u_small[inner] - u_single[inner])) < 2e-3  # a vanishing spread is the set's curve
+    # OKane2022's graphite interpolant rises by up to 2.6 mV in places: its closest falling
+    # curve is used, which leaves it unbiased on average (a running minimum was 4.9 mV low)
+    assert np.max(np.abs(u_small[inner] - raw[inner])) < 3e-3
+    assert np.mean(np.abs(u_small[inner] - raw[inner])) < 5e-4
+    x, u_single = single_particle_curve(ocp, points=401)
     _, u_spread = _population(ocp, 0.01)
     peak_single = np.max(-np.gradient(x, u_single)[inner])
     peak_spread = np.max(-np.gradient(grid, u_spread)[inner])
     assert peak_spread < 0.8 * peak_single
+
+
+@pytest.mark.parametrize("ocp, words", [
+    (lambda sto: 3.0 + 1.0 * sto, "does not fall with stoichiometry"),
+    (lambda sto: 4.0 - sto + 0.05 * pybamm.sin(40 * sto), "rises with stoichiometry by"),
+    (lambda sto: 4.0 - pybamm.log(sto), "not finite"),
+])
+def test_an_ocp_no_population_curve_can_be_made_of_is_refused(ocp, words):
+    from pybamm_factory.simulate.ocp_spread import OcpShapeError
+
+    with pytest.raises(OcpShapeError, match=words):
+        single_particle_curve(ocp)
 
 
 def _write(tmp_path, body: dict, name="d.yaml"):
@@ -69,8 +85,9 @@ def _write(tmp_path, body: dict, name="d.yaml"):
 @pytest.mark.parametrize("body, words", [
     ({"varied": {f"{PE_OCP} (voltage spread)": {"distribution": "uniform", "low": 0.0, "high": 0.02}}},
      "give it under fixed"),
-    ({"fixed": {f"{PE_OCP} (voltage spread)": 0.5}}, "outside the allowed 0..0.1 V"),
-    ({"fixed": {f"{PE_OCP} (voltage spread)": -0.01}}, "outside the allowed 0..0.1 V"),
+    ({"fixed": {f"{PE_OCP} (voltage spread)": 0.5}}, "outside the allowed 0 or 0.0005..0.1 V"),
+    ({"fixed": {f"{PE_OCP} (voltage spread)": -0.01}}, "outside the allowed 0 or 0.0005..0.1 V"),
+    ({"fixed": {f"{PE_OCP} (voltage spread)": 1e-6}}, "outside the allowed 0 or 0.0005..0.1 V"),
     ({"fixed": {"Positive electrode porosity (voltage spread)": 0.01}}, "applies only to an electrode's OCP"),
 ])
 def test_design_rules_for_a_spread(tmp_path, body, words):

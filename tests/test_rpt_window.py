@@ -21,7 +21,8 @@ def _with_aging(**aging):
 @pytest.mark.parametrize("aging, words", [
     ({"rpt_lower_voltage_v": 2.0}, "outside the parameter set's cut-offs"),
     ({"rpt_upper_voltage_v": 4.4}, "outside the parameter set's cut-offs"),
-    ({"rpt_upper_voltage_v": 3.5, "rpt_lower_voltage_v": 3.6}, "must be < aging.rpt_upper_voltage_v"),
+    ({"rpt_upper_voltage_v": 3.5, "rpt_lower_voltage_v": 3.6}, "would be 3.6-3.5 V: lower must be < upper"),
+    ({"rpt_lower_voltage_v": 4.2}, "protocol 'cccv-cc' would be 4.2-4.2 V"),  # against the protocol's own 4.2 V
 ])
 def test_rpt_window_rules(aging, words):
     with pytest.raises(DesignError, match=words):

@@ -44,6 +44,7 @@ ARRHENIUS_TARGET = re.compile(r"^((Primary|Secondary): )?(Negative|Positive) (pa
 SPREAD_SUFFIX = " (voltage spread)"
 OCP_TARGET = re.compile(r"^((Primary|Secondary): )?(Negative|Positive) electrode ((de)?lithiation )?OCP \[V\]$")
 MAX_OCP_SPREAD_V = 0.1
+MIN_OCP_SPREAD_V = 5e-4  # 0 or at least this: the tabulation's grid scales as 1 / spread
 
 # Parameters the factory adds to every parameter set (name -> default). PyBaMM's
 # stress-driven loss of active material has no temperature dependence of its own; an

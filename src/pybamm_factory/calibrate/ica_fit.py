@@ -6,12 +6,13 @@ its particles do not all switch at one potential (:mod:`~pybamm_factory.simulate
 This fit finds, for each electrode, the spread of particle potentials [V] that brings
 the simulated peak heights to the measured ones.
 
-- **Measured:** a slow constant-current discharge (C/10 or slower, so the curve is close to
-  the open-circuit one) read by :func:`~pybamm_factory.readers.read_cycler`; by default
+- **Measured:** a slow constant-current discharge (C/4 or slower, so the curve is close to
+  the open-circuit one; C/10 or slower is better) read by :func:`~pybamm_factory.readers.read_cycler`; by default
   the file's discharge of largest capacity.
 - **Simulated:** the design's median cell (every varied parameter at its median), from
-  full charge, at the same C-rate relative to each cell's own capacity, at the measured
-  temperature, with the design's model, options and mesh.
+  full charge (the parameter set's upper cut-off), at the same C-rate relative to each
+  cell's own capacity, down to the measured curve's last voltage (kept inside the set's
+  cut-offs), at the measured temperature, with the design's model, options and mesh.
 - **Compared:** both curves go through the factory's own ICA code
   (:func:`~pybamm_factory.labels.curves.smoothed_curve`, the code that labels datasets).
   The measured curve's ``peaks`` most prominent peaks are the targets; a simulated peak's
@@ -22,7 +23,10 @@ the simulated peak heights to the measured ones.
 - **Optimiser:** SciPy's bounded Nelder-Mead over the spreads (0 to 40 mV). PyBOP is not
   used here: each evaluation rebuilds the model (the spread is tabulated into the OCP,
   not a solver input), and two parameters against a handful of peak heights do not need
-  its machinery. A spread that ends within 0.5 mV of a bound is flagged unidentified.
+  its machinery. A spread that ends within 0.5 mV of a bound is flagged unidentified;
+  spreads under 0.5 mV are simulated as 0 (the design check's smallest non-zero spread).
+  A point whose solve fails or stops short of the cut-off scores as bad; if the design as
+  given cannot be simulated, or no point can, the fit stops with one line saying so.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from scipy.signal import find_peaks
 from ..design.schema import Design
 from ..errors import FactoryError
 from ..labels.curves import _EDGE, smoothed_curve
-from ..parameters import SPREAD_SUFFIX
+from ..parameters import MIN_OCP_SPREAD_V, SPREAD_SUFFIX
 
 ELECTRODE_OCPS = {"negative": "Negative electrode OCP [V]", "positive": "Positive electrode OCP [V]"}
 SPREAD_BOUNDS_V = (0.0, 0.04)
@@ -106,8 +110,11 @@ def median_design(design: Design, spreads: dict) -> Design:
     return dataclasses.replace(design, fixed=fixed, varied={})
 
 
-def simulate_discharge(design: Design, spreads: dict, c_rate: float, temperature_k: float) -> DischargeCurve:
-    """The median cell's discharge from full charge at ``c_rate`` (per its nominal capacity)."""
+def simulate_discharge(design: Design, spreads: dict, c_rate: float, temperature_k: float,
+                       end_voltage_v: float | None = None) -> DischargeCurve:
+    """The median cell's discharge from full charge at ``c_rate`` (per its nominal capacity)
+    to ``end_voltage_v`` (default and limit: the parameter set's lower cut-off). Raises
+    :class:`IcaFitError` when the solve fails or stops more than 50 mV short of it."""
     import pybamm
 
     from ..parameters import make_model
@@ -117,22 +124,22 @@ def simulate_discharge(design: Design, spreads: dict, c_rate: float, temperature
     pv = base_parameter_values(cell)
     pv.update({"Ambient temperature [K]": temperature_k, "Initial temperature [K]": temperature_k})
     apply_lam_activation(pv, cell, temperature_k)
+    lowest = float(pv["Lower voltage cut-off [V]"])
+    end = lowest if end_voltage_v is None else min(max(end_voltage_v, lowest), float(pv["Upper voltage cut-off [V]"]) - 0.1)
     current = c_rate * float(pv["Nominal cell capacity [A.h]"])
     period = max(1.0, 3600.0 / c_rate / 2000.0)
-    experiment = pybamm.Experiment([f"Discharge at {current:.6g} A until {design_lower_voltage(design):g} V "
-                                    f"({period:.3g} second period)"])
+    experiment = pybamm.Experiment([f"Discharge at {current:.6g} A until {end:.4g} V ({period:.3g} second period)"])
     sim = pybamm.Simulation(make_model(design.model, design.model_options), parameter_values=pv,
                             experiment=experiment, var_pts=design.mesh or None)
-    solution = sim.solve(initial_soc=1.0)
-    return DischargeCurve(np.asarray(solution["Discharge capacity [A.h]"].entries, dtype=float),
-                          np.asarray(solution["Voltage [V]"].entries, dtype=float), current, temperature_k,
-                          "simulated")
-
-
-def design_lower_voltage(design: Design) -> float:
-    """The design's reference-test lower voltage (its protocols' lowest cut-off)."""
-    lows = [p.lower_voltage_v for p in design.protocols if getattr(p, "lower_voltage_v", None)]
-    return float(min(lows)) if lows else 2.5
+    try:
+        solution = sim.solve(initial_soc=1.0)
+    except pybamm.SolverError as exc:
+        raise IcaFitError(f"the discharge failed to solve: {str(exc).splitlines()[0][:160]}") from None
+    voltage = np.asarray(solution["Voltage [V]"].entries, dtype=float)
+    if voltage[-1] > end + 0.05:
+        raise IcaFitError(f"the discharge stopped at {voltage[-1]:.3f} V, short of {end:.3f} V")
+    return DischargeCurve(np.asarray(solution["Discharge capacity [A.h]"].entries, dtype=float), voltage, current,
+                          temperature_k, "simulated")
 
 
 @dataclass
@@ -167,29 +174,38 @@ def fit_ica(design: Design, measured: DischargeCurve, electrodes=("negative", "p
     started = time.perf_counter()
     targets = measured_peaks(measured, peaks)
     c_rate = measured.c_rate
-    own = {e: float(design.fixed.get(spread_name(e), 0.0)) for e in ELECTRODE_OCPS}
-    before = simulate_discharge(design, own, c_rate, measured.temperature_k)
+    end_v = float(measured.voltage_v[-1])
+    # "before": the fitted electrodes at the set's own OCP (a base design's spreads on them
+    # are ignored, so the fit does not depend on them), the others as the base design has them
+    own = {e: 0.0 if e in electrodes else float(design.fixed.get(spread_name(e), 0.0)) for e in ELECTRODE_OCPS}
+    try:
+        before = simulate_discharge(design, own, c_rate, measured.temperature_k, end_v)
+    except IcaFitError as exc:
+        raise IcaFitError(f"the design as given cannot be simulated at the measured rate: {exc}") from None
     heights_before = heights_near(before, targets, window_v)
     seen: dict = {}
 
     def evaluate(x):
-        key = tuple(round(float(v), 6) for v in x)
+        key = tuple(0.0 if v < MIN_OCP_SPREAD_V else round(float(v), 6) for v in x)
         if key not in seen:
             spreads = {**own, **dict(zip(electrodes, key))}
             try:
-                curve = simulate_discharge(design, spreads, c_rate, measured.temperature_k)
-            except Exception:  # a solver failure is a bad point, not the end of the fit
+                curve = simulate_discharge(design, spreads, c_rate, measured.temperature_k, end_v)
+            except IcaFitError:  # a failed or short solve is a bad point, not the end of the fit
                 seen[key] = (10.0, None)
             else:
                 seen[key] = (_cost(heights_near(curve, targets, window_v), targets), curve)
         return seen[key][0]
 
     lo, hi = SPREAD_BOUNDS_V
-    # every evaluation is kept in `seen`; the best one seen is the result
+    # every evaluation is kept in `seen`; the best one with a curve is the result
     minimize(evaluate, np.full(len(electrodes), START_V), method="Nelder-Mead", bounds=[(lo, hi)] * len(electrodes),
              options={"maxfev": max_evaluations, "xatol": 2e-4, "fatol": 1e-4,
                       "initial_simplex": _simplex(len(electrodes))})
-    best = min(seen, key=lambda k: seen[k][0])
+    solved = [k for k in seen if seen[k][1] is not None]
+    if not solved:
+        raise IcaFitError(f"no spread tried ({len(seen)} points) could be simulated")
+    best = min(solved, key=lambda k: seen[k][0])
     after = seen[best][1]
     spreads = {**own, **dict(zip(electrodes, best))}
     at_bound = [e for e, v in zip(electrodes, best) if v - lo < 5e-4 or hi - v < 5e-4]
@@ -217,7 +233,7 @@ def plot_ica_fit(fit: IcaFit, path):
                        ("after", dict(color="tab:red"))):
         voltage, height = ica_curve(fit.curves[key])
         voltage, height = voltage[height > 0], height[height > 0]
-        label = {"measured": f"measured ({fit.curves[key].source})", "before": "simulated, design as given",
+        label = {"measured": f"measured ({fit.curves[key].source})", "before": "simulated, the set's own OCPs",
                  "after": "simulated, fitted spreads " + ", ".join(f"{e} {1000 * v:.1f} mV"
                                                                   for e, v in fit.spreads_v.items())}[key]
         ax.plot(voltage, height, label=label, **style)

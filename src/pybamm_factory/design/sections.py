@@ -16,6 +16,7 @@ from ..parameters import (  # noqa: F401 - re-exported through design.spec
     LAM_ACTIVATION,
     LAM_REFERENCE_TEMPERATURE_K,
     MAX_OCP_SPREAD_V,
+    MIN_OCP_SPREAD_V,
     activation_target,
     factor_target,
     input_name_problem,
@@ -186,13 +187,24 @@ def _fixed(src, raw, pv, options) -> dict:
         elif name not in pv.keys():
             _fail(src, f"fixed.{name}", f"'{name}' is not a parameter of {raw['parameter_set']}")
         _number(src, f"fixed.{name}", value)
-        if spread_target(name) and not 0 <= value <= MAX_OCP_SPREAD_V:
-            _fail(src, f"fixed.{name}", f"{value:g} V is outside the allowed 0..{MAX_OCP_SPREAD_V:g} V "
-                  "(a standard deviation of particle potentials)")
+        if spread_target(name):
+            _ocp_spread(src, f"fixed.{name}", value, pv[spread_target(name)])
         _physical_range(src, f"fixed.{name}", name, value, value, pv, raw)
         if name == CONTACT_RESISTANCE and value:
             _contact_resistance_unused(src, f"fixed.{name}", options)
     return dict(fixed)
+
+
+def _ocp_spread(src, fld, value, ocp) -> None:
+    """A voltage spread: 0, or MIN..MAX V, on an OCP a population curve can be made of."""
+    from ..simulate.ocp_spread import ocp_shape_problem
+
+    if not (value == 0 or MIN_OCP_SPREAD_V <= value <= MAX_OCP_SPREAD_V):
+        _fail(src, fld, f"{value:g} V is outside the allowed 0 or {MIN_OCP_SPREAD_V:g}..{MAX_OCP_SPREAD_V:g} V "
+              "(a standard deviation of particle potentials)")
+    problem = ocp_shape_problem(ocp) if value else None
+    if problem:
+        _fail(src, fld, problem)
 
 
 def _varied(src, raw, pv, options) -> dict:
@@ -341,7 +353,7 @@ def _observe(src, value) -> tuple[ObserveRequest, ...]:
 
 # aging, its reference tests, impedance, and how samples are drawn, solved and split
 
-def _aging(src, aging_raw, cutoffs: dict) -> Aging:
+def _aging(src, aging_raw, cutoffs: dict, protocols=()) -> Aging:
     _check_keys(src, "aging", aging_raw, yaml_keys(Aging))
     required = yaml_keys(Aging, required_only=True)  # max_cycles, rpt_interval_cycles
     for req in required:
@@ -373,8 +385,12 @@ def _aging(src, aging_raw, cutoffs: dict) -> Aging:
             if not cutoffs["lower"] - 1e-9 <= values[k] <= cutoffs["upper"] + 1e-9:
                 _fail(src, f"aging.{k}", f"{values[k]:g} V lies outside the parameter set's cut-offs "
                       f"[{cutoffs['lower']}, {cutoffs['upper']}] V")
-    if values.get("rpt_lower_voltage_v", -1.0) >= values.get("rpt_upper_voltage_v", 99.0):
-        _fail(src, "aging.rpt_lower_voltage_v", f"must be < aging.rpt_upper_voltage_v ({values['rpt_upper_voltage_v']:g} V)")
+    for protocol in protocols:  # the window each protocol's RPTs use: the design's bound, else the protocol's
+        lower = values.get("rpt_lower_voltage_v", protocol.lower_voltage_v)
+        upper = values.get("rpt_upper_voltage_v", protocol.upper_voltage_v)
+        if lower >= upper:
+            _fail(src, "aging.rpt_lower_voltage_v" if "rpt_lower_voltage_v" in values else "aging.rpt_upper_voltage_v",
+                  f"the RPT window of protocol '{protocol.protocol_id}' would be {lower:g}-{upper:g} V: lower must be < upper")
     if aging_raw.get("sample_cpu_limit_s") is not None:
         values["sample_cpu_limit_s"] = _number(src, "aging.sample_cpu_limit_s", aging_raw["sample_cpu_limit_s"],
                                                positive=True)

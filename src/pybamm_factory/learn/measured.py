@@ -138,8 +138,9 @@ def read_spectrum_file(path: Path, cell_id: str | None) -> pd.DataFrame:
 def read_cycler_file(path: Path, cell_id: str | None, min_discharge_s: float = 600.0) -> pd.DataFrame:
     data = read_cycler(path)
     charging = data.loc[data["step_type"] == "charge", "voltage_v"]
-    # the charge limit the file's reference charges reach (their CV hold)
-    upper_v = float(charging.max()) if len(charging) else float("nan")
+    # the charge limit the file's charges hold (their CV step): a high quantile, so a
+    # spike or a charge pulse's overshoot does not set it
+    upper_v = float(charging.quantile(0.995)) if len(charging) else float("nan")
     rows = []
     for seg in discharge_segments(data, min_duration_s=min_discharge_s):
         table = curve_table(seg["discharged_ah"].to_numpy(), seg["voltage_v"].to_numpy())

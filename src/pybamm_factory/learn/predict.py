@@ -10,6 +10,7 @@ prediction so the error can be read off.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,10 +150,11 @@ def rpt_design(model: Model, match: RptMatch) -> dict:
             clipped.append(f"the {end} voltage {value:.2f} V is outside {raw['parameter_set']}'s cut-offs, "
                            f"so {inside:g} V is used")
         aging[f"rpt_{end}_voltage_v"] = inside
-    if aging.get("rpt_lower_voltage_v", 0.0) >= aging.get("rpt_upper_voltage_v", 99.0):
+    if (aging.get("rpt_lower_voltage_v") or 0.0) >= (aging.get("rpt_upper_voltage_v") or 99.0):
         raise ValueError(f"{match.cell_id}: the file's voltage window does not overlap {raw['parameter_set']}'s "
                          f"cut-offs [{cutoff['lower']:g}, {cutoff['upper']:g}] V; no design written")
-    raw["name"] = f"{raw.get('name', 'design')}-rpt-{match.cell_id}"
+    cell = re.sub(r"\.{2,}", ".", re.sub(r"[^A-Za-z0-9._-]+", "-", match.cell_id)).strip("-.") or "cell"
+    raw["name"] = f"{raw.get('name', 'design')}-rpt-{cell}"[:64].rstrip("-.")
     raw["description"] = (f"{raw.get('description', '')} Reference test set to the measured cell {match.cell_id}'s "
                           f"(written by pybamm-factory predict: {'; '.join(match.differences + clipped)}).").strip()
     return raw
@@ -182,7 +184,10 @@ def _write_rpt_design(model: Model, mismatches: list[RptMatch], path: Path) -> s
 
     if not mismatches:
         return f"--rpt-design: every file's discharges match the dataset's reference test; {path} not written"
+    from ..design import parse_design
+
     raw = rpt_design(model, mismatches[0])
+    parse_design(raw, str(path))  # refused here, in one line, rather than by `run` later
     path.parent.mkdir(parents=True, exist_ok=True)
     header = (f"# Written by `pybamm-factory predict --rpt-design`: the design of {model.meta.get('dataset', 'the dataset')}\n"
               f"# with its reference test set to cell {mismatches[0].cell_id}'s. Generate and train on it:\n"
