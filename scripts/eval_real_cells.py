@@ -1,6 +1,7 @@
 """Factory-trained models on real cells, against the baselines #21 names.
 
     python scripts/eval_real_cells.py datasets/default-n200-seed7 [--realdata ../shared/realdata] [--soc 0.8]
+        [--sets zhang,kirkaldy] [--out models/real-cells]
 
 For each real set and target it trains on the factory dataset (``pybamm_factory.learn.train``),
 predicts the real cells through the same readers and features as ``pybamm-factory predict``,
@@ -115,43 +116,51 @@ def main():
     ap.add_argument("--soc", type=float, default=0.8, help="SOC of the factory spectra matched to Zhang's (default 0.8)")
     ap.add_argument("--out", type=Path, default=Path("models/real-cells"))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sets", default="zhang,kirkaldy", help="real sets to score: zhang, kirkaldy or both (default)")
     args = ap.parse_args()
+    sets = {s.strip() for s in args.sets.split(",") if s.strip()}
+    if not sets or sets - {"zhang", "kirkaldy"}:
+        ap.error(f"--sets: allowed zhang, kirkaldy; got {args.sets!r}")
     args.out.mkdir(parents=True, exist_ok=True)
     rows = []
     t0 = time.time()
 
-    # Zhang et al. 2020: SOH from EIS
-    zhang_file = args.realdata / "zhang2020_eis" / "data_eis_zhang2020.csv"
-    model_dir = args.out / f"soh-eis-soc{args.soc:g}"
-    train(args.dataset, target="soh", features="eis", soc=args.soc, out=model_dir, seed=args.seed)
-    model = load_model(model_dir)
-    zhang, _ = observations([zhang_file])
-    mean = train_mean(model_dir)
-    rows.append(score("zhang2020 coin cells", "soh", "eis", zhang, "soh_measured", model, mean))
-    lo = model.domain.target_range[0]
-    within = zhang[zhang["soh_measured"] >= lo].reset_index(drop=True)
-    rows.append(score("zhang2020 coin cells", "soh", "eis", within, "soh_measured", model, mean, subset=f"soh>={lo:.2f}"))
-    pd.concat([zhang[["cell_id", "cycle", "soh_measured"]], predict_frame(model, zhang)], axis=1).to_csv(
-        args.out / "zhang_predictions.csv", index=False)
+    zhang = obs = None
+    if "zhang" in sets:
+        # Zhang et al. 2020: SOH from EIS
+        zhang_file = args.realdata / "zhang2020_eis" / "data_eis_zhang2020.csv"
+        model_dir = args.out / f"soh-eis-soc{args.soc:g}"
+        train(args.dataset, target="soh", features="eis", soc=args.soc, out=model_dir, seed=args.seed)
+        model = load_model(model_dir)
+        zhang, _ = observations([zhang_file])
+        mean = train_mean(model_dir)
+        rows.append(score("zhang2020 coin cells", "soh", "eis", zhang, "soh_measured", model, mean))
+        lo = model.domain.target_range[0]
+        within = zhang[zhang["soh_measured"] >= lo].reset_index(drop=True)
+        rows.append(score("zhang2020 coin cells", "soh", "eis", within, "soh_measured", model, mean, subset=f"soh>={lo:.2f}"))
+        pd.concat([zhang[["cell_id", "cycle", "soh_measured"]], predict_frame(model, zhang)], axis=1).to_csv(
+            args.out / "zhang_predictions.csv", index=False)
 
-    # Kirkaldy et al. 2024: SOH, LLI, LAM from the RPT summaries
-    root = args.realdata / "kirkaldy_lgm50t"
-    files = sorted(root.glob("* - cell * - Extracted Data.csv"))
-    obs = []
-    for f in files:
-        frame, _ = observations([f], cell_id=f.name.split(" - cell ")[1].split(" ")[0])
-        obs.append(frame)
-    obs = pd.concat(obs, ignore_index=True)
-    obs["cycle"] = obs["cycle"].astype(int)
-    modes = read_kirkaldy(root)
-    obs = obs.merge(modes, on=["cell_id", "cycle"], how="left", suffixes=("", "_dma"))
-    for features in ("capacity", "capacity,resistance"):
-        for target in ("soh", "lli_pct", "lam_ne_pct", "lam_pe_pct"):
-            model_dir = args.out / f"{target}-{features.replace(',', '+')}"
-            train(args.dataset, target=target, features=features, out=model_dir, seed=args.seed)
-            model = load_model(model_dir)
-            rows.append(score("kirkaldy LG M50T", target, features, obs, target, model, train_mean(model_dir)))
-    figure(args.out, model_dir_eis=args.out / f"soh-eis-soc{args.soc:g}", zhang=zhang, kirkaldy=obs)
+    if "kirkaldy" in sets:
+        # Kirkaldy et al. 2024: SOH, LLI, LAM from the RPT summaries
+        root = args.realdata / "kirkaldy_lgm50t"
+        files = sorted(root.glob("* - cell * - Extracted Data.csv"))
+        obs = []
+        for f in files:
+            frame, _ = observations([f], cell_id=f.name.split(" - cell ")[1].split(" ")[0])
+            obs.append(frame)
+        obs = pd.concat(obs, ignore_index=True)
+        obs["cycle"] = obs["cycle"].astype(int)
+        modes = read_kirkaldy(root)
+        obs = obs.merge(modes, on=["cell_id", "cycle"], how="left", suffixes=("", "_dma"))
+        for features in ("capacity", "capacity,resistance"):
+            for target in ("soh", "lli_pct", "lam_ne_pct", "lam_pe_pct"):
+                model_dir = args.out / f"{target}-{features.replace(',', '+')}"
+                train(args.dataset, target=target, features=features, out=model_dir, seed=args.seed)
+                model = load_model(model_dir)
+                rows.append(score("kirkaldy LG M50T", target, features, obs, target, model, train_mean(model_dir)))
+    if sets == {"zhang", "kirkaldy"}:
+        figure(args.out, model_dir_eis=args.out / f"soh-eis-soc{args.soc:g}", zhang=zhang, kirkaldy=obs)
     table = pd.DataFrame(rows)
     table.to_csv(args.out / "real_cells.csv", index=False, float_format="%.5g")
     with pd.option_context("display.width", 220, "display.max_columns", 20, "display.float_format", "{:.4f}".format):
