@@ -1,7 +1,7 @@
 """Factory-trained models on real cells, against the baselines #21 names.
 
     python scripts/eval_real_cells.py datasets/default-n200-seed7 [--realdata ../shared/realdata] [--soc 0.8]
-        [--sets zhang,kirkaldy] [--out models/real-cells]
+        [--sets zhang,kirkaldy] [--out models/real-cells] [--all-estimators]
 
 For each real set and target it trains on the factory dataset (``pybamm_factory.learn.train``),
 predicts the real cells through the same readers and features as ``pybamm-factory predict``,
@@ -31,7 +31,7 @@ import pandas as pd
 
 from pybamm_factory.calibrate.trajectories import read_kirkaldy
 from pybamm_factory.learn.measured import observations
-from pybamm_factory.learn.models import make_estimator
+from pybamm_factory.learn.models import ESTIMATORS, make_estimator
 from pybamm_factory.learn.predict import load_model, predict_frame
 from pybamm_factory.learn.train import train
 
@@ -117,6 +117,8 @@ def main():
     ap.add_argument("--out", type=Path, default=Path("models/real-cells"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sets", default="zhang,kirkaldy", help="real sets to score: zhang, kirkaldy or both (default)")
+    ap.add_argument("--all-estimators", action="store_true",
+                    help="score every estimator on the coin cells, not only the one train selected")
     args = ap.parse_args()
     sets = {s.strip() for s in args.sets.split(",") if s.strip()}
     if not sets or sets - {"zhang", "kirkaldy"}:
@@ -134,10 +136,13 @@ def main():
         model = load_model(model_dir)
         zhang, _ = observations([zhang_file])
         mean = train_mean(model_dir)
-        rows.append(score("zhang2020 coin cells", "soh", "eis", zhang, "soh_measured", model, mean))
         lo = model.domain.target_range[0]
         within = zhang[zhang["soh_measured"] >= lo].reset_index(drop=True)
-        rows.append(score("zhang2020 coin cells", "soh", "eis", within, "soh_measured", model, mean, subset=f"soh>={lo:.2f}"))
+        others = [e for e in ESTIMATORS if e != model.estimator_name] if args.all_estimators else []
+        for m in [model] + [load_model(model_dir, e) for e in others]:
+            rows.append(score("zhang2020 coin cells", "soh", "eis", zhang, "soh_measured", m, mean))
+            rows.append(score("zhang2020 coin cells", "soh", "eis", within, "soh_measured", m, mean,
+                              subset=f"soh>={lo:.2f}"))
         pd.concat([zhang[["cell_id", "cycle", "soh_measured"]], predict_frame(model, zhang)], axis=1).to_csv(
             args.out / "zhang_predictions.csv", index=False)
 

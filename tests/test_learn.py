@@ -145,3 +145,25 @@ def test_predict_reads_rpt_tables_and_cycler_files(learn_dataset, tmp_path, real
     assert matched.aging.rpt_upper_voltage_v == 4.2  # the file charges to 4.3 V: OKane2022's cut-off is the limit
     assert "outside OKane2022's cut-offs" in matched.description
     assert matched.varied == load_design(learn_dataset / "design.yaml").varied
+
+
+def test_a_prediction_beyond_the_physical_range_is_clipped_and_flagged():
+    # a linear model far outside its inputs' range extrapolates without bound: SOH -9 or 11
+    # is never written, the physical limit is, with the model's own number in the note
+    from pathlib import Path
+
+    from sklearn.linear_model import LinearRegression
+
+    from pybamm_factory.labels.limits import SOH_MAX
+    from pybamm_factory.learn.domain import Domain
+    from pybamm_factory.learn.predict import Model, predict_frame
+
+    x = pd.DataFrame({"f": np.linspace(0.0, 1.0, 20)})
+    y = 1.0 - 0.2 * x["f"].to_numpy()
+    meta = {"target": "soh", "features": ["f"], "interval": {"half_width": {"linear": 0.01}}}
+    model = Model(Path("."), meta, "linear", LinearRegression().fit(x.to_numpy(), y), Domain.fit(x, target_values=y))
+    out = predict_frame(model, pd.DataFrame({"f": [0.5, 50.0, -50.0]}))
+    assert out["soh_predicted"].tolist() == pytest.approx([0.9, 0.0, SOH_MAX])
+    assert (out[["soh_low", "soh_high"]].to_numpy() >= 0).all() and (out["soh_high"] <= SOH_MAX).all()
+    assert out["in_domain"].tolist() == [True, False, False]
+    assert "the model gave -9; clipped to the physical range [0, 1.05]" in out["domain_note"].iloc[1]

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..labels.limits import SOH_MAX
 from .domain import Domain
 from .measured import observations
 from .models import ESTIMATORS, load_estimator
@@ -65,12 +66,23 @@ def predict_frame(model: Model, frame: pd.DataFrame) -> pd.DataFrame:
     domain = model.domain.check(x)
     lo, hi = model.domain.target_range
     outside = (point < lo - 0.1 * (hi - lo)) | (point > hi + 0.1 * (hi - lo))
-    for i in np.flatnonzero(outside):
+    floor, ceiling = PHYSICAL_RANGE.get(target, (-np.inf, np.inf))
+    clipped = (point < floor) | (point > ceiling)
+    out = out.clip(lower=floor, upper=ceiling)
+    for i in np.flatnonzero(outside | clipped):
         note = domain.iloc[i, 1]
         domain.iloc[i, 0] = False
-        domain.iloc[i, 1] = (note + "; " if note else "") + "prediction outside the training target range"
+        note = (note + "; " if note else "") + "prediction outside the training target range"
+        if clipped[i]:
+            note += f" (the model gave {point[i]:.4g}; clipped to the physical range [{floor:g}, {ceiling:g}])"
+        domain.iloc[i, 1] = note
     return pd.concat([out, domain], axis=1)
 
+
+# A target's physical range: a prediction beyond it (a linear model far outside its inputs'
+# range extrapolates without bound) is clipped to it and flagged, never written as is
+PHYSICAL_RANGE = {"soh": (0.0, SOH_MAX), "lli_pct": (0.0, 100.0), "lam_ne_pct": (0.0, 100.0),
+                  "lam_pe_pct": (0.0, 100.0), "rul_to_80_cycles": (0.0, np.inf)}
 
 WINDOW_TOLERANCE_V = 0.05  # a file's discharge limits this far from the dataset's are another window
 RATE_TOLERANCE = 0.25  # ... and a C-rate this far (relative) another rate
