@@ -37,6 +37,27 @@ def age(design, rows, temperature_k):
     return build_s, cpu, runs
 
 
+def trajectory(run):
+    """RPT cycles, SOH (capacity over the first RPT's) and LLI [%] of one aging run."""
+    cycles = np.array([s.cycle for s in run.snapshots], float)
+    capacity = np.array([np.ptp(s.discharged_ah) for s in run.snapshots])
+    lli = np.array([s.summary["lli_pct"] for s in run.snapshots])
+    return cycles, capacity / capacity[0], lli
+
+
+def largest_differences(runs_a, runs_b) -> tuple[float, float]:
+    """Largest SOH and LLI differences between paired runs. The two put fade-step RPTs a
+    few cycles apart: b's trajectory is interpolated at a's RPT cycles, within b's range."""
+    d_soh = d_lli = 0.0
+    for a, b in zip(runs_a, runs_b):
+        ca, sa, la = trajectory(a)
+        cb, sb, lb = trajectory(b)
+        inside = ca <= cb.max()
+        d_soh = max(d_soh, float(np.max(np.abs(sa[inside] - np.interp(ca[inside], cb, sb)))))
+        d_lli = max(d_lli, float(np.max(np.abs(la[inside] - np.interp(ca[inside], cb, lb)))))
+    return d_soh, d_lli
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--design", default="default")
@@ -63,19 +84,7 @@ def main():
               f"{cycles / cpu_s:7.1f} cycles per CPU-s | peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     (cpu_i, runs_i), (cpu_c, runs_c) = results["interpreted"], results["compiled"]
     print(f"ratio compiled / interpreted throughput: {cpu_i / cpu_c:.2f}x")
-    d_soh = d_lli = 0.0
-    for a, b in zip(runs_i, runs_c):
-        # the two runs put fade-step RPTs a few cycles apart: compare the compiled run's
-        # trajectory interpolated at the interpreted run's RPT cycles, within its range
-        ca = np.array([s.cycle for s in a.snapshots], float)
-        cb = np.array([s.cycle for s in b.snapshots], float)
-        qa = np.array([np.ptp(s.discharged_ah) for s in a.snapshots])
-        qb = np.array([np.ptp(s.discharged_ah) for s in b.snapshots])
-        la = np.array([s.summary["lli_pct"] for s in a.snapshots])
-        lb = np.array([s.summary["lli_pct"] for s in b.snapshots])
-        inside = ca <= cb.max()
-        d_soh = max(d_soh, float(np.max(np.abs(qa[inside] / qa[0] - np.interp(ca[inside], cb, qb / qb[0])))))
-        d_lli = max(d_lli, float(np.max(np.abs(la[inside] - np.interp(ca[inside], cb, lb)))))
+    d_soh, d_lli = largest_differences(runs_i, runs_c)
     print(f"largest difference between the two trajectories (compiled interpolated at the interpreted RPT cycles): "
           f"SOH {d_soh:.5f}, LLI {d_lli:.4f} %-points")
 

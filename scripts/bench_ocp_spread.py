@@ -17,33 +17,12 @@ from __future__ import annotations
 import argparse
 import copy
 import resource
-import time
 
 import numpy as np
+from bench_compile import age, largest_differences, trajectory  # scripts/ is the script's own path
 
 from pybamm_factory.design import build_manifest, load_design, parse_design
 from pybamm_factory.parameters import SPREAD_SUFFIX
-from pybamm_factory.simulate.aging import AgingEngine
-
-
-def age(design, rows, temperature_k):
-    started = time.perf_counter()
-    engine = AgingEngine(design, design.protocols[0], temperature_k)
-    engine.ensure_built(rows[0])
-    build_s = time.perf_counter() - started
-    cpu_s, runs = 0.0, []
-    for row in rows:
-        c0 = time.process_time()
-        runs.append(engine.run(row))
-        cpu_s += time.process_time() - c0
-    return build_s, cpu_s, runs
-
-
-def trajectory(run):
-    cycles = np.array([s.cycle for s in run.snapshots], float)
-    capacity = np.array([np.ptp(s.discharged_ah) for s in run.snapshots])
-    lli = np.array([s.summary["lli_pct"] for s in run.snapshots])
-    return cycles, capacity / capacity[0], lli
 
 
 def eol_cycle(cycles, soh, threshold=0.8):
@@ -83,14 +62,10 @@ def main():
               f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
     (cpu_a, runs_a), (cpu_b, runs_b) = results["no spread"], results["spreads"]
     print(f"ratio spreads / no spread throughput: {cpu_a / cpu_b:.2f}x")
-    d_soh = d_lli = d_eol = 0.0
+    d_soh, d_lli = largest_differences(runs_a, runs_b)
+    d_eol = 0.0
     for a, b in zip(runs_a, runs_b):
-        ca, sa, la = trajectory(a)
-        cb, sb, lb = trajectory(b)
-        inside = ca <= cb.max()
-        d_soh = max(d_soh, float(np.max(np.abs(sa[inside] - np.interp(ca[inside], cb, sb)))))
-        d_lli = max(d_lli, float(np.max(np.abs(la[inside] - np.interp(ca[inside], cb, lb)))))
-        ea, eb = eol_cycle(ca, sa), eol_cycle(cb, sb)
+        ea, eb = eol_cycle(*trajectory(a)[:2]), eol_cycle(*trajectory(b)[:2])
         if np.isfinite(ea) and np.isfinite(eb):
             d_eol = max(d_eol, abs(eb / ea - 1))
     print(f"largest difference, spreads against none (interpolated at the no-spread RPT cycles): "
