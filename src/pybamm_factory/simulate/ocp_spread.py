@@ -53,8 +53,8 @@ def single_particle_curve(ocp, points: int = _FINE_POINTS) -> tuple[np.ndarray, 
     from sklearn.isotonic import isotonic_regression
 
     x = np.linspace(0.0, 1.0, points)
-    value = ocp(pybamm.Vector(x)) if callable(ocp) else ocp
     with np.errstate(all="ignore"):  # a log term at x = 0 or 1 is refused below, not warned about
+        value = ocp(pybamm.Vector(x)) if callable(ocp) else ocp
         value = value.evaluate() if isinstance(value, pybamm.Symbol) else value
     u = np.broadcast_to(np.asarray(value, dtype=float).ravel(), x.shape).copy()
     if not np.all(np.isfinite(u)):
