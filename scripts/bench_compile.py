@@ -58,13 +58,32 @@ def largest_differences(runs_a, runs_b) -> tuple[float, float]:
     return d_soh, d_lli
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def engine_arguments(doc: str) -> argparse.Namespace:
+    """The options of a two-engine comparison: design, samples, temperature, seed."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--design", default="default")
     parser.add_argument("--samples", type=int, default=4)
     parser.add_argument("--temperature-c", type=float, default=25.0)
     parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def age_each(designs: dict, rows, temperature_k) -> dict:
+    """Age the rows with each design's engine; print and return (CPU s, runs) per name."""
+    results = {}
+    for name, design in designs.items():
+        build_s, cpu_s, runs = age(design, rows, temperature_k)
+        cycles = sum(r.cycles_completed for r in runs)
+        results[name] = (cpu_s, runs)
+        print(f"{name:12s} build {build_s:6.1f} s | {len(runs)} cells, {cycles} cycles, statuses "
+              f"{sorted({r.status for r in runs})} | {60 * len(runs) / cpu_s:6.2f} cells per CPU-minute, "
+              f"{cycles / cpu_s:7.1f} cycles per CPU-s | peak RSS "
+              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    return results
+
+
+def main():
+    args = engine_arguments(__doc__)
     base = load_design(args.design)
     designs = {}
     for compiled in (False, True):
@@ -73,15 +92,7 @@ def main():
         designs["compiled" if compiled else "interpreted"] = parse_design(raw, f"{args.design} (compile {compiled})")
     manifest = build_manifest(designs["interpreted"], args.samples, args.seed)
     rows = [r for r in manifest.to_dict("records")]
-    t_k = args.temperature_c + 273.15
-    results = {}
-    for name, design in designs.items():
-        build_s, cpu_s, runs = age(design, rows, t_k)
-        cycles = sum(r.cycles_completed for r in runs)
-        results[name] = (cpu_s, runs)
-        print(f"{name:12s} build {build_s:6.1f} s | {len(runs)} cells, {cycles} cycles, statuses "
-              f"{sorted({r.status for r in runs})} | {60 * len(runs) / cpu_s:6.2f} cells per CPU-minute, "
-              f"{cycles / cpu_s:7.1f} cycles per CPU-s | peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    results = age_each(designs, rows, args.temperature_c + 273.15)
     (cpu_i, runs_i), (cpu_c, runs_c) = results["interpreted"], results["compiled"]
     print(f"ratio compiled / interpreted throughput: {cpu_i / cpu_c:.2f}x")
     d_soh, d_lli = largest_differences(runs_i, runs_c)

@@ -14,12 +14,10 @@ difference in RPT SOH and LLI, and in the cycle where SOH crosses 0.8, between t
 
 from __future__ import annotations
 
-import argparse
 import copy
-import resource
 
 import numpy as np
-from bench_compile import age, largest_differences, trajectory  # scripts/ is the script's own path
+from bench_compile import age_each, engine_arguments, largest_differences, trajectory  # scripts/ is on the path
 
 from pybamm_factory.design import build_manifest, load_design, parse_design
 from pybamm_factory.parameters import SPREAD_SUFFIX
@@ -34,12 +32,7 @@ def eol_cycle(cycles, soh, threshold=0.8):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--design", default="default")
-    parser.add_argument("--samples", type=int, default=4)
-    parser.add_argument("--temperature-c", type=float, default=25.0)
-    parser.add_argument("--seed", type=int, default=7)
-    args = parser.parse_args()
+    args = engine_arguments(__doc__)
     base = load_design(args.design)
     spreads = {k: v for k, v in base.fixed.items() if k.endswith(SPREAD_SUFFIX)}
     if not spreads:
@@ -48,18 +41,9 @@ def main():
     raw["fixed"] = {k: v for k, v in raw.get("fixed", {}).items() if k not in spreads}
     designs = {"no spread": parse_design(raw, f"{args.design} without spreads"), "spreads": base}
     rows = build_manifest(base, args.samples, args.seed).to_dict("records")
-    t_k = args.temperature_c + 273.15
     print(f"{args.design}: {', '.join(f'{k} = {1000 * v:.2f} mV' for k, v in spreads.items())}; "
           f"{len(rows)} cells at {args.temperature_c:g} degC")
-    results = {}
-    for name, design in designs.items():
-        build_s, cpu_s, runs = age(design, rows, t_k)
-        cycles = sum(r.cycles_completed for r in runs)
-        results[name] = (cpu_s, runs)
-        print(f"{name:10s} build {build_s:6.1f} s | {len(runs)} cells, {cycles} cycles, statuses "
-              f"{sorted({r.status for r in runs})} | {60 * len(runs) / cpu_s:6.2f} cells per CPU-minute, "
-              f"{cycles / cpu_s:7.1f} cycles per CPU-s | peak RSS "
-              f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    results = age_each(designs, rows, args.temperature_c + 273.15)
     (cpu_a, runs_a), (cpu_b, runs_b) = results["no spread"], results["spreads"]
     print(f"ratio spreads / no spread throughput: {cpu_a / cpu_b:.2f}x")
     d_soh, d_lli = largest_differences(runs_a, runs_b)
