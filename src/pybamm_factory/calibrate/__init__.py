@@ -231,7 +231,7 @@ def calibrate_eis(spectrum: str | Path, out: str | Path, base_design: str | Path
 
 
 def calibrate_ica(data: str | Path, out: str | Path, temperature_c: float, base_design: str | Path = "default",
-                  discharge: str | int = "largest", electrodes=("negative", "positive"), peaks: int = 2,
+                  discharge: str | int = "largest", electrodes=("negative", "positive"),
                   max_evaluations: int = 40, read_options: dict | None = None) -> dict:
     """Fit each electrode's OCP voltage spread to the ICA peak heights of a measured slow
     discharge (:mod:`~.ica_fit`) and write the base design with them fixed (``out``), a
@@ -256,7 +256,7 @@ def calibrate_ica(data: str | Path, out: str | Path, temperature_c: float, base_
                               float(chosen["current_a"].mean()), temperature_c + 273.15, Path(data).name)
     base_path = resolve_design_path(base_design)
     raw = read_design_file(base_path)
-    fit = fit_ica(load_design(base_path), measured, electrodes=tuple(electrodes), peaks=peaks,
+    fit = fit_ica(load_design(base_path), measured, electrodes=tuple(electrodes),
                   max_evaluations=max_evaluations)
     raw = copy.deepcopy(raw)
     fixed = raw.setdefault("fixed", {})

@@ -15,7 +15,7 @@ the simulated peak heights to the measured ones.
   cut-offs), at the measured temperature, with the design's model, options and mesh.
 - **Compared:** both curves go through the factory's own ICA code
   (:func:`~pybamm_factory.labels.curves.smoothed_curve`, the code that labels datasets).
-  The measured curve's ``peaks`` most prominent peaks are the targets; a simulated peak's
+  The measured curve's two ICA peaks, as the labels find them (``ica_peak1/2``), are the targets; a simulated peak's
   height is the simulated curve's largest dQ/dV within ``window_v`` of the measured peak's
   voltage (the two cells' voltages differ by tens of mV). Heights are divided by the
   cell's own discharged capacity (1/V), so a 4.8 A.h cell and a 5 A.h model compare.
@@ -37,11 +37,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.optimize import minimize
-from scipy.signal import find_peaks
 
 from ..design.schema import Design
 from ..errors import FactoryError
-from ..labels.curves import _EDGE, smoothed_curve
+from ..labels.curves import ica_dva_features, interior_ica
 from ..parameters import MIN_OCP_SPREAD_V, SPREAD_SUFFIX
 
 ELECTRODE_OCPS = {"negative": "Negative electrode OCP [V]", "positive": "Positive electrode OCP [V]"}
@@ -73,22 +72,20 @@ class DischargeCurve:
 
 
 def ica_curve(curve: DischargeCurve) -> tuple[np.ndarray, np.ndarray]:
-    """Voltage [V] and dQ/dV divided by the discharged capacity [1/V], by the factory's ICA
-    code: 0 in the first and last 8 % of the capacity, as where the labels look for peaks."""
-    grid, voltage, dvdq = smoothed_curve(curve.capacity_ah, curve.voltage_v)
-    dqdv = np.where(dvdq > 1e-9, 1.0 / np.maximum(dvdq, 1e-9), 0.0)
-    inner = (grid > _EDGE * grid[-1]) & (grid < (1 - _EDGE) * grid[-1])
-    return voltage, np.where(inner, dqdv, 0.0) / grid[-1]
+    """Voltage [V] and dQ/dV divided by the discharged capacity [1/V], by the labels' ICA
+    code (:func:`~pybamm_factory.labels.curves.interior_ica`: 0 in the first and last 8 %)."""
+    grid, voltage, _, _, dqdv = interior_ica(curve.capacity_ah, curve.voltage_v)
+    return voltage, dqdv / grid[-1]
 
 
-def measured_peaks(curve: DischargeCurve, peaks: int = 2) -> list[tuple[float, float]]:
-    """The ``peaks`` most prominent ICA peaks of a curve: (voltage [V], height [1/V])."""
-    voltage, height = ica_curve(curve)
-    found, props = find_peaks(height, prominence=0.0)
-    if found.size < peaks:
-        raise IcaFitError(f"{curve.source}: the discharge has {found.size} ICA peaks, the fit needs {peaks}")
-    top = found[np.argsort(props["prominences"])[::-1][:peaks]]
-    return [(float(voltage[i]), float(height[i])) for i in sorted(top, key=lambda i: -voltage[i])]
+def measured_peaks(curve: DischargeCurve) -> list[tuple[float, float]]:
+    """The curve's two ICA peaks as the labels find them (most prominent first):
+    (voltage [V], height per capacity [1/V])."""
+    feats = ica_dva_features(curve.capacity_ah, curve.voltage_v)
+    peaks = [(feats[f"ica_peak{k}_v"], feats[f"ica_peak{k}_ah_per_v"] / float(curve.capacity_ah[-1])) for k in (1, 2)]
+    if not all(np.isfinite(h) for _, h in peaks):
+        raise IcaFitError(f"{curve.source}: the discharge has fewer than two ICA peaks; the fit needs two")
+    return peaks
 
 
 def heights_near(curve: DischargeCurve, targets, window_v: float) -> np.ndarray:
@@ -165,14 +162,14 @@ def _cost(heights, targets) -> float:
     return float(np.mean(np.log(heights / wanted) ** 2))
 
 
-def fit_ica(design: Design, measured: DischargeCurve, electrodes=("negative", "positive"), peaks: int = 2,
+def fit_ica(design: Design, measured: DischargeCurve, electrodes=("negative", "positive"),
             window_v: float = 0.06, max_evaluations: int = 40) -> IcaFit:
     """Fit the OCP spreads of ``electrodes`` to the measured curve's ICA peak heights."""
     unknown = [e for e in electrodes if e not in ELECTRODE_OCPS]
     if unknown:
         raise IcaFitError(f"--electrode: unknown electrode {unknown[0]!r} (allowed: {', '.join(ELECTRODE_OCPS)})")
     started = time.perf_counter()
-    targets = measured_peaks(measured, peaks)
+    targets = measured_peaks(measured)
     c_rate = measured.c_rate
     end_v = float(measured.voltage_v[-1])
     # "before": the fitted electrodes at the set's own OCP (a base design's spreads on them

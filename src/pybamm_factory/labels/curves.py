@@ -54,13 +54,21 @@ def curve_table(q, v):
     }
 
 
-def ica_dva_features(q, v) -> dict:
-    """Positions and heights of the two largest ICA peaks and the main interior DVA peak."""
+def interior_ica(q, v):
+    """The smoothed curve and -dQ/dV where peaks are looked for: the fine capacity grid,
+    smoothed voltage, -dV/dQ, the mask of the interior (away from the first and last 8 %
+    of capacity) and -dQ/dV there (0 outside it)."""
     grid, v_smooth, dvdq = smoothed_curve(q, v)
     inner = (grid > _EDGE * grid[-1]) & (grid < (1 - _EDGE) * grid[-1])
     dqdv = np.where(dvdq > 1e-9, 1.0 / np.maximum(dvdq, 1e-9), 0.0)
+    return grid, v_smooth, dvdq, inner, np.where(inner, dqdv, 0.0)
+
+
+def ica_dva_features(q, v) -> dict:
+    """Positions and heights of the two largest ICA peaks and the main interior DVA peak."""
+    grid, v_smooth, dvdq, inner, dqdv = interior_ica(q, v)
     feats = {}
-    peaks, props = find_peaks(np.where(inner, dqdv, 0.0), prominence=0.0)
+    peaks, props = find_peaks(dqdv, prominence=0.0)
     order = peaks[np.argsort(props["prominences"])[::-1]] if peaks.size else peaks
     for k in (1, 2):
         if order.size >= k:
