@@ -29,6 +29,7 @@ import pybamm
 
 from pybamm_factory.design import build_manifest, load_design, parse_design
 from pybamm_factory.labels import curve_table, label_rows, spectrum_features
+from pybamm_factory.parameters import make_model
 from pybamm_factory.protocols import get_kind
 from pybamm_factory.simulate import simulate_sample
 from pybamm_factory.simulate.aging import (
@@ -37,7 +38,6 @@ from pybamm_factory.simulate.aging import (
     AgingRun,
     _FailureRecorder,
     base_parameter_values,
-    make_model,
     make_solver,
 )
 from pybamm_factory.simulate.eis import EisEngine

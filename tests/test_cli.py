@@ -28,9 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 # --- help, and what the light commands import -----------------------------------------
 
 def test_cli_help_explains_every_option():
-    from click.testing import CliRunner
 
-    from pybamm_factory.cli import main
 
     result = CliRunner().invoke(main, ["run", "--help"])
     assert result.exit_code == 0
@@ -42,8 +40,6 @@ def test_cli_help_explains_every_option():
 def test_help_and_read_do_not_import_pybamm(realdata):
     """`pybamm-factory --help`, `read` and `eis-features` run without loading PyBaMM or
     matplotlib (a fresh interpreter, the real CLI), and so does `import pybamm_factory.readers`."""
-    import subprocess
-    import sys
 
     code = ("import sys\nfrom pybamm_factory.cli import main\n"
             "for args in (['--help'], ['read', sys.argv[1]], ['eis-features', sys.argv[2]]):\n"
@@ -126,10 +122,7 @@ def test_read_only_parent_is_refused_in_one_line(tmp_path):
 # --- read -----------------------------------------------------------------------------
 
 def test_read_cli_writes_normalised_parquet(realdata, tmp_path):
-    import pandas as pd
-    from click.testing import CliRunner
 
-    from pybamm_factory.cli import main
 
     out = tmp_path / "maccor.parquet"
     result = CliRunner().invoke(main, ["read", str(realdata / "maccor" / "xTESLADIAG_000038.078"), "-o", str(out)])
@@ -147,10 +140,7 @@ def test_read_cli_writes_normalised_parquet(realdata, tmp_path):
 def test_read_cli_column_mapping_for_unrecognised_headers(realdata, tmp_path):
     import re
 
-    import pandas as pd
-    from click.testing import CliRunner
 
-    from pybamm_factory.cli import main
 
     raw = pd.read_csv(realdata / "lgm50_wmg" / "LGM50_25C_0.5C.csv")
     path = tmp_path / "rig.csv"

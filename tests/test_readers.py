@@ -814,3 +814,26 @@ def test_packed_copy_of_the_real_data_matches_the_shared_folder():
     shared = {str(p.relative_to(REALDATA)): hashlib.sha256(p.read_bytes()).hexdigest()
               for p in REALDATA.rglob("*") if p.is_file()}
     assert packed == shared
+
+
+def test_each_discharge_finds_its_own_rest_voltage():
+    # two discharges at the same current that start at the same recorded voltage, after
+    # rests at different voltages: the second must get its own rest, not the first's
+    import pandas as pd
+
+    from pybamm_factory.calibrate.curve import _rest_voltage
+    from pybamm_factory.readers import discharge_segments
+
+    def step(kind, n, current, voltage, index):
+        return pd.DataFrame({"current_a": np.full(n, current), "voltage_v": voltage, "step_type": kind,
+                             "step_index": index, "temperature_c": np.nan, "cycle_index": 1})
+
+    frame = pd.concat([step("rest", 10, 0.0, np.full(10, 4.10), 1),
+                       step("discharge", 100, 1.0, np.linspace(4.0, 3.0, 100), 2),
+                       step("rest", 10, 0.0, np.full(10, 3.95), 3),
+                       step("discharge", 100, 1.0, np.linspace(4.0, 3.2, 100), 4)], ignore_index=True)
+    frame.index = frame.index + 1000  # a frame whose labels are not positions
+    frame.insert(0, "time_s", 10.0 * np.arange(len(frame)))
+    segments = discharge_segments(frame)
+    assert [s.attrs["start_row"] for s in segments] == [10, 120]
+    assert [_rest_voltage(frame, s) for s in segments] == [4.10, 3.95]

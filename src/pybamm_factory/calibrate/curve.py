@@ -102,13 +102,14 @@ DISCHARGE_CHOICES = ("largest", "first", "all")
 
 def _rest_voltage(frame, seg) -> float | None:
     """The last voltage reading at zero current before ``seg`` (a discharge of ``frame``)
-    starts: the cell's rest voltage before the load, or None when the file shows no rest."""
+    starts: the cell's rest voltage before the load, or None when the file shows no rest
+    within the 5 records before it. The segment's own first row comes from
+    :func:`~pybamm_factory.readers.discharge_segments` (``attrs["start_row"]``), so a
+    file's later discharges at the same current find their own rest, not the first's."""
     current, voltage = frame["current_a"].to_numpy(float), frame["voltage_v"].to_numpy(float)
-    first = np.flatnonzero((current == seg["current_a"].iloc[0]) & (voltage == seg["voltage_v"].iloc[0]))
-    if not len(first):
-        return None
-    at_rest = np.flatnonzero(np.abs(current[: first[0]]) < 1e-3 * abs(seg["current_a"].iloc[0]))
-    return float(voltage[at_rest[-1]]) if len(at_rest) and at_rest[-1] >= first[0] - 5 else None
+    first = seg.attrs["start_row"]
+    at_rest = np.flatnonzero(np.abs(current[:first]) < 1e-3 * abs(seg["current_a"].iloc[0]))
+    return float(voltage[at_rest[-1]]) if len(at_rest) and at_rest[-1] >= first - 5 else None
 
 
 def pick_discharge(segments: list, discharge: str | int, path) -> int:

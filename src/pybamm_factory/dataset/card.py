@@ -219,11 +219,11 @@ def size_category(rows: int) -> str:
 
 def hub_configs(root: Path) -> list[dict]:
     """One Hub config per table with rows, a split per file; ``labels`` is the default."""
-    present = [t for t in DATA_TABLES if table_files(root, t)]
+    splits = {t: [split_of_file(p) for p in table_files(root, t)] for t in DATA_TABLES}
+    present = [t for t in DATA_TABLES if splits[t]]
     default = DEFAULT_CONFIG if DEFAULT_CONFIG in present else next(iter(present), None)
     return [{"config_name": t, **({"default": True} if t == default else {}),
-             "data_files": [{"split": split_of_file(p), "path": f"{TABLES[t].folder()}/{split_of_file(p)}-*.parquet"}
-                            for p in table_files(root, t)]}
+             "data_files": [{"split": split, "path": f"{TABLES[t].folder()}/{split}-*.parquet"} for split in splits[t]]}
             for t in present]
 
 

@@ -22,14 +22,6 @@ MESH_KEYS = ("x_n", "x_s", "x_p", "r_n", "r_p")
 # parameters that set the mesh geometry: PyBaMM cannot take them as input parameters
 GEOMETRY = re.compile(r"(electrode|separator) thickness \[m\]$|particle radius \[m\]$|^Electrode (height|width) \[m\]$")
 HOLDOUT_SIDES = ("high", "low")
-from ..parameters import (  # noqa: E402,F401 - the naming rules belong to the parameters module
-    ACTIVATION_SUFFIX,
-    ARRHENIUS_TARGET,
-    FACTOR_SUFFIX,
-    FRACTION,
-    INITIAL_CONCENTRATION,
-)
-
 CONTACT_RESISTANCE = "Contact resistance [Ohm]"  # used by PyBaMM only with the model option of that name
 # The YAML type of each top-level key, in the order parse_design checks them (the first
 # wrong one is the message). The keys themselves are Design's (see yaml_keys); the check

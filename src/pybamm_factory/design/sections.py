@@ -11,14 +11,9 @@ import functools
 import json
 import re
 
-from ..parameters import (  # noqa: F401 - re-exported through design.spec
-    FACTORY_PARAMETERS,
-    LAM_ACTIVATION,
-    LAM_REFERENCE_TEMPERATURE_K,
+from ..parameters import (
     MAX_OCP_SPREAD_V,
     MIN_OCP_SPREAD_V,
-    activation_target,
-    factor_target,
     input_name_problem,
     make_model,
     model_options_for_pybamm,

@@ -69,7 +69,9 @@ def _constant_current_run(current_a: np.ndarray, tolerance: float) -> tuple[int,
 def discharge_segments(frame: pd.DataFrame, min_duration_s: float = 60.0, cc_tolerance: float = 0.02) -> list[pd.DataFrame]:
     """Constant-current discharges: the leading constant-current part of each discharge step
     (after the current's ramp-up; a CC-CV step gives its CC part), with time from its start, current, voltage, discharged
-    capacity, temperature and the file's cycle index. Parts shorter than ``min_duration_s`` (pulses) are left out."""
+    capacity, temperature and the file's cycle index. Parts shorter than ``min_duration_s`` (pulses) are left out.
+    Each segment's ``attrs["start_row"]`` is the position in ``frame`` of its first record."""
+    frame = frame.reset_index(drop=True)  # labels are positions from here on
     segments = []
     block = (frame["step_index"] != frame["step_index"].shift()).cumsum()
     for _, g in frame.groupby(block, sort=False):
@@ -82,8 +84,9 @@ def discharge_segments(frame: pd.DataFrame, min_duration_s: float = 60.0, cc_tol
         if len(g) < 5 or t[-1] < min_duration_s:
             continue
         q = np.concatenate([[0.0], np.cumsum(0.5 * (i[1:] + i[:-1]) * np.diff(t) / 3600.0)])
-        segments.append(pd.DataFrame({"time_s": t, "current_a": i, "voltage_v": g["voltage_v"].to_numpy(float),
-                                      "discharged_ah": q,
-                                      "temperature_c": g["temperature_c"].to_numpy(float),
-                                      "cycle_index": g["cycle_index"].to_numpy()}))
+        segment = pd.DataFrame({"time_s": t, "current_a": i, "voltage_v": g["voltage_v"].to_numpy(float),
+                                "discharged_ah": q, "temperature_c": g["temperature_c"].to_numpy(float),
+                                "cycle_index": g["cycle_index"].to_numpy()})
+        segment.attrs["start_row"] = int(g.index[0])
+        segments.append(segment)
     return segments

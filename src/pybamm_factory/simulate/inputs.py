@@ -11,7 +11,7 @@ temperature (298.15 K, whatever the cell's temperature) times
 ``exp(E / R * (1 / 298.15 - 1 / T))``. It *replaces* the set's own temperature dependence
 (OKane2022's diffusivities and exchange-current densities carry their own Arrhenius terms:
 those are evaluated at 298.15 K only). It applies to the parameters PyBaMM calls with the
-temperature as their last argument (:data:`~pybamm_factory.design.schema.ARRHENIUS_TARGET`):
+temperature as their last argument (:data:`~pybamm_factory.parameters.ARRHENIUS_TARGET`):
 particle diffusivities ``(sto, T)``, electrode exchange-current densities
 ``(c_e, c_s_surf, c_s_max, T)``, electrolyte conductivity and diffusivity ``(c_e, T)``. A
 factor and an activation energy on the same parameter combine (the factor scales the value
