@@ -99,6 +99,91 @@ def test_a_lam_activation_energy_scales_the_lam_rate_by_its_arrhenius_factor():
     assert lam_pct[313.15, 5e4] / lam_pct[313.15, 0.0] == pytest.approx(arrhenius, rel=0.03)
 
 
+def test_a_lam_break_in_multiplies_the_fresh_rate_and_decays_to_the_long_run_rate():
+    """The break-in makes a fresh cell's LAM rate (1 + factor) times the long-run one and
+    the excess decays as exp(-t / tau): with tau far longer than the run the LAM is
+    (1 + factor) times the plain one; with tau shorter than a cycle, only the first
+    increment is larger and every later cycle adds what the plain model adds."""
+    import copy
+
+    import yaml
+
+    from pybamm_factory.design import parse_design
+    from pybamm_factory.simulate.aging import AgingEngine
+
+    raw = yaml.safe_load((REPO / "designs" / "smoke.yaml").read_text())
+    lam, factor = "Negative electrode LAM constant proportional term [s-1]", "Negative electrode LAM break-in factor"
+    tau = "LAM break-in time constant [h]"
+    raw["varied"] = {lam: {"distribution": "log-uniform", "low": 1e-6, "high": 1e-5},
+                     factor: {"distribution": "uniform", "low": 0.0, "high": 5.0},
+                     tau: {"distribution": "log-uniform", "low": 0.1, "high": 1e7}}
+    raw["eis"]["enabled"] = False
+    raw["aging"].update({"max_cycles": 4, "rpt_interval_cycles": 1})
+    design = parse_design(copy.deepcopy(raw), "lam-break-in.yaml")
+    engine = AgingEngine(design, design.protocols[0], 298.15)
+
+    def lam_pct(a, hours):
+        run = engine.run({lam: 1e-5, factor: a, tau: hours, "charge_c_rate": 0.7, "discharge_c_rate": 1.0})
+        assert run.status == "ok", run.failure_reason
+        return np.array([s.summary["lam_ne_pct"] for s in run.snapshots])
+
+    plain, lasting, brief = lam_pct(0.0, 1.0), lam_pct(2.0, 1e6), lam_pct(2.0, 0.5)
+    assert plain[-1] > 0.05
+    assert lasting / plain == pytest.approx(np.full(len(plain), 3.0), rel=0.01)
+    assert brief[0] > plain[0] * 1.1  # the fresh cell's RPT and first hours lose more
+    assert np.diff(brief)[1:] == pytest.approx(np.diff(plain)[1:], rel=0.01)  # then the plain rate
+
+
+def test_a_break_in_is_refused_where_it_cannot_act(tmp_path):
+    import copy
+
+    import yaml
+
+    from pybamm_factory.design import DesignError, parse_design
+
+    raw = yaml.safe_load((REPO / "designs" / "smoke.yaml").read_text())  # stress-driven LAM in the negative only
+    for fixed, words in (({"Positive electrode LAM break-in factor": 1.0}, "stress-driven for this electrode"),
+                         ({"Negative electrode LAM break-in factor": -0.5}, "must be >= 0"),
+                         ({"LAM break-in time constant [h]": 0.0}, "must be > 0 h")):
+        bad = copy.deepcopy(raw)
+        bad["fixed"] = fixed
+        with pytest.raises(DesignError) as err:
+            parse_design(bad, "break-in.yaml")
+        assert words in str(err.value) and f"fixed.{next(iter(fixed))}" in str(err.value), err.value
+    good = copy.deepcopy(raw)
+    good["fixed"] = {"Negative electrode LAM break-in factor": 1.0, "LAM break-in time constant [h]": 50.0}
+    assert parse_design(good, "break-in.yaml").fixed["LAM break-in time constant [h]"] == 50.0
+
+
+def test_the_card_states_the_lam_terms_a_design_adds():
+    import copy
+
+    import yaml
+
+    from pybamm_factory.dataset.card import _lam_terms
+    from pybamm_factory.design import parse_design
+
+    raw = yaml.safe_load((REPO / "designs" / "smoke.yaml").read_text())
+    assert _lam_terms(parse_design(copy.deepcopy(raw), "s.yaml")) == "none (PyBaMM's model as built)."
+    raw["fixed"] = {"Negative electrode LAM break-in factor": 2.5, "Negative electrode LAM activation energy [J.mol-1]": 3e4}
+    text = _lam_terms(parse_design(raw, "s.yaml"))
+    assert "Arrhenius" in text and "`Negative electrode LAM activation energy [J.mol-1]` 30000" in text
+    assert "`Negative electrode LAM break-in factor` A 2.5" in text and "`LAM break-in time constant [h]` 100" in text
+
+
+def test_a_fit_starts_from_given_values_or_where_a_term_is_off_from_its_own_start():
+    from pybamm_factory.calibrate.trajectories import starting_x
+
+    names = ["SEI solvent diffusivity [m2.s-1]", "Positive electrode LAM break-in factor",
+             "LAM break-in time constant [h]"]
+    problem = TrajectoryProblem(load_design("kirkaldy-expt2"), read_trajectories(TRAJECTORIES),
+                                [PARAMETERS[n] for n in names], compile_model=False)
+    # the parameter set's SEI rate; the break-in is off (0) in the set, so its own start
+    assert starting_x(problem) == pytest.approx([np.log10(2.5e-22), np.log10(3.0), np.log10(100.0)])
+    warm = starting_x(problem, {names[0]: 4e-21, names[1]: 7.0})
+    assert warm == pytest.approx([np.log10(4e-21), np.log10(7.0), np.log10(100.0)])
+
+
 @pytest.mark.slow
 def test_default_resistance_grows_like_the_measured_cells():
     """Cell C (28 degC, its own usage) over its first 2,068 cycles with the default design's

@@ -177,10 +177,14 @@ def _limits_rows(**changes):
     ({"capacity_ah": {2: -0.1}}, ["negative capacity at cycle 200"]),
     ({"resistance_ohm": {1: -1e-4, 2: -1e-4}}, ["negative resistance at cycle 100"]),  # the first offending RPT
     ({"lam_pe_pct": {1: -0.5 * limits.NEGATIVE_TOLERANCE}}, []),  # solver noise, inside the tolerance
-    ({"lli_pct": {2: -10 * limits.NEGATIVE_TOLERANCE}}, ["negative LLI or LAM at cycle 200"]),
+    ({"lli_pct": {1: -10 * limits.NEGATIVE_TOLERANCE}}, ["negative LLI or LAM at cycle 100"]),
     ({"plating_loss_ah": {0: -0.5 * limits.PLATING_TOLERANCE_FRACTION * 5.0}}, []),
     ({"plating_loss_ah": {0: -2 * limits.PLATING_TOLERANCE_FRACTION * 5.0}}, ["negative plated-lithium loss at cycle 0"]),
     ({"soh": {0: 2.0}, "resistance_ohm": {2: -1.0}}, [f"SOH outside (0, {limits.SOH_MAX}] at cycle 0", "negative resistance at cycle 200"]),
+    # LLI may come back a little (reversibly plated lithium stripped), not by more than the tolerance
+    ({"lli_pct": {2: 3.0 - 0.9 * limits.LLI_RECOVERY_TOLERANCE_PCT}}, []),
+    ({"lli_pct": {2: 3.0 - 2 * limits.LLI_RECOVERY_TOLERANCE_PCT}},
+     [f"LLI fell by more than {limits.LLI_RECOVERY_TOLERANCE_PCT:g} %-points since the previous RPT (lithium created) at cycle 200"]),
 ])
 def test_physics_limits_name_each_broken_rule_and_its_first_cycle(changes, expected):
     assert limits.physics_problems(_limits_rows(**changes)) == expected

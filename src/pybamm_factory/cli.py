@@ -598,7 +598,8 @@ def calibrate(data, held_out, fit_names, parameter_set, base_design, model, ther
                    "layout. All cells are fitted at once.")
 @click.option("--fit", "parameters", multiple=True,
               help="Aging parameter to fit (repeat). Default: SEI solvent diffusivity; with --trajectories also its "
-                   "activation energy, both electrodes' LAM rates and activation energies, and the plating rate.")
+                   "activation energy, both electrodes' LAM rates, activation energies and break-in factors, the "
+                   "break-in time constant and the plating rate.")
 @click.option("--usage-design", default="kirkaldy-expt2", show_default=True,
               help="With --trajectories: the design holding the cells' usage (one protocol) between reference tests.")
 @click.option("--base-design", default="default", help="Design whose model and options simulate the fade (--data) "
@@ -610,11 +611,14 @@ def calibrate(data, held_out, fit_names, parameter_set, base_design, model, ther
 @click.option("--workers", "-w", default=2, type=click.IntRange(min=1), help="With --trajectories: parallel cell simulations.")
 @click.option("--leave-one-out/--no-leave-one-out", default=True, show_default=True,
               help="With --trajectories: refit without each cell and predict it.")
+@click.option("--start-design", default=None,
+              help="With --trajectories: start from this design's values (medians) of the fitted parameters, e.g. a "
+                   "previous calibration, instead of the parameter set's; the start scan is skipped.")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Calibrated design YAML to write (a JSON report goes beside it).")
 @_user_errors
 def calibrate_aging(data, trajectories, parameters, usage_design, base_design, rpt_interval, max_evaluations, workers,
-                    leave_one_out, out):
+                    leave_one_out, start_design, out):
     """Fit aging parameters to a measured fade curve (--data) or to measured degradation
     trajectories of several cells at several temperatures (--trajectories), and write a design.
 
@@ -644,10 +648,13 @@ def calibrate_aging(data, trajectories, parameters, usage_design, base_design, r
                                  "Positive electrode LAM constant proportional term [s-1]",
                                  "Negative electrode LAM activation energy [J.mol-1]",
                                  "Positive electrode LAM activation energy [J.mol-1]",
-                                 "Lithium plating kinetic rate constant [m.s-1]"]
+                                 "Lithium plating kinetic rate constant [m.s-1]",
+                                 "Negative electrode LAM break-in factor", "Positive electrode LAM break-in factor",
+                                 "LAM break-in time constant [h]"]
     r = calibrate_aging_trajectories(trajectories, names, out, usage_design=usage_design, base_design=base_design,
                                      max_evaluations=max_evaluations or 15 * (len(names) + 1), workers=workers,
-                                     leave_one_out=leave_one_out, progress=lambda m: click.echo(m, err=True))
+                                     leave_one_out=leave_one_out, start_design=start_design,
+                                     progress=lambda m: click.echo(m, err=True))
     for name, note in r["parameters"].items():
         flag = "" if note["identified"] else "  << UNIDENTIFIED: spread stated as such in the design"
         click.echo(f"{name}: {r['starting_values'][name]:.4g} -> {note['fitted']:.4g} "

@@ -56,7 +56,17 @@ LAM_ACTIVATION = {
     "Positive electrode LAM activation energy [J.mol-1]": "Positive electrode LAM constant proportional term [s-1]",
 }
 LAM_REFERENCE_TEMPERATURE_K = 298.15
-FACTORY_PARAMETERS = {name: 0.0 for name in LAM_ACTIVATION}
+# A break-in of the same loss of active material: the LAM rate of a fresh cell is
+# (1 + factor) times its long-run value and the excess decays as exp(-t / time constant),
+# t being the cell's time since its first cycle (fresh particles with flaws crack first).
+# Factor 0 (the default) leaves the model as PyBaMM builds it.
+LAM_BREAK_IN = {
+    "Negative electrode LAM break-in factor": "Negative electrode LAM constant proportional term [s-1]",
+    "Positive electrode LAM break-in factor": "Positive electrode LAM constant proportional term [s-1]",
+}
+LAM_BREAK_IN_TIME = "LAM break-in time constant [h]"
+FACTORY_PARAMETERS = {**{name: 0.0 for name in LAM_ACTIVATION}, **{name: 0.0 for name in LAM_BREAK_IN},
+                      LAM_BREAK_IN_TIME: 100.0}
 
 
 def parameter_values(name: str):

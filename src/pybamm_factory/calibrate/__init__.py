@@ -147,16 +147,20 @@ def calibrate_aging(data: str | Path, parameter: str, out: str | Path, base_desi
 def calibrate_aging_trajectories(trajectories: str | Path, fit: list[str], out: str | Path,
                                  usage_design: str | Path = "kirkaldy-expt2", base_design: str | Path = "default",
                                  max_evaluations: int = 40, workers: int = 1, leave_one_out: bool = True,
-                                 loo_evaluations: int | None = None, progress=None) -> dict:
+                                 loo_evaluations: int | None = None, start_design: str | Path | None = None,
+                                 progress=None) -> dict:
     """Fit aging parameters to measured SOH / LLI / LAM trajectories (all cells at once),
     predict each temperature from the others, and write ``base_design`` with the fitted
     parameters as distributions (``out``), a JSON report and a figure beside it. The cells
     are simulated under ``usage_design``'s protocol with ``base_design``'s model (options,
-    parameter set, mesh, solver), the model the fitted parameters will be used in."""
+    parameter set, mesh, solver), the model the fitted parameters will be used in. The fit
+    starts from the parameter set's values, or from ``start_design``'s medians (fixed values)
+    where it names the parameter, e.g. a previous calibration refitted with one term more;
+    the start scan of rates is then skipped."""
     from .curve import CalibrationError
     from .design_writer import aging_calibrated_design, write_design
     from .figures import plot_trajectories
-    from .trajectories import PARAMETERS, TrajectoryProblem, fit_trajectories, read_trajectories
+    from .trajectories import PARAMETERS, TrajectoryProblem, fit_trajectories, read_trajectories, starting_x
     from .trajectories import leave_one_out as loo
 
     unknown = [name for name in fit if name not in PARAMETERS]
@@ -165,7 +169,14 @@ def calibrate_aging_trajectories(trajectories: str | Path, fit: list[str], out: 
     measured = read_trajectories(trajectories)
     base = load_design(base_design)
     problem = TrajectoryProblem(load_design(usage_design), measured, [PARAMETERS[name] for name in fit], model_design=base)
-    result = fit_trajectories(problem, max_evaluations=max_evaluations, workers=workers, progress=progress)
+    start, scan = None, (1.0, 3.0, 10.0, 30.0)
+    if start_design is not None:
+        warm = load_design(start_design)
+        values = {**{k: float(v) for k, v in warm.fixed.items()},
+                  **{k: float(d.ppf(0.5)) for k, d in warm.varied.items()}}
+        start, scan = starting_x(problem, values), ()
+    result = fit_trajectories(problem, x0=start, max_evaluations=max_evaluations, workers=workers, scan=scan,
+                              progress=progress)
     before = problem.simulate_many([result.x0], workers)[0]
     loo_evaluations = loo_evaluations or max(8, max_evaluations // 4)
     held = loo(problem, result, max_evaluations=loo_evaluations, workers=workers, progress=progress) \
@@ -180,7 +191,8 @@ def calibrate_aging_trajectories(trajectories: str | Path, fit: list[str], out: 
     report = {
         "trajectories": str(trajectories), "usage_design": problem.usage_design.name, "design": str(design_path),
         "cells": [{"cell_id": c, "temperature_c": t - 273.15, "rpt_cycles": r} for c, t, r in problem.cells],
-        "parameters": notes, "starting_values": {p.name: p.from_x(v) for p, v in zip(problem.parameters, result.x0)},
+        "parameters": notes, "start_design": str(start_design) if start_design is not None else None,
+        "starting_values": {p.name: p.from_x(v) for p, v in zip(problem.parameters, result.x0)},
         "cost_before": result.cost_before, "cost_after": result.cost_after, "evaluations": result.evaluations,
         "optimiser": "scipy.optimize.least_squares (trf, bounded), forward-difference Jacobian solved in parallel",
         "optimiser_message": result.message, "at_bound": result.at_bound, "wall_time_s": result.wall_time_s,

@@ -55,6 +55,8 @@ class FitParameter:
     high: float
     log: bool = True
     unit: float = 1.0  # the size of one step of x for a linear parameter
+    start: float | None = None  # the start where the parameter set's value is outside the bounds (0: term off)
+    scanned: bool = True  # multiplied with the other rates in the start scan (a rate, not a shape term)
 
     def to_x(self, value: float) -> float:
         return math.log10(value) if self.log else value / self.unit
@@ -83,6 +85,14 @@ PARAMETERS = {
         FitParameter("Positive electrode LAM activation energy [J.mol-1]", -1.2e5, 1.2e5, log=False, unit=1e4),
     "Lithium plating kinetic rate constant [m.s-1]": FitParameter("Lithium plating kinetic rate constant [m.s-1]",
                                                                   1e-13, 1e-6),
+    # the break-in of each electrode's LAM (parameters.LAM_BREAK_IN): a fresh cell's extra
+    # LAM rate as a multiple of the long-run one, and the time it decays over
+    "Negative electrode LAM break-in factor": FitParameter("Negative electrode LAM break-in factor", 1e-2, 1e3,
+                                                           start=3.0, scanned=False),
+    "Positive electrode LAM break-in factor": FitParameter("Positive electrode LAM break-in factor", 1e-2, 1e3,
+                                                           start=3.0, scanned=False),
+    "LAM break-in time constant [h]": FitParameter("LAM break-in time constant [h]", 1.0, 1e4, start=100.0,
+                                                   scanned=False),
 }
 
 
@@ -308,6 +318,22 @@ class TrajectoryFit:
     message: str
 
 
+def starting_x(problem: TrajectoryProblem, values: dict | None = None) -> np.ndarray:
+    """Each parameter's start in x: ``values`` where given (e.g. a previous fit), else the
+    usage design's parameter set, else (outside the bounds, as a term that is off) its own
+    ``start``."""
+    from ..simulate.aging import base_parameter_values
+
+    pv = base_parameter_values(problem.usage_design)
+    x0 = []
+    for p in problem.parameters:
+        value = float((values or {}).get(p.name, pv[p.name]))
+        if not p.low <= value <= p.high and p.start is not None:
+            value = p.start
+        x0.append(p.to_x(min(max(value, p.low), p.high)))
+    return np.asarray(x0)
+
+
 def fit_trajectories(problem: TrajectoryProblem, x0=None, max_evaluations: int = 40, workers: int = 1,
                      step: float = 0.2, scan=(1.0, 3.0, 10.0, 30.0), progress: Callable[[str], None] | None = None
                      ) -> TrajectoryFit:
@@ -329,10 +355,7 @@ def fit_trajectories(problem: TrajectoryProblem, x0=None, max_evaluations: int =
     lower = np.array([p.x_bounds[0] for p in params])
     upper = np.array([p.x_bounds[1] for p in params])
     if x0 is None:
-        from ..simulate.aging import base_parameter_values
-
-        pv = base_parameter_values(problem.usage_design)
-        x0 = [p.to_x(float(pv[p.name])) for p in params]
+        x0 = starting_x(problem)
     x0 = np.clip(np.asarray(x0, float), lower, upper)
     cache: dict[tuple, tuple[np.ndarray, pd.DataFrame]] = {}
     count = [0]
@@ -353,7 +376,7 @@ def fit_trajectories(problem: TrajectoryProblem, x0=None, max_evaluations: int =
             progress(f"evaluation {count[0]}: cost {0.5 * float(r @ r):.1f} at "
                      + ", ".join(f"{p.name.split(' [')[0]} {p.from_x(v):.3g}" for p, v in zip(params, x)))
 
-    logs = np.array([p.log for p in params])
+    logs = np.array([p.log and p.scanned for p in params])
     starts = [np.clip(x0 + logs * math.log10(f), lower, upper) for f in scan] if len(scan) else [x0]
     scanned = evaluate(starts)
     best = int(np.argmin([float(r @ r) for r, _ in scanned]))

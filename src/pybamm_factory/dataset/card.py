@@ -177,6 +177,30 @@ def _eis_porosity(options: dict) -> str:
             "`r_ohm_ohm`, does not move with age).")
 
 
+def _lam_terms(design: Design) -> str:
+    """The factory's own terms on PyBaMM's LAM rates (parameters.LAM_ACTIVATION, LAM_BREAK_IN)
+    that this design sets or varies."""
+    from ..parameters import FACTORY_PARAMETERS, LAM_ACTIVATION, LAM_BREAK_IN, LAM_BREAK_IN_TIME
+
+    def used(name):
+        return name in design.varied or bool(design.fixed.get(name))
+
+    def shown(name):
+        return "varied" if name in design.varied else f"{design.fixed.get(name, FACTORY_PARAMETERS[name]):g}"
+
+    terms = []
+    energies = [n for n in LAM_ACTIVATION if used(n)]
+    if energies:
+        terms.append("an Arrhenius factor exp(Ea / R (1/298.15 K - 1/T)) on each LAM rate ("
+                     + ", ".join(f"`{n}` {shown(n)}" for n in energies) + ")")
+    breaks = [n for n in LAM_BREAK_IN if used(n)]
+    if breaks:
+        terms.append("a break-in: the LAM rate times 1 + A exp(-t / tau), t the cell's age, so a fresh cell loses "
+                     "active material faster and the excess decays (" + ", ".join(f"`{n}` A {shown(n)}" for n in breaks)
+                     + f"; `{LAM_BREAK_IN_TIME}` {shown(LAM_BREAK_IN_TIME)})")
+    return "; ".join(terms) + "." if terms else "none (PyBaMM's model as built)."
+
+
 def _rpt_window(aging) -> str:
     """The RPT's voltage window, where the design sets one apart from the protocols'."""
     upper, lower = aging.rpt_upper_voltage_v, aging.rpt_lower_voltage_v
@@ -284,7 +308,8 @@ def cycle_jump_text(design: Design) -> str:
         return "Every aging cycle is solved (no cycle jumps)."
     return (f"Cycle jumps: {jump.exact_cycles} cycles solved exactly between jumps, the cycle-end state extrapolated "
             f"over dN cycles with dN = {jump.tolerance:g} x |rate| / |change of rate| (smallest over LLI, LAM and SEI "
-            f"loss), {jump.min_cycles} <= dN <= {jump.max_cycles}; RPTs and EIS always solved exactly; "
+            f"loss), {jump.min_cycles} <= dN <= {jump.max_cycles}, halved until no amount that cannot be negative "
+            "(SEI, plated lithium, active material) would fall below half of itself; RPTs and EIS always solved exactly; "
             "`solver_log` counts the cycles solved and jumped per sample. Degradation rates are not scaled.")
 
 
@@ -394,6 +419,7 @@ def render_card(root: Path, design: Design, meta: dict, tables: dict[str, pd.Dat
         "stop_soh": design.aging.stop_soh, "rpt_charge": _fmt(design.aging.rpt_charge_c_rate),
         "rpt_discharge": _fmt(design.aging.rpt_discharge_c_rate),
         "rpt_window": _rpt_window(design.aging),
+        "lam_terms": _lam_terms(design),
         "eis_porosity": _eis_porosity(design.model_options),
         "eis_socs": ", ".join(f"{s:g}" for s in design.eis.socs) if design.eis.enabled else "(disabled)",
         "eis_points": len(design.eis.frequencies_hz()), "f_min": f"{design.eis.f_min_hz:g}", "f_max": f"{design.eis.f_max_hz:g}",

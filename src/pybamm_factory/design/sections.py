@@ -12,6 +12,8 @@ import json
 import re
 
 from ..parameters import (
+    LAM_BREAK_IN,
+    LAM_BREAK_IN_TIME,
     MAX_OCP_SPREAD_V,
     MIN_OCP_SPREAD_V,
     input_name_problem,
@@ -185,6 +187,7 @@ def _fixed(src, raw, pv, options) -> dict:
         if spread_target(name):
             _ocp_spread(src, f"fixed.{name}", value, pv[spread_target(name)])
         _physical_range(src, f"fixed.{name}", name, value, value, pv, raw)
+        _lam_break_in(src, f"fixed.{name}", name, value, value, options)
         if name == CONTACT_RESISTANCE and value:
             _contact_resistance_unused(src, f"fixed.{name}", options)
     return dict(fixed)
@@ -223,6 +226,7 @@ def _varied(src, raw, pv, options) -> dict:
                   "vary an equation parameter (e.g. an active material volume fraction) instead")
         varied[name] = _distribution(src, fld, spec)
         _physical_range(src, fld, name, varied[name].low, varied[name].high, pv, raw)
+        _lam_break_in(src, fld, name, varied[name].low, varied[name].high, options)
         if varied[name].low == varied[name].high:
             _fail(src, fld, "empty range: low must be < high")
     return varied
@@ -233,6 +237,24 @@ def _physical_range(src, fld, name: str, low: float, high: float, pv, raw: dict)
     ceiling = physical_ceiling(pv, name, raw.get("fixed"), raw.get("varied", {}))
     if ceiling is not None and not (0 < low and high <= ceiling[0]):
         _fail(src, fld, f"must lie in (0, {ceiling[0]:g}] ({ceiling[1]}), got [{low:g}, {high:g}]")
+
+
+def _lam_break_in(src, fld, name: str, low: float, high: float, options: dict) -> None:
+    """A LAM break-in factor is >= 0 and needs its electrode's stress-driven LAM; its time
+    constant is > 0 (see parameters.LAM_BREAK_IN)."""
+    if name == LAM_BREAK_IN_TIME and not low > 0:
+        _fail(src, fld, f"must be > 0 h (the time over which a fresh cell's extra LAM rate decays), got {low:g}")
+    if name not in LAM_BREAK_IN:
+        return
+    if low < 0:
+        _fail(src, fld, f"must be >= 0 (the extra LAM rate of a fresh cell, as a multiple of the long-run rate), "
+              f"got {low:g}")
+    option = options.get("loss of active material", "none")
+    electrode = 0 if name.startswith("Negative") else 1
+    lam = option[electrode] if isinstance(option, list) else option
+    if high > 0 and "stress" not in str(lam):
+        _fail(src, fld, "has no effect unless model_options 'loss of active material' is stress-driven for this "
+              f"electrode (it is '{lam}')")
 
 
 def _contact_resistance_unused(src, fld, options) -> None:

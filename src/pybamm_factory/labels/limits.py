@@ -19,6 +19,11 @@ NEGATIVE_TOLERANCE = 1e-3
 # design, rtol = atol = 1e-5)
 PLATING_TOLERANCE_FRACTION = 1e-4
 MONOTONE_TOLERANCE = 1e-9  # SOH may not rise, LLI may not fall, by more than this between RPTs
+# LLI that falls between two RPTs by more than this (%-points) is lithium created, not
+# reversibly plated lithium coming back (in the default 200-sample dataset LLI never falls
+# between RPTs): a bad cycle jump once moved 8 % of the inventory from negative plated
+# lithium into the particles
+LLI_RECOVERY_TOLERANCE_PCT = 0.5
 
 
 def physics_problems(labels: pd.DataFrame) -> list[str]:
@@ -42,4 +47,20 @@ def physics_problems(labels: pd.DataFrame) -> list[str]:
         if mask.any():
             row = labels[mask].iloc[0]
             out.append(f"{text} at cycle {int(row['cycle'])}")
+    created = lithium_created(labels)
+    if created.any():
+        row = labels[created].iloc[0]
+        out.append(f"LLI fell by more than {LLI_RECOVERY_TOLERANCE_PCT:g} %-points since the previous RPT (lithium "
+                   f"created) at cycle {int(row['cycle'])}")
     return out
+
+
+def lithium_created(labels: pd.DataFrame) -> pd.Series:
+    """Rows whose LLI is more than ``LLI_RECOVERY_TOLERANCE_PCT`` below the sample's previous
+    RPT's (one sample's rows, or several told apart by ``sample_id``)."""
+    if "sample_id" in labels.columns:
+        ordered = labels.sort_values(["sample_id", "cycle"], kind="mergesort")
+        fall = -ordered.groupby("sample_id", sort=False)["lli_pct"].diff()
+    else:
+        fall = -labels.sort_values("cycle", kind="mergesort")["lli_pct"].diff()
+    return (fall > LLI_RECOVERY_TOLERANCE_PCT).reindex(labels.index, fill_value=False)

@@ -15,7 +15,14 @@ import pandas as pd
 
 from ..design.manifest import condition_columns
 from ..labels.impedance import FIT_RESIDUAL_WARN, KK_THRESHOLD
-from ..labels.limits import NEGATIVE_TOLERANCE, PLATING_TOLERANCE_FRACTION, SOH_MAX, physics_problems  # noqa: F401 - the labels' rules
+from ..labels.limits import (  # noqa: F401 - the labels' rules
+    LLI_RECOVERY_TOLERANCE_PCT,
+    NEGATIVE_TOLERANCE,
+    PLATING_TOLERANCE_FRACTION,
+    SOH_MAX,
+    lithium_created,
+    physics_problems,
+)
 
 CUMULATIVE_TOLERANCE = 1e-6  # relative decrease allowed for cumulative quantities
 CUMULATIVE_COLUMNS = ("throughput_ah", "sei_loss_ah", "equivalent_full_cycles")
@@ -114,6 +121,8 @@ def check_labels(labels: pd.DataFrame, solver_log: pd.DataFrame) -> list[CheckRe
         _result("negative_plating_loss", True,
                 labels[labels["plating_loss_ah"] < -PLATING_TOLERANCE_FRACTION * labels["capacity_ah"].abs()],
                 f"plated-lithium capacity loss below -{PLATING_TOLERANCE_FRACTION:.2%} of the capacity"),
+        _result("lithium_created", True, labels[lithium_created(labels)],
+                f"LLI falling by more than {LLI_RECOVERY_TOLERANCE_PCT:g} %-points between RPTs"),
         _result("non_finite_values", True, labels[np.isinf(numeric.to_numpy(dtype=float)).any(axis=1)],
                 "+/-inf in any numeric label column"),
     ]

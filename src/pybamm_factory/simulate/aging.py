@@ -20,11 +20,11 @@ import numpy as np
 import pybamm
 
 from ..design.spec import Aging, Design, Protocol
-from ..parameters import LAM_ACTIVATION, LAM_REFERENCE_TEMPERATURE_K, make_model, parameter_values
+from ..parameters import LAM_ACTIVATION, LAM_BREAK_IN, LAM_BREAK_IN_TIME, LAM_REFERENCE_TEMPERATURE_K, make_model, parameter_values
 from ..protocols import get_kind
 from ..protocols.base import DISCHARGE_CURRENT
 from .inputs import apply_fixed, set_inputs
-from .jumps import CycleEnd, Slope, curvature, cycles_until, extrapolate, jump_length, slope
+from .jumps import CycleEnd, Slope, curvature, cycles_until, extrapolate, jump_length, keeps_amounts, slope
 from .limits import CpuBudget, SampleTimeLimit
 from .pybamm_adapter import (
     built_step_models,
@@ -275,15 +275,34 @@ def base_parameter_values(design: Design) -> pybamm.ParameterValues:
 
 
 def apply_lam_activation(pv: pybamm.ParameterValues, design: Design, temperature_k: float) -> None:
-    """Scale each electrode's LAM rate by its Arrhenius factor at ``temperature_k`` (in
-    place), where the design varies or sets a LAM activation energy; either may be an input."""
+    """Give each electrode's LAM rate the factory's terms (in place), where the design
+    varies or sets them, any of them possibly an input:
+
+    - the Arrhenius factor exp(Ea / R (1 / 298.15 K - 1 / T)) of its LAM activation energy;
+    - the break-in (1 + factor exp(-t / tau)), t the simulation time (the cell's age: cycle
+      jumps carry it forward) and tau ``LAM_BREAK_IN_TIME`` in hours.
+    """
+
+    def term(name):
+        if name in design.varied:
+            return pybamm.InputParameter(name)
+        return pybamm.Scalar(float(pv[name]))
+
+    def used(name):
+        return name in design.varied or bool(design.fixed.get(name))
+
+    breaks_in = {rate: energy for energy, rate in LAM_BREAK_IN.items()}
     for energy, rate in LAM_ACTIVATION.items():
-        if energy not in design.varied and not design.fixed.get(energy):
+        break_in = breaks_in[rate]
+        if not (used(energy) or used(break_in)):
             continue
-        ea = pybamm.InputParameter(energy) if energy in design.varied else pybamm.Scalar(float(pv[energy]))
-        k = pybamm.InputParameter(rate) if rate in design.varied else pybamm.Scalar(float(pv[rate]))
-        factor = (1.0 / LAM_REFERENCE_TEMPERATURE_K - 1.0 / temperature_k) / pybamm.constants.R.value
-        pv[rate] = k * pybamm.exp(ea * factor)
+        k = term(rate)
+        if used(energy):
+            factor = (1.0 / LAM_REFERENCE_TEMPERATURE_K - 1.0 / temperature_k) / pybamm.constants.R.value
+            k = k * pybamm.exp(term(energy) * factor)
+        if used(break_in):
+            k = k * (1 + term(break_in) * pybamm.exp(-pybamm.t / (3600.0 * term(LAM_BREAK_IN_TIME))))
+        pv[rate] = k
 
 
 class AgingEngine:
@@ -602,6 +621,9 @@ class AgingEngine:
             room = min(end - cycle, to_step, self._positive_room(ends[-1], now),
                        self._filling_room(ends[-1], now, inputs)) - jump.exact_cycles
             n_jump = jump_length(now, curv, room, jump.tolerance, jump.min_cycles, jump.max_cycles)
+            blocks = self._nonnegative_blocks(self._model_of_states)
+            while n_jump and not keeps_amounts(ends[-1], now, curv, n_jump, blocks):
+                n_jump = n_jump // 2 if n_jump // 2 >= jump.min_cycles else 0
             if n_jump == 0:
                 continue
             before_jump = (state, cycle, ends[-1], now, curv, n_jump)

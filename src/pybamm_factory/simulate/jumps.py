@@ -128,6 +128,30 @@ def extrapolate(end: CycleEnd, now: Slope, curv: Curvature | None, cycles: int) 
     return y, end.time_s + cycles * now.time_s
 
 
+def keeps_amounts(end: CycleEnd, now: Slope, curv: Curvature | None, cycles: int, blocks, floor: float = 0.5,
+                  round_off: float = 1e-6) -> bool:
+    """Whether a jump of ``cycles`` leaves every amount that cannot be negative (the state
+    slices ``blocks``) at ``floor`` or more of its value now, slope and curvature both
+    counted. Entries below ``round_off`` of their block's largest value are round-off and
+    left to the clipping after the jump.
+
+    A fast state (reversibly plated lithium, which plates and strips every cycle) has
+    slopes and curvatures that are noise; the jump length, set by the degradation
+    measures, does not see it, and its curvature term alone can carry it far below zero.
+    Clipped back to zero, the lithium the extrapolation moved out of it stays in the
+    particles: lithium created (seen: 8 % of the inventory in one 144-cycle jump).
+    """
+    y, _ = extrapolate(end, now, curv, cycles)
+    for block in blocks:
+        before, after = end.y[block], y[block]
+        if not before.size:
+            continue
+        significant = before > round_off * np.abs(before).max()
+        if (after[significant] < floor * before[significant]).any():
+            return False
+    return True
+
+
 def cycles_until(value: float, rate: float, threshold: float) -> float:
     """Cycles until a quantity falling at ``rate`` per cycle reaches ``threshold``
     (infinite if it does not fall)."""
