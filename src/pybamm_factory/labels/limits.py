@@ -7,6 +7,7 @@ against the same numbers.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 SOH_MAX = 1.05  # an RPT capacity more than 5 % above the first is not ageing
@@ -58,9 +59,17 @@ def physics_problems(labels: pd.DataFrame) -> list[str]:
 def lithium_created(labels: pd.DataFrame) -> pd.Series:
     """Rows whose LLI is more than ``LLI_RECOVERY_TOLERANCE_PCT`` below the sample's previous
     RPT's (one sample's rows, or several told apart by ``sample_id``)."""
+    # positional, so a frame with repeated index labels (concatenated tables) is fine
+    cycle = labels["cycle"].to_numpy()
+    lli = labels["lli_pct"].to_numpy(dtype=float)
     if "sample_id" in labels.columns:
-        ordered = labels.sort_values(["sample_id", "cycle"], kind="mergesort")
-        fall = -ordered.groupby("sample_id", sort=False)["lli_pct"].diff()
+        sample = pd.factorize(labels["sample_id"])[0]
+        order = np.lexsort((cycle, sample))
+        same_sample = np.r_[False, sample[order][1:] == sample[order][:-1]]
     else:
-        fall = -labels.sort_values("cycle", kind="mergesort")["lli_pct"].diff()
-    return (fall > LLI_RECOVERY_TOLERANCE_PCT).reindex(labels.index, fill_value=False)
+        order = np.argsort(cycle, kind="stable")
+        same_sample = np.r_[False, np.ones(len(order) - 1, dtype=bool)] if len(order) else np.zeros(0, bool)
+    fall = np.r_[0.0, lli[order][:-1] - lli[order][1:]] if len(order) else np.zeros(0)
+    created = np.zeros(len(labels), dtype=bool)
+    created[order] = same_sample & (fall > LLI_RECOVERY_TOLERANCE_PCT)
+    return pd.Series(created, index=labels.index)
