@@ -532,6 +532,7 @@ class AgingEngine:
         while out.status == "ok" and cycle < schedule.horizon:
             inputs = self.prepare(row, np.ptp(out.snapshots[-1].discharged_ah))
             start, jumps_before = (state, cycle), len(out.jump_log)
+            kept = (out.cycles_solved, out.last_slope)  # what a retry of the stretch puts back
             for exact in (False, True):
                 state, cycle = self._age(*start, schedule, inputs, recorder, out, jumps=not exact)
                 out.cycles_completed = cycle
@@ -549,6 +550,7 @@ class AgingEngine:
                 # the stretch is solved again without jumps
                 out.snapshots.pop()
                 out.undo_jumps_since(jumps_before)
+                out.cycles_solved, out.last_slope = kept
             if out.status != "ok":
                 break
             out.rpt_cycles.append(cycle)
