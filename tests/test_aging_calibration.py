@@ -206,3 +206,26 @@ def test_default_resistance_grows_like_the_measured_cells():
     assert run.status == "ok" and run.snapshots[-1].cycle == 2068
     r = [dc_resistance_ohm(s.rest_voltage_v, float(s.voltage_v[0]), s.current_a) for s in run.snapshots]
     assert abs(r[-1] / r[0] - 1.0215) < 0.01, r[-1] / r[0]
+
+
+def test_a_warm_start_takes_the_fit_where_the_calibration_report_is_beside_the_design(tmp_path):
+    """The shipped calibrated design spreads its unidentified parameters over ranges clipped
+    at the fit bounds, so their medians are not the fit; beside its report the warm start
+    takes the fitted values, and a copy of the design alone falls back to its medians."""
+    import json
+    import shutil
+
+    from pybamm_factory.calibrate import start_values
+
+    shipped = REPO / "designs" / "lgm50t-aging.yaml"
+    fitted = {k: v["fitted"] for k, v in json.loads(
+        (REPO / "designs" / "lgm50t-aging_aging_calibration" / "aging_calibration_report.json").read_text())
+        ["parameters"].items()}
+    medians = {k: float(d.ppf(0.5)) for k, d in load_design(shipped).varied.items()}
+    name = "Lithium plating kinetic rate constant [m.s-1]"
+    assert abs(np.log10(medians[name] / fitted[name])) > 0.1  # the case this is for
+    with_report = start_values(shipped)
+    assert all(with_report[k] == pytest.approx(v, rel=1e-12) for k, v in fitted.items())
+    alone = tmp_path / "copy.yaml"
+    shutil.copy(shipped, alone)
+    assert start_values(alone)[name] == pytest.approx(medians[name], rel=1e-12)

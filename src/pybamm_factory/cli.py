@@ -612,8 +612,9 @@ def calibrate(data, held_out, fit_names, parameter_set, base_design, model, ther
 @click.option("--leave-one-out/--no-leave-one-out", default=True, show_default=True,
               help="With --trajectories: refit without each cell and predict it.")
 @click.option("--start-design", default=None,
-              help="With --trajectories: start from this design's values (medians) of the fitted parameters, e.g. a "
-                   "previous calibration, instead of the parameter set's; the start scan is skipped.")
+              help="With --trajectories: start from this design's values of the fitted parameters (its fitted values "
+                   "where its calibration report is beside it, else its medians), e.g. a previous calibration, "
+                   "instead of the parameter set's; the start scan is skipped.")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Calibrated design YAML to write (a JSON report goes beside it).")
 @_user_errors

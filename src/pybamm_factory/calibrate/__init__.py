@@ -144,6 +144,23 @@ def calibrate_aging(data: str | Path, parameter: str, out: str | Path, base_desi
     return report
 
 
+def start_values(design: str | Path) -> dict[str, float]:
+    """The values a fit warm-started from ``design`` begins at: its fixed values and the
+    medians of its distributions, except where a trajectory calibration report sits beside
+    it (``<stem>_aging_calibration/aging_calibration_report.json``, as calibrate-aging
+    writes): there its fitted values. A calibrated spread clipped at a fit bound (an
+    unidentified parameter) has its median away from the fit."""
+    warm = load_design(design)
+    values = {**{k: float(v) for k, v in warm.fixed.items()},
+              **{k: float(d.ppf(0.5)) for k, d in warm.varied.items()}}
+    path = Path(design)
+    report = path.with_name(path.stem + "_aging_calibration") / "aging_calibration_report.json"
+    if path.suffix in (".yaml", ".yml") and report.is_file():
+        fitted = {name: note.get("fitted") for name, note in json.loads(report.read_text()).get("parameters", {}).items()}
+        values.update({name: float(v) for name, v in fitted.items() if isinstance(v, (int, float))})
+    return values
+
+
 def calibrate_aging_trajectories(trajectories: str | Path, fit: list[str], out: str | Path,
                                  usage_design: str | Path = "kirkaldy-expt2", base_design: str | Path = "default",
                                  max_evaluations: int = 40, workers: int = 1, leave_one_out: bool = True,
@@ -154,9 +171,9 @@ def calibrate_aging_trajectories(trajectories: str | Path, fit: list[str], out: 
     parameters as distributions (``out``), a JSON report and a figure beside it. The cells
     are simulated under ``usage_design``'s protocol with ``base_design``'s model (options,
     parameter set, mesh, solver), the model the fitted parameters will be used in. The fit
-    starts from the parameter set's values, or from ``start_design``'s medians (fixed values)
-    where it names the parameter, e.g. a previous calibration refitted with one term more;
-    the start scan of rates is then skipped."""
+    starts from the parameter set's values, or from ``start_design``'s values where it names
+    the parameter (:func:`start_values`), e.g. a previous calibration refitted with one term
+    more or for longer; the start scan of rates is then skipped."""
     from .curve import CalibrationError
     from .design_writer import aging_calibrated_design, write_design
     from .figures import plot_trajectories
@@ -171,10 +188,7 @@ def calibrate_aging_trajectories(trajectories: str | Path, fit: list[str], out: 
     problem = TrajectoryProblem(load_design(usage_design), measured, [PARAMETERS[name] for name in fit], model_design=base)
     start, scan = None, (1.0, 3.0, 10.0, 30.0)
     if start_design is not None:
-        warm = load_design(start_design)
-        values = {**{k: float(v) for k, v in warm.fixed.items()},
-                  **{k: float(d.ppf(0.5)) for k, d in warm.varied.items()}}
-        start, scan = starting_x(problem, values), ()
+        start, scan = starting_x(problem, start_values(start_design)), ()
     result = fit_trajectories(problem, x0=start, max_evaluations=max_evaluations, workers=workers, scan=scan,
                               progress=progress)
     before = problem.simulate_many([result.x0], workers)[0]
