@@ -134,6 +134,41 @@ def test_a_lam_break_in_multiplies_the_fresh_rate_and_decays_to_the_long_run_rat
     assert np.diff(brief)[1:] == pytest.approx(np.diff(plain)[1:], rel=0.01)  # then the plain rate
 
 
+def test_a_lam_rate_scaled_by_a_factor_keeps_its_factor_under_the_break_in():
+    """A design that varies the LAM rate as a factor of the set's value and adds a break-in
+    (the factor makes the rate an expression, which once crashed the engine's build): the
+    break-in multiplies the scaled rate, so a factor of 3 triples the LAM of factor 1."""
+    import copy
+
+    import yaml
+
+    from pybamm_factory.design import parse_design
+    from pybamm_factory.simulate.aging import AgingEngine
+
+    raw = yaml.safe_load((REPO / "designs" / "smoke.yaml").read_text())
+    scale = "Negative electrode LAM constant proportional term [s-1] (factor)"
+    factor, tau = "Negative electrode LAM break-in factor", "LAM break-in time constant [h]"
+    raw["varied"] = {scale: {"distribution": "uniform", "low": 1.0, "high": 100.0}}
+    raw["fixed"] = {**raw.get("fixed", {}), factor: 2.0, tau: 1e6}
+    raw["eis"]["enabled"] = False
+    raw["aging"].update({"max_cycles": 2, "rpt_interval_cycles": 1})
+    engines = {}
+    for a in (2.0, 0.0):
+        raw["fixed"][factor] = a
+        design = parse_design(copy.deepcopy(raw), "lam-factor-break-in.yaml")
+        engines[a] = AgingEngine(design, design.protocols[0], 298.15)
+
+    def lam_pct(f, a=2.0):
+        run = engines[a].run({scale: f, "charge_c_rate": 0.7, "discharge_c_rate": 1.0})
+        assert run.status == "ok", run.failure_reason
+        return np.array([s.summary["lam_ne_pct"] for s in run.snapshots])
+
+    once, thrice, plain = lam_pct(30.0), lam_pct(90.0), lam_pct(30.0, a=0.0)
+    assert once[-1] > 0.01
+    assert thrice / once == pytest.approx(np.full(len(once), 3.0), rel=0.02)
+    assert once / plain == pytest.approx(np.full(len(once), 3.0), rel=0.02)  # 1 + A with tau >> the run
+
+
 def test_a_break_in_is_refused_where_it_cannot_act(tmp_path):
     import copy
 

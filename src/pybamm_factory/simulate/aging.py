@@ -303,7 +303,9 @@ def apply_lam_activation(pv: pybamm.ParameterValues, design: Design, temperature
     def term(name):
         if name in design.varied:
             return pybamm.InputParameter(name)
-        return pybamm.Scalar(float(pv[name]))
+        value = pv[name]
+        # a rate the design already scales (a varied "(factor)") is an expression: keep it
+        return value if isinstance(value, pybamm.Symbol) else pybamm.Scalar(float(value))
 
     def used(name):
         return name in design.varied or bool(design.fixed.get(name))
