@@ -182,18 +182,15 @@ def _lam_terms(design: Design) -> str:
     that this design sets or varies."""
     from ..parameters import FACTORY_PARAMETERS, LAM_ACTIVATION, LAM_BREAK_IN, LAM_BREAK_IN_TIME
 
-    def used(name):
-        return name in design.varied or bool(design.fixed.get(name))
-
     def shown(name):
         return "varied" if name in design.varied else f"{design.fixed.get(name, FACTORY_PARAMETERS[name]):g}"
 
     terms = []
-    energies = [n for n in LAM_ACTIVATION if used(n)]
+    energies = [n for n in LAM_ACTIVATION if design.sets(n)]
     if energies:
         terms.append("an Arrhenius factor exp(Ea / R (1/298.15 K - 1/T)) on each LAM rate ("
                      + ", ".join(f"`{n}` {shown(n)}" for n in energies) + ")")
-    breaks = [n for n in LAM_BREAK_IN if used(n)]
+    breaks = [n for n in LAM_BREAK_IN if design.sets(n)]
     if breaks:
         terms.append("a break-in: the LAM rate times 1 + A exp(-t / tau), t the cell's age, so a fresh cell loses "
                      "active material faster and the excess decays (" + ", ".join(f"`{n}` A {shown(n)}" for n in breaks)

@@ -292,6 +292,11 @@ class Design:
     # rare failures with a controlled prevalence (design/failures.py)
     failures: tuple = ()
 
+    def sets(self, name: str) -> bool:
+        """Whether the design varies ``name`` or fixes it to a non-zero value (a factory
+        term whose default 0 leaves PyBaMM's model as built)."""
+        return name in self.varied or bool(self.fixed.get(name))
+
     @property
     def content_hash(self) -> str:
         """sha256 of the canonical JSON of the design's content (not its path)."""

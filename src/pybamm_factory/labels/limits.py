@@ -33,27 +33,29 @@ def physics_problems(labels: pd.DataFrame) -> list[str]:
     The same rules flag a sample in its worker (its status becomes ``failed``) and
     block the gate when they appear in rows of ``ok`` samples.
     """
-    out = []
     if labels.empty:
-        return out
+        return []
     rules = [
         ((labels["soh"] <= 0) | (labels["soh"] > SOH_MAX), f"SOH outside (0, {SOH_MAX}]"),
         (labels["capacity_ah"] < 0, "negative capacity"),
         (labels["resistance_ohm"] < 0, "negative resistance"),
+        *lithium_rules(labels),
+    ]
+    return [f"{text} at cycle {int(labels[mask].iloc[0]['cycle'])}" for mask, text in rules if mask.any()]
+
+
+def lithium_rules(labels: pd.DataFrame) -> list[tuple[pd.Series, str]]:
+    """(rows that break it, what it says) for each rule on the lithium books: negative LLI
+    or LAM, negative plated-lithium loss, lithium created. Needs ``cycle``, ``capacity_ah``,
+    ``lli_pct``, ``lam_ne_pct``, ``lam_pe_pct`` and ``plating_loss_ah``; the aging engine
+    applies them to its RPTs as they come (a break after cycle jumps is retried exactly)."""
+    return [
         ((labels[["lli_pct", "lam_ne_pct", "lam_pe_pct"]] < -NEGATIVE_TOLERANCE).any(axis=1), "negative LLI or LAM"),
         (labels["plating_loss_ah"] < -PLATING_TOLERANCE_FRACTION * labels["capacity_ah"].abs(),
          "negative plated-lithium loss"),
+        (lithium_created(labels),
+         f"LLI fell by more than {LLI_RECOVERY_TOLERANCE_PCT:g} %-points since the previous RPT (lithium created)"),
     ]
-    for mask, text in rules:
-        if mask.any():
-            row = labels[mask].iloc[0]
-            out.append(f"{text} at cycle {int(row['cycle'])}")
-    created = lithium_created(labels)
-    if created.any():
-        row = labels[created].iloc[0]
-        out.append(f"LLI fell by more than {LLI_RECOVERY_TOLERANCE_PCT:g} %-points since the previous RPT (lithium "
-                   f"created) at cycle {int(row['cycle'])}")
-    return out
 
 
 def lithium_created(labels: pd.DataFrame) -> pd.Series:

@@ -20,7 +20,7 @@ from ..labels.limits import (  # noqa: F401 - the labels' rules
     NEGATIVE_TOLERANCE,
     PLATING_TOLERANCE_FRACTION,
     SOH_MAX,
-    lithium_created,
+    lithium_rules,
     physics_problems,
 )
 
@@ -110,18 +110,17 @@ def check_labels(labels: pd.DataFrame, solver_log: pd.DataFrame) -> list[CheckRe
     labels = ok_rows  # rows of flagged samples are reported under solver_failures
     numeric = labels.select_dtypes("number")
     soh = labels["soh"]
+    negative_lli_lam, negative_plating, created = (mask for mask, _ in lithium_rules(labels))  # the worker's rules
     results = [
         missing,
         _result("soh_out_of_range", True, labels[(soh <= 0) | (soh > SOH_MAX)], f"SOH outside (0, {SOH_MAX}]"),
         _result("negative_capacity", True, labels[labels["capacity_ah"] < 0], "capacity_ah < 0"),
         _result("negative_resistance", True, labels[labels["resistance_ohm"] < 0], "resistance_ohm < 0"),
         _result("negative_lli_lam", True,
-                labels[(labels[["lli_pct", "lam_ne_pct", "lam_pe_pct"]] < -NEGATIVE_TOLERANCE).any(axis=1)],
-                f"LLI or LAM below -{NEGATIVE_TOLERANCE} %"),
+                labels[negative_lli_lam], f"LLI or LAM below -{NEGATIVE_TOLERANCE} %"),
         _result("negative_plating_loss", True,
-                labels[labels["plating_loss_ah"] < -PLATING_TOLERANCE_FRACTION * labels["capacity_ah"].abs()],
-                f"plated-lithium capacity loss below -{PLATING_TOLERANCE_FRACTION:.2%} of the capacity"),
-        _result("lithium_created", True, labels[lithium_created(labels)],
+                labels[negative_plating], f"plated-lithium capacity loss below -{PLATING_TOLERANCE_FRACTION:.2%} of the capacity"),
+        _result("lithium_created", True, labels[created],
                 f"LLI falling by more than {LLI_RECOVERY_TOLERANCE_PCT:g} %-points between RPTs"),
         _result("non_finite_values", True, labels[np.isinf(numeric.to_numpy(dtype=float)).any(axis=1)],
                 "+/-inf in any numeric label column"),

@@ -17,10 +17,11 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import pybamm
 
 from ..design.spec import Aging, Design, Protocol
-from ..labels.limits import LLI_RECOVERY_TOLERANCE_PCT, NEGATIVE_TOLERANCE, PLATING_TOLERANCE_FRACTION
+from ..labels.limits import lithium_rules
 from ..parameters import LAM_ACTIVATION, LAM_BREAK_IN, LAM_BREAK_IN_TIME, LAM_REFERENCE_TEMPERATURE_K, make_model, parameter_values
 from ..protocols import get_kind
 from ..protocols.base import DISCHARGE_CURRENT
@@ -245,13 +246,12 @@ class RptSchedule:
 
 
 def rpt_breaks_physics(previous: RptSnapshot, rpt: RptSnapshot) -> bool:
-    """Whether an RPT's lithium books break the labels' physics limits (negative plated
-    lithium, negative LLI, LLI fallen since the previous RPT): the rules of
-    :mod:`..labels.limits`, applied while the run can still do something about it."""
-    capacity_ah = float(np.ptp(rpt.discharged_ah))
-    lli, lli_before = rpt.summary.get("lli_pct", 0.0), previous.summary.get("lli_pct", 0.0)
-    return (rpt.summary.get("plating_loss_ah", 0.0) < -PLATING_TOLERANCE_FRACTION * capacity_ah
-            or lli < -NEGATIVE_TOLERANCE or lli_before - lli > LLI_RECOVERY_TOLERANCE_PCT)
+    """Whether an RPT's lithium books break the labels' rules
+    (:func:`~pybamm_factory.labels.limits.lithium_rules`), against the RPT before it."""
+    absent = {"lli_pct": 0.0, "lam_ne_pct": 0.0, "lam_pe_pct": 0.0, "plating_loss_ah": 0.0}  # not in every model
+    books = pd.DataFrame([{**absent, **s.summary, "cycle": s.cycle, "capacity_ah": float(np.ptp(s.discharged_ah))}
+                          for s in (previous, rpt)])
+    return any(mask.any() for mask, _ in lithium_rules(books))
 
 
 def jumped_state(state, y: np.ndarray, time_s: float):
@@ -307,19 +307,16 @@ def apply_lam_activation(pv: pybamm.ParameterValues, design: Design, temperature
         # a rate the design already scales (a varied "(factor)") is an expression: keep it
         return value if isinstance(value, pybamm.Symbol) else pybamm.Scalar(float(value))
 
-    def used(name):
-        return name in design.varied or bool(design.fixed.get(name))
-
     breaks_in = {rate: energy for energy, rate in LAM_BREAK_IN.items()}
     for energy, rate in LAM_ACTIVATION.items():
         break_in = breaks_in[rate]
-        if not (used(energy) or used(break_in)):
+        if not (design.sets(energy) or design.sets(break_in)):
             continue
         k = term(rate)
-        if used(energy):
+        if design.sets(energy):
             factor = (1.0 / LAM_REFERENCE_TEMPERATURE_K - 1.0 / temperature_k) / pybamm.constants.R.value
             k = k * pybamm.exp(term(energy) * factor)
-        if used(break_in):
+        if design.sets(break_in):
             k = k * (1 + term(break_in) * pybamm.exp(-pybamm.t / (3600.0 * term(LAM_BREAK_IN_TIME))))
         pv[rate] = k
 
