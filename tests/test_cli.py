@@ -28,8 +28,6 @@ REPO = Path(__file__).resolve().parents[1]
 # --- help, and what the light commands import -----------------------------------------
 
 def test_cli_help_explains_every_option():
-
-
     result = CliRunner().invoke(main, ["run", "--help"])
     assert result.exit_code == 0
     for option in ("--design", "--samples", "--workers", "--seed", "--out", "--backend", "--scheduler", "--quiet"):
@@ -122,8 +120,6 @@ def test_read_only_parent_is_refused_in_one_line(tmp_path):
 # --- read -----------------------------------------------------------------------------
 
 def test_read_cli_writes_normalised_parquet(realdata, tmp_path):
-
-
     out = tmp_path / "maccor.parquet"
     result = CliRunner().invoke(main, ["read", str(realdata / "maccor" / "xTESLADIAG_000038.078"), "-o", str(out)])
     assert result.exit_code == 0, result.output
@@ -139,8 +135,6 @@ def test_read_cli_writes_normalised_parquet(realdata, tmp_path):
 
 def test_read_cli_column_mapping_for_unrecognised_headers(realdata, tmp_path):
     import re
-
-
 
     raw = pd.read_csv(realdata / "lgm50_wmg" / "LGM50_25C_0.5C.csv")
     path = tmp_path / "rig.csv"
