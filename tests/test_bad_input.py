@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pybamm_factory.cli import main
+from tests.conftest import REPO
 
 
 def _invoke(args):
@@ -225,3 +226,13 @@ def test_every_user_error_is_a_factory_error_and_keeps_its_builtin_base():
         assert issubclass(error, FactoryError) and issubclass(error, ValueError), error
     for error in (RunConflictError, DiskFullError):
         assert issubclass(error, FactoryError) and issubclass(error, RuntimeError), error
+
+
+def test_a_per_cell_parameter_the_fit_does_not_fit_is_refused_in_one_line(tmp_path):
+    table = REPO / "tests" / "data" / "kirkaldy_trajectories.csv"
+    _one_line_error(["calibrate-aging", "--trajectories", table, "--fit", "SEI solvent diffusivity [m2.s-1]",
+                     "--per-cell", "Positive electrode LAM break-in factor", "--out", tmp_path / "x.yaml"],
+                    "--per-cell", "'Positive electrode LAM break-in factor'", "SEI solvent diffusivity")
+    _one_line_error(["calibrate-aging", "--data", table, "--per-cell", "Positive electrode LAM break-in factor",
+                     "--out", tmp_path / "x.yaml"], "--per-cell", "--trajectories")
+    assert not (tmp_path / "x.yaml").exists()

@@ -606,8 +606,9 @@ def calibrate(data, held_out, fit_names, parameter_set, base_design, model, ther
               "or that the fitted distributions are written into (--trajectories).")
 @click.option("--rpt-interval", default=5, type=click.IntRange(min=1), help="With --data: cycles between simulated reference tests.")
 @click.option("--max-evaluations", default=None, type=click.IntRange(min=3),
-              help="Optimiser budget in simulations [default: 25 with --data; 15 per fitted parameter and one more "
-                   "with --trajectories, a quarter of that for each leave-one-out refit].")
+              help="Optimiser budget in simulations [default: 25 with --data; 15 per fitted value (a --per-cell "
+                   "parameter has one per cell) and one more with --trajectories, a quarter of that for each "
+                   "leave-one-out refit].")
 @click.option("--workers", "-w", default=2, type=click.IntRange(min=1), help="With --trajectories: parallel cell simulations.")
 @click.option("--leave-one-out/--no-leave-one-out", default=True, show_default=True,
               help="With --trajectories: refit without each cell and predict it.")
@@ -615,11 +616,15 @@ def calibrate(data, held_out, fit_names, parameter_set, base_design, model, ther
               help="With --trajectories: start from this design's values of the fitted parameters (its fitted values "
                    "where its calibration report is beside it, else its medians), e.g. a previous calibration, "
                    "instead of the parameter set's; the start scan is skipped.")
+@click.option("--per-cell", "per_cell", multiple=True,
+              help="With --trajectories: a fitted parameter to fit once per cell instead of shared (repeat), for "
+                   "what differs from cell to cell (e.g. 'Negative electrode LAM break-in factor'); the design "
+                   "spreads it over the cells' values.")
 @click.option("--out", "-o", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Calibrated design YAML to write (a JSON report goes beside it).")
 @_user_errors
 def calibrate_aging(data, trajectories, parameters, usage_design, base_design, rpt_interval, max_evaluations, workers,
-                    leave_one_out, start_design, out):
+                    leave_one_out, start_design, per_cell, out):
     """Fit aging parameters to a measured fade curve (--data) or to measured degradation
     trajectories of several cells at several temperatures (--trajectories), and write a design.
 
@@ -635,6 +640,8 @@ def calibrate_aging(data, trajectories, parameters, usage_design, base_design, r
 
         if len(parameters) > 1:
             raise CalibrationError("--fit: a fade curve from --data fits one parameter; use --trajectories for several")
+        if per_cell:
+            raise CalibrationError("--per-cell: needs --trajectories (a fade curve from --data is one cell)")
         parameter = parameters[0] if parameters else "SEI solvent diffusivity [m2.s-1]"
         r = run(data, parameter, out, base_design=base_design, rpt_interval=rpt_interval,
                 max_evaluations=max_evaluations or 25)
@@ -653,13 +660,18 @@ def calibrate_aging(data, trajectories, parameters, usage_design, base_design, r
                                  "Negative electrode LAM break-in factor", "Positive electrode LAM break-in factor",
                                  "LAM break-in time constant [h]"]
     r = calibrate_aging_trajectories(trajectories, names, out, usage_design=usage_design, base_design=base_design,
-                                     max_evaluations=max_evaluations or 15 * (len(names) + 1), workers=workers,
-                                     leave_one_out=leave_one_out, start_design=start_design,
+                                     max_evaluations=max_evaluations, workers=workers,
+                                     leave_one_out=leave_one_out, start_design=start_design, per_cell=per_cell,
                                      progress=lambda m: click.echo(m, err=True))
     for name, note in r["parameters"].items():
         flag = "" if note["identified"] else "  << UNIDENTIFIED: spread stated as such in the design"
-        click.echo(f"{name}: {r['starting_values'][name]:.4g} -> {note['fitted']:.4g} "
-                   f"(design {note['low']:.3g} .. {note['high']:.3g}, from the {note['spread_from']}){flag}")
+        if "per_cell" in note:
+            fitted = ", ".join(f"cell {c} {r['starting_values'][f'{name} | cell {c}']:.4g} -> {v:.4g}"
+                               for c, v in note["per_cell"].items())
+        else:
+            fitted = f"{r['starting_values'][name]:.4g} -> {note['fitted']:.4g}"
+        click.echo(f"{name}: {fitted} (design {note['low']:.3g} .. {note['high']:.3g}, "
+                   f"from the {note['spread_from']}){flag}")
     cols = ("soh", "lli_pct", "lam_ne_pct", "lam_pe_pct")
     for when in ("before", "after"):
         for e in r[f"errors_{when}"]:

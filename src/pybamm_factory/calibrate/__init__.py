@@ -148,24 +148,28 @@ def start_values(design: str | Path) -> dict[str, float]:
     """The values a fit warm-started from ``design`` begins at: its fixed values and the
     medians of its distributions, except where a trajectory calibration report sits beside
     it (``<stem>_aging_calibration/aging_calibration_report.json``, as calibrate-aging
-    writes): there its fitted values. A calibrated spread clipped at a fit bound (an
-    unidentified parameter) has its median away from the fit."""
+    writes): there its fitted values, per cell ({cell: value}) for a parameter fitted per
+    cell. A calibrated spread clipped at a fit bound (an unidentified parameter) has its
+    median away from the fit."""
     warm = load_design(design)
     values = {**{k: float(v) for k, v in warm.fixed.items()},
               **{k: float(d.ppf(0.5)) for k, d in warm.varied.items()}}
     path = Path(design)
     report = path.with_name(path.stem + "_aging_calibration") / "aging_calibration_report.json"
     if path.suffix in (".yaml", ".yml") and report.is_file():
-        fitted = {name: note.get("fitted") for name, note in json.loads(report.read_text()).get("parameters", {}).items()}
-        values.update({name: float(v) for name, v in fitted.items() if isinstance(v, (int, float))})
+        for name, note in json.loads(report.read_text()).get("parameters", {}).items():
+            if isinstance(note.get("per_cell"), dict):
+                values[name] = {str(c): float(v) for c, v in note["per_cell"].items()}
+            elif isinstance(note.get("fitted"), (int, float)):
+                values[name] = float(note["fitted"])
     return values
 
 
 def calibrate_aging_trajectories(trajectories: str | Path, fit: list[str], out: str | Path,
                                  usage_design: str | Path = "kirkaldy-expt2", base_design: str | Path = "default",
-                                 max_evaluations: int = 40, workers: int = 1, leave_one_out: bool = True,
+                                 max_evaluations: int | None = None, workers: int = 1, leave_one_out: bool = True,
                                  loo_evaluations: int | None = None, start_design: str | Path | None = None,
-                                 progress=None) -> dict:
+                                 per_cell: list[str] | tuple[str, ...] = (), progress=None) -> dict:
     """Fit aging parameters to measured SOH / LLI / LAM trajectories (all cells at once),
     predict each temperature from the others, and write ``base_design`` with the fitted
     parameters as distributions (``out``), a JSON report and a figure beside it. The cells
@@ -173,7 +177,11 @@ def calibrate_aging_trajectories(trajectories: str | Path, fit: list[str], out: 
     parameter set, mesh, solver), the model the fitted parameters will be used in. The fit
     starts from the parameter set's values, or from ``start_design``'s values where it names
     the parameter (:func:`start_values`), e.g. a previous calibration refitted with one term
-    more or for longer; the start scan of rates is then skipped."""
+    more or for longer; the start scan of rates is then skipped. ``max_evaluations``
+    defaults to 15 per fitted value and one more. A parameter named in
+    ``per_cell`` is fitted once per cell (cell-to-cell variation, e.g. a break-in that one
+    cell shows and another does not); the design spreads it over the cells' values, and a
+    held-out cell is predicted with the mean of the others'."""
     from .curve import CalibrationError
     from .design_writer import aging_calibrated_design, write_design
     from .figures import plot_trajectories
@@ -185,7 +193,9 @@ def calibrate_aging_trajectories(trajectories: str | Path, fit: list[str], out: 
         raise CalibrationError(f"--fit: '{unknown[0]}' is not a fittable aging parameter; allowed: {', '.join(PARAMETERS)}")
     measured = read_trajectories(trajectories)
     base = load_design(base_design)
-    problem = TrajectoryProblem(load_design(usage_design), measured, [PARAMETERS[name] for name in fit], model_design=base)
+    problem = TrajectoryProblem(load_design(usage_design), measured, [PARAMETERS[name] for name in fit], model_design=base,
+                                per_cell=tuple(per_cell))
+    max_evaluations = max_evaluations or 15 * (len(problem.slots) + 1)  # about 15 Jacobians
     start, scan = None, (1.0, 3.0, 10.0, 30.0)
     if start_design is not None:
         start, scan = starting_x(problem, start_values(start_design)), ()
@@ -195,9 +205,9 @@ def calibrate_aging_trajectories(trajectories: str | Path, fit: list[str], out: 
     loo_evaluations = loo_evaluations or max(8, max_evaluations // 4)
     held = loo(problem, result, max_evaluations=loo_evaluations, workers=workers, progress=progress) \
         if leave_one_out and len(problem.cells) > 1 else None
-    loo_xs = [[row[f"x_{i}"] for i in range(len(fit))] for _, row in held.iterrows()] if held is not None else []
+    loo_xs = [{name: row[f"x:{name}"] for name in fit} for _, row in held.iterrows()] if held is not None else []
     source = f"{Path(trajectories).name} ({len(problem.cells)} cells) under design '{problem.usage_design.name}'"
-    raw, notes = aging_calibrated_design(base, problem.parameters, result, loo_xs, source)
+    raw, notes = aging_calibrated_design(base, problem, result, loo_xs, source)
     raw["description"] = (raw.get("description", "") + f" Aging parameters fitted to {source}.").strip()
     design_path = write_design(raw, out)
     report_dir = design_path.with_name(design_path.stem + "_aging_calibration")
@@ -206,7 +216,8 @@ def calibrate_aging_trajectories(trajectories: str | Path, fit: list[str], out: 
         "trajectories": str(trajectories), "usage_design": problem.usage_design.name, "design": str(design_path),
         "cells": [{"cell_id": c, "temperature_c": t - 273.15, "rpt_cycles": r} for c, t, r in problem.cells],
         "parameters": notes, "start_design": str(start_design) if start_design is not None else None,
-        "starting_values": {p.name: p.from_x(v) for p, v in zip(problem.parameters, result.x0)},
+        "per_cell": list(problem.per_cell),
+        "starting_values": {label: p.from_x(v) for label, (p, _), v in zip(problem.labels, problem.slots, result.x0)},
         "cost_before": result.cost_before, "cost_after": result.cost_after, "evaluations": result.evaluations,
         "optimiser": "scipy.optimize.least_squares (trf, bounded), forward-difference Jacobian solved in parallel",
         "optimiser_message": result.message, "at_bound": result.at_bound, "wall_time_s": result.wall_time_s,

@@ -164,22 +164,51 @@ def aging_spread(parameter, x: float, x_std: float, loo_x: list[float]) -> tuple
     return parameter.from_x(low), parameter.from_x(high), why
 
 
-def aging_calibrated_design(base: Design, parameters, fit, loo_xs: list[list[float]], source: str) -> tuple[dict, dict]:
-    """``base``'s YAML with each fitted aging parameter as a distribution around the fit;
-    returns it and, per parameter, how its spread was chosen and whether it is identified."""
+def aging_calibrated_design(base: Design, problem, fit, loo: list[dict], source: str) -> tuple[dict, dict]:
+    """``base``'s YAML with each fitted aging parameter of ``problem`` as a distribution
+    around the fit; returns it and, per parameter, how its spread was chosen and whether it
+    is identified. ``loo`` holds each leave-one-out refit's x by parameter name.
+
+    A per-cell parameter (cell-to-cell variation) is centred on the mean of its cells'
+    fitted values in x, and its spread covers every cell's value (and at least the
+    cell-to-cell floor); it counts as identified where at least one cell's value is."""
     raw = copy.deepcopy(base.raw)
     varied = raw.setdefault("varied", {})
     notes = {}
-    for i, p in enumerate(parameters):
-        x, x_std = float(fit.x[i]), float(fit.x_std[i])
-        low, high, why = aging_spread(p, x, x_std, [xs[i] for xs in loo_xs])
-        unidentified = (not math.isfinite(x_std) or 2 * x_std > (UNIDENTIFIED_DECADES if p.log else 2.0)
-                        or p.name in fit.at_bound)
+    xs, stds = problem.split(fit.x), problem.split(fit.x_std)
+    for p in problem.parameters:
+        loo_x = [row[p.name] for row in loo if p.name in row]
+        if p.name in problem.per_cell:
+            cells = xs[p.name]
+            x = float(np.mean(list(cells.values())))
+            flags = {c: _unidentified(p, stds[p.name][c], f"{p.name} | cell {c}" in fit.at_bound) for c in cells}
+            floor = CELL_TO_CELL_DECADES if p.log else CELL_TO_CELL_ACTIVATION_J_PER_MOL / p.unit
+            lo_x, hi_x = p.x_bounds
+            low = p.from_x(max(min(min(cells.values()), x - floor), lo_x))
+            high = p.from_x(min(max(max(cells.values()), x + floor), hi_x))
+            why = f"range of the {len(cells)} cells' own fitted values"
+            unidentified = all(flags.values())
+            extra = {"per_cell": {c: p.from_x(v) for c, v in cells.items()},
+                     "per_cell_x_std": dict(stds[p.name]),
+                     "per_cell_identified": {c: not f for c, f in flags.items()}}
+            x_std = float(np.mean(list(stds[p.name].values())))
+            detail = ", ".join(f"cell {c} {p.from_x(v):.3g}" for c, v in cells.items())
+            text = f"fitted per cell to {source}: {detail}; mean {p.from_x(x):.4g}, spread from the {why}"
+        else:
+            x, x_std = float(xs[p.name]), float(stds[p.name])
+            low, high, why = aging_spread(p, x, x_std, loo_x)
+            unidentified = _unidentified(p, x_std, p.name in fit.at_bound)
+            extra = {}
+            text = f"fitted to {source}: {p.from_x(x):.4g}, spread from the {why}"
         notes[p.name] = {"fitted": p.from_x(x), "x_std": x_std, "low": low, "high": high, "spread_from": why,
-                         "identified": not unidentified}
+                         "identified": not unidentified, **extra}
         label = "UNIDENTIFIED by these data (spread or bound); " if unidentified else ""
         varied[p.name] = {"distribution": "log-uniform" if p.log else "uniform", "low": float(low), "high": float(high),
-                          "source": f"{label}fitted to {source}: {p.from_x(x):.4g}, spread from the {why}"}
+                          "source": f"{label}{text}"}
         raw.get("fixed", {}).pop(p.name, None)
     parse_design(raw, f"aging-calibrated design from {base.source}")
     return raw, notes
+
+
+def _unidentified(parameter, x_std: float, at_bound: bool) -> bool:
+    return not math.isfinite(x_std) or 2 * x_std > (UNIDENTIFIED_DECADES if parameter.log else 2.0) or at_bound

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -198,6 +199,7 @@ class TrajectoryProblem:
     fixed: dict = field(default_factory=dict)
     compile_model: bool | None = None  # None: as the design says
     model_design: Design | None = None
+    per_cell: tuple[str, ...] = ()  # parameters fitted once per cell (cell-to-cell variation), not shared
 
     def __post_init__(self):
         if len(self.usage_design.protocols) != 1:
@@ -231,29 +233,74 @@ class TrajectoryProblem:
             raise CalibrationError(str(exc)) from exc
         self.cells = [(str(cell), float(g["temperature_c"].iloc[0]) + 273.15, sorted(int(c) for c in g["cycle"] if c > 0))
                       for cell, g in self.trajectories.groupby("cell_id", sort=True)]
+        unknown = [name for name in self.per_cell if name not in names]
+        if unknown:
+            raise CalibrationError(f"--per-cell: '{unknown[0]}' is not a fitted parameter; allowed: {', '.join(names)}")
+        self.per_cell = tuple(self.per_cell)
+        self._solved: dict = {}  # (cell, row) -> one cell's result: a Jacobian column of a per-cell value solves one cell
 
     @property
     def names(self) -> list[str]:
         return [p.name for p in self.parameters]
 
-    def row(self, x) -> dict:
-        return {**self.fixed, **{p.name: p.from_x(float(v)) for p, v in zip(self.parameters, x)}}
+    @property
+    def slots(self) -> list[tuple[FitParameter, str | None]]:
+        """The entries of x in order: (parameter, None) for a shared one, (parameter, cell)
+        for each cell of a per-cell one."""
+        return [(p, cell) for p in self.parameters
+                for cell in ([c for c, _, _ in self.cells] if p.name in self.per_cell else [None])]
+
+    @property
+    def labels(self) -> list[str]:
+        """x's entries by name; a per-cell value reads ``<parameter> | cell <id>``."""
+        return [p.name if cell is None else f"{p.name} | cell {cell}" for p, cell in self.slots]
+
+    def split(self, x) -> dict:
+        """x by parameter name: a float, or for a per-cell parameter {cell: x}."""
+        out: dict = {}
+        for (p, cell), v in zip(self.slots, x):
+            if cell is None:
+                out[p.name] = float(v)
+            else:
+                out.setdefault(p.name, {})[cell] = float(v)
+        return out
+
+    def join(self, by_name: dict) -> np.ndarray:
+        """x from :meth:`split`'s form; a per-cell parameter given one value (or the values of
+        other cells only) takes that value (their mean in x) for every cell it lacks."""
+        x = []
+        for p, cell in self.slots:
+            v = by_name[p.name]
+            if isinstance(v, dict):
+                v = v[cell] if cell in v else float(np.mean(list(v.values())))
+            x.append(float(v))
+        return np.asarray(x)
+
+    def row(self, x, cell: str | None = None) -> dict:
+        """The parameter values ``cell`` (any, if no parameter is per-cell) is simulated with."""
+        return {**self.fixed, **{p.name: p.from_x(float(v)) for (p, c), v in zip(self.slots, x) if c in (None, cell)}}
 
     def subset(self, cell_ids) -> TrajectoryProblem:
         keep = self.trajectories["cell_id"].isin([str(c) for c in cell_ids])
         return TrajectoryProblem(self.usage_design, self.trajectories[keep].reset_index(drop=True), self.parameters,
-                                 dict(self.fixed), self.compile_model, self.model_design)
+                                 dict(self.fixed), self.compile_model, self.model_design, self.per_cell)
 
     def simulate_many(self, xs, workers: int = 1) -> list[pd.DataFrame]:
-        """Simulated trajectories (one frame per x, all cells), solving in parallel."""
-        tasks = [(self.design, t_k, self.row(x), rpts) for x in xs for _, t_k, rpts in self.cells]
+        """Simulated trajectories (one frame per x, all cells), solving in parallel; a cell
+        whose parameter values were solved before is not solved again."""
+        keys = [(cell, tuple(sorted(self.row(x, cell).items()))) for x in xs for cell, _, _ in self.cells]
+        tasks = {k: (self.design, t_k, dict(k[1]), rpts)
+                 for x in xs for (cell, t_k, rpts) in self.cells
+                 for k in [(cell, tuple(sorted(self.row(x, cell).items())))] if k not in self._solved}
         if workers > 1 and len(tasks) > 1:
             from joblib import Parallel, delayed
 
-            results = Parallel(n_jobs=min(workers, len(tasks)), backend="loky", batch_size=1, max_nbytes=None)(
-                delayed(_simulate_cell)(*task) for task in tasks)
+            solved = Parallel(n_jobs=min(workers, len(tasks)), backend="loky", batch_size=1, max_nbytes=None)(
+                delayed(_simulate_cell)(*task) for task in tasks.values())
         else:
-            results = [_simulate_cell(*task) for task in tasks]
+            solved = [_simulate_cell(*task) for task in tasks.values()]
+        self._solved.update(zip(tasks, solved))
+        results = [self._solved[k] for k in keys]
         frames = []
         for i in range(len(xs)):
             parts = []
@@ -326,8 +373,11 @@ def starting_x(problem: TrajectoryProblem, values: dict | None = None) -> np.nda
 
     pv = base_parameter_values(problem.usage_design)
     x0 = []
-    for p in problem.parameters:
-        value = float((values or {}).get(p.name, pv[p.name]))
+    for p, cell in problem.slots:
+        value = (values or {}).get(p.name, pv[p.name])
+        if isinstance(value, dict):  # per-cell values (a per-cell fit): this cell's, else their geometric mean
+            value = value[cell] if cell in value else p.from_x(float(np.mean([p.to_x(v) for v in value.values()])))
+        value = float(value)
         if not p.low <= value <= p.high and p.start is not None:
             value = p.start
         x0.append(p.to_x(min(max(value, p.low), p.high)))
@@ -351,7 +401,9 @@ def fit_trajectories(problem: TrajectoryProblem, x0=None, max_evaluations: int =
     from scipy.optimize import least_squares
 
     t0 = time.perf_counter()
-    params = problem.parameters
+    params = [p for p, _ in problem.slots]
+    labels = problem.labels
+    shorts = [re.sub(r" \[[^]]*\]", "", label) for label in labels]  # without units, for the progress line
     lower = np.array([p.x_bounds[0] for p in params])
     upper = np.array([p.x_bounds[1] for p in params])
     if x0 is None:
@@ -374,7 +426,7 @@ def fit_trajectories(problem: TrajectoryProblem, x0=None, max_evaluations: int =
     def say(x, r):
         if progress:
             progress(f"evaluation {count[0]}: cost {0.5 * float(r @ r):.1f} at "
-                     + ", ".join(f"{p.name.split(' [')[0]} {p.from_x(v):.3g}" for p, v in zip(params, x)))
+                     + ", ".join(f"{short} {p.from_x(v):.3g}" for short, p, v in zip(shorts, params, x)))
 
     logs = np.array([p.log and p.scanned for p in params])
     starts = [np.clip(x0 + logs * math.log10(f), lower, upper) for f in scan] if len(scan) else [x0]
@@ -408,9 +460,9 @@ def fit_trajectories(problem: TrajectoryProblem, x0=None, max_evaluations: int =
         x_std = np.sqrt(np.clip(np.diag(s2 * np.linalg.inv(J.T @ J)), 0, None))
     except np.linalg.LinAlgError:
         x_std = np.full(len(x), np.nan)
-    at_bound = [p.name for p, v, lo, hi in zip(params, x, lower, upper) if min(v - lo, hi - v) < 1e-3]
+    at_bound = [label for label, v, lo, hi in zip(labels, x, lower, upper) if min(v - lo, hi - v) < 1e-3]
     return TrajectoryFit(
-        names=problem.names, x0=x0, x=x, values={p.name: p.from_x(v) for p, v in zip(params, x)}, x_std=x_std,
+        names=labels, x0=x0, x=x, values={label: p.from_x(v) for label, p, v in zip(labels, params, x)}, x_std=x_std,
         cost_before=0.5 * float(r0 @ r0), cost_after=0.5 * float(r @ r),
         errors_before=problem.errors(sim0), errors_after=problem.errors(sim), simulated=sim,
         evaluations=count[0], wall_time_s=time.perf_counter() - t0, at_bound=at_bound, message=str(result.message))
@@ -419,15 +471,21 @@ def fit_trajectories(problem: TrajectoryProblem, x0=None, max_evaluations: int =
 def leave_one_out(problem: TrajectoryProblem, fit: TrajectoryFit, max_evaluations: int = 24, workers: int = 1,
                   progress: Callable[[str], None] | None = None) -> pd.DataFrame:
     """Refit without each temperature in turn (from the full fit) and predict it: the
-    held-out cell's errors with the parameters the other cells gave."""
+    held-out cell's errors with the parameters the other cells gave. A per-cell parameter
+    of the held-out cell is unknown to the others; it is predicted by their mean (in x).
+    Each row holds the refit's x of every parameter as ``x:<name>`` (a per-cell one: the mean)."""
     rows = []
+    full = problem.split(fit.x)
     for cell, t_k, _ in problem.cells:
         others = [c for c, _, _ in problem.cells if c != cell]
-        sub = fit_trajectories(problem.subset(others), x0=fit.x, max_evaluations=max_evaluations, workers=workers,
+        part = problem.subset(others)
+        sub = fit_trajectories(part, x0=part.join(full), max_evaluations=max_evaluations, workers=workers,
                                scan=(), progress=progress)
+        refit = part.split(sub.x)
         held = problem.subset([cell])
-        predicted = held.simulate_many([sub.x], workers)[0]
+        predicted = held.simulate_many([held.join(refit)], workers)[0]
         err = held.errors(predicted).iloc[0].to_dict()
+        xs = {f"x:{name}": float(np.mean(list(v.values()))) if isinstance(v, dict) else v for name, v in refit.items()}
         rows.append({"held_out_cell": cell, "temperature_c": t_k - 273.15,
-                     **{f"x_{i}": v for i, v in enumerate(sub.x)}, **{k: v for k, v in err.items() if k != "cell_id"}})
+                     **xs, **{k: v for k, v in err.items() if k != "cell_id"}})
     return pd.DataFrame(rows)
