@@ -362,3 +362,38 @@ def test_calibrate_aging_with_a_per_cell_parameter_writes_design_report_and_figu
     assert design.varied[name].low <= min(per_cell.values()) * (1 + 1e-9)
     assert design.varied[name].high >= max(per_cell.values()) * (1 - 1e-9)
     assert start_values(out)[name] == pytest.approx(per_cell, rel=1e-12)
+
+
+def test_the_written_design_spreads_shared_and_per_cell_values_by_its_rules():
+    """The writer's arithmetic on a given fit (no solve): a shared rate takes the largest of
+    2 sigma, half the leave-one-out range and the floor; a per-cell one spans its cells'
+    values and is unidentified when any cell's value is (that cell named in its source)."""
+    from pybamm_factory.calibrate.design_writer import CELL_TO_CELL_DECADES, aging_calibrated_design
+    from pybamm_factory.calibrate.trajectories import TrajectoryFit
+
+    names = ["SEI solvent diffusivity [m2.s-1]", "Positive electrode LAM break-in factor"]
+    problem = TrajectoryProblem(load_design("kirkaldy-expt2"), _two_cells_first_rpt(), [PARAMETERS[n] for n in names],
+                                compile_model=False, per_cell=names[1])  # one name, not its characters
+    assert problem.per_cell == (names[1],)
+    x = np.array([-21.0, 1.2, 0.3])  # SEI 1e-21; break-in A 15.8, C 2.0
+
+    def fit(x_std, at_bound=()):
+        return TrajectoryFit(names=problem.labels, x0=x, x=x, values={}, x_std=np.asarray(x_std), cost_before=1.0,
+                             cost_after=0.5, errors_before=pd.DataFrame(), errors_after=pd.DataFrame(),
+                             simulated=pd.DataFrame(), evaluations=1, wall_time_s=0.0, at_bound=list(at_bound),
+                             message="")
+
+    loo = [{names[0]: -21.4, names[1]: 0.8}, {names[0]: -20.9, names[1]: 0.7}]  # half-range 0.25 decade
+    raw, notes = aging_calibrated_design(load_design("default"), problem, fit([0.05, 0.1, 0.1]), loo, "two cells")
+    sei = raw["varied"][names[0]]
+    assert sei["low"] == pytest.approx(10 ** -21.25) and sei["high"] == pytest.approx(10 ** -20.75)
+    assert "leave-one-temperature-out" in sei["source"]
+    assert 2 * 0.05 < 0.25 and CELL_TO_CELL_DECADES < 0.25  # the range, not sigma or floor, set it
+    brk = raw["varied"][names[1]]
+    assert brk["low"] == pytest.approx(10 ** 0.3) and brk["high"] == pytest.approx(10 ** 1.2)
+    assert notes[names[1]]["identified"] and notes[names[1]]["fitted"] == pytest.approx(10 ** 0.75)
+    # cell C's value at a bound: the parameter is flagged and the cell named
+    raw, notes = aging_calibrated_design(load_design("default"), problem, fit([0.05, 0.1, 0.1], [f"{names[1]} | cell C"]),
+                                         loo, "two cells")
+    assert not notes[names[1]]["identified"] and "UNIDENTIFIED" in raw["varied"][names[1]]["source"]
+    assert "cell C 2 (unidentified)" in raw["varied"][names[1]]["source"]

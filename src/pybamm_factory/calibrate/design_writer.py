@@ -169,9 +169,10 @@ def aging_calibrated_design(base: Design, problem, fit, loo: list[dict], source:
     around the fit; returns it and, per parameter, how its spread was chosen and whether it
     is identified. ``loo`` holds each leave-one-out refit's x by parameter name.
 
-    A per-cell parameter (cell-to-cell variation) is centred on the mean of its cells'
-    fitted values in x, and its spread covers every cell's value (and at least the
-    cell-to-cell floor); it counts as identified where at least one cell's value is."""
+    A per-cell parameter (cell-to-cell variation) is reported at the mean of its cells'
+    fitted values in x (``fitted``), and its range spans every cell's value, widened to at
+    least the cell-to-cell floor about that mean; it counts as unidentified where any cell's
+    value is, and its source names those cells."""
     raw = copy.deepcopy(base.raw)
     varied = raw.setdefault("varied", {})
     notes = {}
@@ -186,13 +187,16 @@ def aging_calibrated_design(base: Design, problem, fit, loo: list[dict], source:
             lo_x, hi_x = p.x_bounds
             low = p.from_x(max(min(min(cells.values()), x - floor), lo_x))
             high = p.from_x(min(max(max(cells.values()), x + floor), hi_x))
-            why = f"range of the {len(cells)} cells' own fitted values"
-            unidentified = all(flags.values())
+            by_cells = min(cells.values()) <= x - floor and max(cells.values()) >= x + floor
+            why = f"range of the {len(cells)} cells' own fitted values" if by_cells else \
+                f"range of the {len(cells)} cells' own fitted values, widened to the cell-to-cell floor"
+            unidentified = any(flags.values())
             extra = {"per_cell": {c: p.from_x(v) for c, v in cells.items()},
                      "per_cell_x_std": dict(stds[p.name]),
                      "per_cell_identified": {c: not f for c, f in flags.items()}}
             x_std = float(np.mean(list(stds[p.name].values())))
-            detail = ", ".join(f"cell {c} {p.from_x(v):.3g}" for c, v in cells.items())
+            detail = ", ".join(f"cell {c} {p.from_x(v):.3g}{' (unidentified)' if flags[c] else ''}"
+                               for c, v in cells.items())
             text = f"fitted per cell to {source}: {detail}; mean {p.from_x(x):.4g}, spread from the {why}"
         else:
             x, x_std = float(xs[p.name]), float(stds[p.name])

@@ -233,10 +233,12 @@ class TrajectoryProblem:
             raise CalibrationError(str(exc)) from exc
         self.cells = [(str(cell), float(g["temperature_c"].iloc[0]) + 273.15, sorted(int(c) for c in g["cycle"] if c > 0))
                       for cell, g in self.trajectories.groupby("cell_id", sort=True)]
+        if isinstance(self.per_cell, str):  # one name, not its characters
+            self.per_cell = (self.per_cell,)
         unknown = [name for name in self.per_cell if name not in names]
         if unknown:
             raise CalibrationError(f"--per-cell: '{unknown[0]}' is not a fitted parameter; allowed: {', '.join(names)}")
-        self.per_cell = tuple(self.per_cell)
+        self.per_cell = tuple(dict.fromkeys(self.per_cell))
         self._solved: dict = {}  # (cell, row) -> one cell's result: a Jacobian column of a per-cell value solves one cell
 
     @property
@@ -288,10 +290,13 @@ class TrajectoryProblem:
     def simulate_many(self, xs, workers: int = 1) -> list[pd.DataFrame]:
         """Simulated trajectories (one frame per x, all cells), solving in parallel; a cell
         whose parameter values were solved before is not solved again."""
-        keys = [(cell, tuple(sorted(self.row(x, cell).items()))) for x in xs for cell, _, _ in self.cells]
-        tasks = {k: (self.design, t_k, dict(k[1]), rpts)
-                 for x in xs for (cell, t_k, rpts) in self.cells
-                 for k in [(cell, tuple(sorted(self.row(x, cell).items())))] if k not in self._solved}
+        keys, tasks = [], {}
+        for x in xs:
+            for cell, t_k, rpts in self.cells:
+                key = (cell, tuple(sorted(self.row(x, cell).items())))
+                keys.append(key)
+                if key not in self._solved:
+                    tasks[key] = (self.design, t_k, dict(key[1]), rpts)
         if workers > 1 and len(tasks) > 1:
             from joblib import Parallel, delayed
 
@@ -375,7 +380,7 @@ def starting_x(problem: TrajectoryProblem, values: dict | None = None) -> np.nda
     x0 = []
     for p, cell in problem.slots:
         value = (values or {}).get(p.name, pv[p.name])
-        if isinstance(value, dict):  # per-cell values (a per-cell fit): this cell's, else their geometric mean
+        if isinstance(value, dict):  # per-cell values (a per-cell fit): this cell's, else their mean in x
             value = value[cell] if cell in value else p.from_x(float(np.mean([p.to_x(v) for v in value.values()])))
         value = float(value)
         if not p.low <= value <= p.high and p.start is not None:
