@@ -357,6 +357,9 @@ def test_calibrate_aging_with_a_per_cell_parameter_writes_design_report_and_figu
     per_cell = report["parameters"][name]["per_cell"]
     assert set(per_cell) == {"A", "C"} and report["per_cell"] == [name]
     assert len(report["leave_one_temperature_out"]) == 2 and report["cost_after"] <= report["cost_before"]
+    corr = np.array(report["correlation"]["matrix"], dtype=float)  # the fit's, by x entry, for joint draws
+    assert report["correlation"]["names"][:2] == [f"{name} | cell A", f"{name} | cell C"] and corr.shape == (3, 3)
+    assert np.allclose(corr, corr.T, equal_nan=True) and np.allclose(np.diag(corr)[np.isfinite(np.diag(corr))], 1.0)
     assert (tmp_path / "fitted_aging_calibration" / "trajectories_fit.png").stat().st_size > 10_000
     design = load_design(out)
     assert design.varied[name].low <= min(per_cell.values()) * (1 + 1e-9)

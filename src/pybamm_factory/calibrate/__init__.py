@@ -221,6 +221,8 @@ def calibrate_aging_trajectories(trajectories: str | Path, fit: list[str], out: 
         "cost_before": result.cost_before, "cost_after": result.cost_after, "evaluations": result.evaluations,
         "optimiser": "scipy.optimize.least_squares (trf, bounded), forward-difference Jacobian solved in parallel",
         "optimiser_message": result.message, "at_bound": result.at_bound, "wall_time_s": result.wall_time_s,
+        "correlation": {"names": result.names, "matrix": result.correlation.tolist()}
+        if result.correlation is not None else None,
         "errors_before": result.errors_before.to_dict("records"), "errors_after": result.errors_after.to_dict("records"),
         "leave_one_temperature_out": held.to_dict("records") if held is not None else None,
         "simulated": result.simulated.to_dict("records"), "figure": str(figure),

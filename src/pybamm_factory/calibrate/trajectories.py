@@ -368,6 +368,8 @@ class TrajectoryFit:
     wall_time_s: float
     at_bound: list[str]
     message: str
+    # Gauss-Newton correlation of x's entries (in ``names`` order), for drawing them jointly
+    correlation: np.ndarray | None = None
 
 
 def starting_x(problem: TrajectoryProblem, values: dict | None = None) -> np.ndarray:
@@ -462,15 +464,20 @@ def fit_trajectories(problem: TrajectoryProblem, x0=None, max_evaluations: int =
     dof = max(1, len(r) - len(x))
     s2 = float(r @ r) / dof
     try:
-        x_std = np.sqrt(np.clip(np.diag(s2 * np.linalg.inv(J.T @ J)), 0, None))
+        covariance = s2 * np.linalg.inv(J.T @ J)
+        x_std = np.sqrt(np.clip(np.diag(covariance), 0, None))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            correlation = np.clip(covariance / np.outer(x_std, x_std), -1.0, 1.0)
     except np.linalg.LinAlgError:
         x_std = np.full(len(x), np.nan)
+        correlation = np.full((len(x), len(x)), np.nan)
     at_bound = [label for label, v, lo, hi in zip(labels, x, lower, upper) if min(v - lo, hi - v) < 1e-3]
     return TrajectoryFit(
         names=labels, x0=x0, x=x, values={label: p.from_x(v) for label, p, v in zip(labels, params, x)}, x_std=x_std,
         cost_before=0.5 * float(r0 @ r0), cost_after=0.5 * float(r @ r),
         errors_before=problem.errors(sim0), errors_after=problem.errors(sim), simulated=sim,
-        evaluations=count[0], wall_time_s=time.perf_counter() - t0, at_bound=at_bound, message=str(result.message))
+        evaluations=count[0], wall_time_s=time.perf_counter() - t0, at_bound=at_bound, message=str(result.message),
+        correlation=correlation)
 
 
 def leave_one_out(problem: TrajectoryProblem, fit: TrajectoryFit, max_evaluations: int = 24, workers: int = 1,
