@@ -150,11 +150,16 @@ CELL_TO_CELL_ACTIVATION_J_PER_MOL = 2000.0
 UNIDENTIFIED_DECADES = 1.0  # a rate whose 2-sigma half-width exceeds this is reported unidentified
 
 
+def _cell_to_cell_floor(parameter) -> float:
+    """The cell-to-cell floor of a fitted aging parameter's half-width, in its x units."""
+    return CELL_TO_CELL_DECADES if parameter.log else CELL_TO_CELL_ACTIVATION_J_PER_MOL / parameter.unit
+
+
 def aging_spread(parameter, x: float, x_std: float, loo_x: list[float]) -> tuple[float, float, str]:
     """Low and high of a fitted aging parameter's distribution (in its own units) and how
     the half-width was chosen: the largest of two Gauss-Newton sigmas, the half-range of
     the leave-one-temperature-out refits, and the cell-to-cell floor."""
-    floor = CELL_TO_CELL_DECADES if parameter.log else CELL_TO_CELL_ACTIVATION_J_PER_MOL / parameter.unit
+    floor = _cell_to_cell_floor(parameter)
     candidates = {"2 sigma (Gauss-Newton)": 2 * x_std if math.isfinite(x_std) else 0.0,
                   "leave-one-temperature-out range": 0.5 * (max(loo_x) - min(loo_x)) if loo_x else 0.0,
                   "cell-to-cell floor": floor}
@@ -183,7 +188,7 @@ def aging_calibrated_design(base: Design, problem, fit, loo: list[dict], source:
             cells = xs[p.name]
             x = float(np.mean(list(cells.values())))
             flags = {c: _unidentified(p, stds[p.name][c], f"{p.name} | cell {c}" in fit.at_bound) for c in cells}
-            floor = CELL_TO_CELL_DECADES if p.log else CELL_TO_CELL_ACTIVATION_J_PER_MOL / p.unit
+            floor = _cell_to_cell_floor(p)
             lo_x, hi_x = p.x_bounds
             low = p.from_x(max(min(min(cells.values()), x - floor), lo_x))
             high = p.from_x(min(max(max(cells.values()), x + floor), hi_x))

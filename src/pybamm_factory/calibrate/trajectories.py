@@ -379,16 +379,19 @@ def starting_x(problem: TrajectoryProblem, values: dict | None = None) -> np.nda
     from ..simulate.aging import base_parameter_values
 
     pv = base_parameter_values(problem.usage_design)
-    x0 = []
-    for p, cell in problem.slots:
-        value = (values or {}).get(p.name, pv[p.name])
-        if isinstance(value, dict):  # per-cell values (a per-cell fit): this cell's, else their mean in x
-            value = value[cell] if cell in value else p.from_x(float(np.mean([p.to_x(v) for v in value.values()])))
+
+    def x_of(p: FitParameter, value) -> float:
         value = float(value)
         if not p.low <= value <= p.high and p.start is not None:
             value = p.start
-        x0.append(p.to_x(min(max(value, p.low), p.high)))
-    return np.asarray(x0)
+        return p.to_x(min(max(value, p.low), p.high))
+
+    by_name = {}
+    for p in problem.parameters:
+        value = (values or {}).get(p.name, pv[p.name])
+        # per-cell values (from a per-cell fit) stay per cell; join gives a cell they lack their mean in x
+        by_name[p.name] = {c: x_of(p, v) for c, v in value.items()} if isinstance(value, dict) else x_of(p, value)
+    return problem.join(by_name)
 
 
 def fit_trajectories(problem: TrajectoryProblem, x0=None, max_evaluations: int = 40, workers: int = 1,
@@ -423,6 +426,9 @@ def fit_trajectories(problem: TrajectoryProblem, x0=None, max_evaluations: int =
         return tuple(np.round(x, 10))
 
     def evaluate(xs):
+        # by point x: its residuals, and the count the budget is in (distinct points). The
+        # problem keeps each cell's solve by its values, so a point that changes one cell's
+        # per-cell value solves that cell only; the two caches hold different things.
         todo = list({key(x): x for x in xs if key(x) not in cache}.values())
         if todo:
             for x, frame in zip(todo, problem.simulate_many(todo, workers)):
