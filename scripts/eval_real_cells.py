@@ -15,7 +15,8 @@ and prints the MAE of:
 
 Real sets: Zhang et al. 2020 coin cells (SOH from EIS, relative features, all spectra and
 those within the factory's SOH range) and Kirkaldy et al. LG M50T cells (SOH, LLI, LAM_NE,
-LAM_PE from what their RPT summaries record: C/10 capacity and 0.1 s resistance). Writes
+LAM_PE from what their RPT summaries record: C/10 capacity, 0.1 s resistance, and usage:
+charge throughput, days and temperature). Writes
 ``real_cells.csv`` and the predictions into ``--out``.
 """
 
@@ -158,7 +159,7 @@ def main():
         obs["cycle"] = obs["cycle"].astype(int)
         modes = read_kirkaldy(root)
         obs = obs.merge(modes, on=["cell_id", "cycle"], how="left", suffixes=("", "_dma"))
-        for features in ("capacity", "capacity,resistance"):
+        for features in ("capacity", "capacity,resistance", "capacity,usage", "capacity,resistance,usage"):
             for target in ("soh", "lli_pct", "lam_ne_pct", "lam_pe_pct"):
                 model_dir = args.out / f"{target}-{features.replace(',', '+')}"
                 train(args.dataset, target=target, features=features, out=model_dir, seed=args.seed)

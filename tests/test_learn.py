@@ -167,3 +167,85 @@ def test_a_prediction_beyond_the_physical_range_is_clipped_and_flagged():
     assert (out[["soh_low", "soh_high"]].to_numpy() >= 0).all() and (out["soh_high"] <= SOH_MAX).all()
     assert out["in_domain"].tolist() == [True, False, False]
     assert "the model gave -9; clipped to the physical range [0, 1.05]" in out["domain_note"].iloc[1]
+
+
+def test_usage_of_an_rpt_table_counts_from_the_first_test(realdata, tmp_path):
+    """Kirkaldy's RPT summary: equivalent full cycles from the charge throughput and the first
+    C/10 capacity, days from 'Days of degradation' (empty at the first RPT: 0), temperature the
+    running mean of the ageing sets' average."""
+    from pybamm_factory.learn.measured import observations
+
+    path = next((realdata / "kirkaldy_lgm50t").glob("* cell A *Extracted Data.csv"))
+    table = pd.read_csv(path)
+    frame, notes = observations([path], cell_id="A")
+    assert "usage from 'Charge Throughput (A.h)'" in notes[0]
+    first_ah = table["C/10 Capacity (mA.h)"].iloc[0] / 1000
+    assert frame["usage_efc"].tolist() == pytest.approx((table["Charge Throughput (A.h)"] / (2 * first_ah)).tolist())
+    assert frame["usage_elapsed_days"].iloc[0] == 0 and frame["usage_elapsed_days"].iloc[-1] == 258
+    temps = table["Age set average temperature (degC)"]
+    assert frame["usage_temperature_c"].iloc[-1] == pytest.approx(temps.mean())
+    assert frame["usage_temperature_c"].iloc[0] == pytest.approx(temps.iloc[1])
+    # another lab's layout: mA.h throughput that is not cumulative from 0, dates instead of days, kelvin
+    other = pd.DataFrame({"cycle": [100, 200, 300], "Capacity (mA.h)": [3000.0, 2900.0, 2850.0],
+                          "Throughput (mA.h)": [1000.0, 61000.0, 121000.0],
+                          "Test date": ["2024-01-01", "2024-01-11", "2024-01-31"], "Temperature (K)": [298.15, 308.15, 318.15]})
+    other.to_csv(tmp_path / "other.csv", index=False)
+    frame, _ = observations([tmp_path / "other.csv"])
+    assert frame["usage_efc"].tolist() == pytest.approx([0.0, 10.0, 20.0])  # 60 A.h moved / (2 x 3 A.h)
+    assert frame["usage_elapsed_days"].tolist() == pytest.approx([0.0, 10.0, 30.0])
+    assert frame["usage_temperature_c"].tolist() == pytest.approx([25.0, 30.0, 35.0])
+    # usage is its own relative feature: it appears once in every normalise mode
+    from pybamm_factory.learn.features import feature_columns
+
+    for mode in ("relative", "absolute", "both"):
+        assert feature_columns(("usage",), mode) == ["usage_efc", "usage_elapsed_days", "usage_temperature_c"]
+
+
+def test_usage_of_a_cycler_file_is_the_charge_moved_before_each_discharge(realdata):
+    from pybamm_factory.learn.measured import observations
+    from pybamm_factory.readers import discharge_segments, read_cycler
+
+    path = realdata / "maccor" / "xTESLADIAG_000038.078"
+    frame, _ = observations([path])
+    efc = frame["usage_efc"].to_numpy()
+    assert efc[0] == 0 and np.all(np.diff(efc) > 0)
+    # between two reference discharges the cell gives at least the first one's charge back
+    # and takes at least as much in: the throughput grows by at least twice that capacity
+    moved = efc * 2 * frame["capacity_measured"].iloc[0]
+    assert np.all(np.diff(moved) >= 2 * frame["capacity_measured"].to_numpy()[:-1] * 0.99)
+    data = read_cycler(path)
+    starts = [seg.attrs["start_row"] for seg in discharge_segments(data, min_duration_s=600.0)]
+    assert frame["usage_elapsed_days"].iloc[-1] == pytest.approx(
+        (data["time_s"].iloc[starts[-1]] - data["time_s"].iloc[starts[0]]) / 86400.0)
+    assert frame["usage_temperature_c"].isna().all()  # this export records no temperature: none is made up
+    # a file that records one: the mean of its records up to the discharge's start
+    path = realdata / "lgm50t_rpt" / "expt2_2_cellC_25degC_BoL_RPT0_short.parquet"
+    frame, _ = observations([path])
+    data = read_cycler(path)
+    start = discharge_segments(data, min_duration_s=600.0)[0].attrs["start_row"]
+    assert frame["usage_temperature_c"].iloc[0] == pytest.approx(data["temperature_c"].iloc[: start + 1].mean())
+
+
+@pytest.mark.slow
+def test_factory_usage_features_count_from_the_first_rpt_and_predict_reads_them(learn_dataset, tmp_path, realdata):
+    from pybamm_factory.learn.features import dataset_features
+    from pybamm_factory.learn.train import load_dataset
+
+    frame = dataset_features(load_dataset(learn_dataset))
+    for _, g in frame.groupby("cell_id"):
+        g = g.sort_values("cycle")
+        assert g["usage_efc"].iloc[0] == 0 and (np.diff(g["usage_efc"]) > 0).all()
+        moved = g["throughput_ah"] - g["throughput_ah"].iloc[0]
+        assert g["usage_efc"].to_numpy() == pytest.approx((moved / (2 * g["capacity_ah"].iloc[0])).to_numpy())
+        assert g["usage_elapsed_days"].iloc[0] == 0 and (np.diff(g["usage_elapsed_days"]) > 0).all()
+    assert set(frame["usage_temperature_c"].round(2)) == {25.0, 40.0}
+    model_dir = train(learn_dataset, target="lli_pct", features="capacity,usage", out=tmp_path / "usage").model_dir
+    meta = json.loads((model_dir / "model.json").read_text())
+    assert {"usage_efc", "usage_elapsed_days", "usage_temperature_c"} <= set(meta["features"])
+    assert "equivalent full cycles" in (model_dir / "features.md").read_text()
+    kirkaldy = next((realdata / "kirkaldy_lgm50t").glob("* cell C *Extracted Data.csv"))
+    frame, _ = predict(model_dir, [kirkaldy])
+    assert len(frame) == 13 and np.isfinite(frame["lli_pct_predicted"]).all()
+    # a cycler export without a temperature column lacks a feature the model always had: flagged
+    frame, _ = predict(model_dir, [realdata / "maccor" / "xTESLADIAG_000038.078"])
+    assert not frame["in_domain"].any() and frame["domain_note"].str.contains("usage_temperature_c").all()

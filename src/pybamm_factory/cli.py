@@ -803,7 +803,8 @@ TARGET_NAMES = ("soh", "rul_to_80_cycles", "lli_pct", "lam_ne_pct", "lam_pe_pct"
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--target", type=click.Choice(TARGET_NAMES), default="soh", help="Label to predict.")
 @click.option("--features", default="both",
-              help="Feature groups: eis, curves, both (eis + curves), all, or a comma list of eis, curves, capacity, resistance.")
+              help="Feature groups: eis, curves, both (eis + curves), all, or a comma list of eis, curves, capacity, "
+                   "resistance, usage (equivalent full cycles, days and temperature since the first measurement).")
 @click.option("--normalise", type=click.Choice(["relative", "absolute", "both"]), default="relative",
               help="Features relative to each cell's first measurement (transfer between cell sizes), absolute, or both.")
 @click.option("--soc", default=0.5, type=click.FloatRange(0, 1),

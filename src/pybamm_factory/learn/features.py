@@ -34,8 +34,9 @@ REFERENCE_FREQUENCIES_HZ = (1000.0, 100.0, 10.0, 1.0, 0.1)
 @dataclass(frozen=True)
 class Feature:
     name: str
-    group: str         # eis | curves | capacity | resistance
-    relative: str      # "ratio" (value / first value) or "shift" (value - first value)
+    group: str         # eis | curves | capacity | resistance | usage
+    relative: str      # "ratio" (value / first value), "shift" (value - first value), or "none":
+    #                    already counted from the first observation or a condition, used as is
     unit: str
     definition: str
 
@@ -80,19 +81,39 @@ RESISTANCE_FEATURES = [
             "DC resistance: a 0.1 s pulse resistance where the data have one (the factory's pulse test, "
             "a cycler's pulse), else the instantaneous voltage drop at the start of the reference discharge"),
 ]
-FEATURES: dict[str, Feature] = {f.name: f for f in _eis_features() + CURVE_FEATURES + RESISTANCE_FEATURES}
-GROUPS = ("eis", "curves", "capacity", "resistance")
+# How the cell was used up to the observation. Real cells of one model age at very different
+# speeds under different usage, and the same capacity loss then splits differently between the
+# modes (a time-driven break-in is a larger share of a slowly cycled cell's loss), so a model of
+# the modes needs to know how far and how fast the cell got there. Counted from the cell's
+# first observation, as the relative features are.
+USAGE_FEATURES = [
+    Feature("usage_efc", "usage", "none", "1",
+            "equivalent full cycles since the cell's first observation: charge moved in and out (|I| integrated over "
+            "charge and discharge) divided by twice the first observation's capacity"),
+    Feature("usage_elapsed_days", "usage", "none", "day",
+            "time since the cell's first observation (factory: simulated time, reference tests included; measured: "
+            "the file's elapsed-days or date column, or a cycler file's test time)"),
+    Feature("usage_temperature_c", "usage", "none", "degC",
+            "temperature the cell ages at (factory: its ambient temperature; measured: the file's temperature "
+            "column averaged over the records up to the observation: a cell's own temperature, which runs above "
+            "its chamber's when it heats)"),
+]
+FEATURES: dict[str, Feature] = {f.name: f for f in
+                                _eis_features() + CURVE_FEATURES + RESISTANCE_FEATURES + USAGE_FEATURES}
+GROUPS = ("eis", "curves", "capacity", "resistance", "usage")
 GROUP_ALIASES = {"both": ("eis", "curves", "capacity"), "all": GROUPS, "curves": ("curves", "capacity")}
 NORMALISE = ("relative", "absolute", "both")
 
 
 def relative_name(name: str) -> str:
-    return f"{name}_{FEATURES[name].relative}"
+    """The relative feature's column; a feature that is relative already keeps its name."""
+    kind = FEATURES[name].relative
+    return name if kind == "none" else f"{name}_{kind}"
 
 
 def parse_groups(text: str) -> tuple[str, ...]:
     """``eis``, ``curves`` (shape and capacity), ``both`` (eis + curves), ``all``, or a
-    comma list of eis, curves, capacity, resistance."""
+    comma list of eis, curves, capacity, resistance, usage."""
     groups: list[str] = []
     for part in (p.strip() for p in text.split(",") if p.strip()):
         expanded = GROUP_ALIASES.get(part, (part,))
@@ -108,14 +129,15 @@ def parse_groups(text: str) -> tuple[str, ...]:
 
 
 def feature_columns(groups, normalise: str = "relative") -> list[str]:
-    """Model inputs for those groups: absolute names, their relative names, or both."""
+    """Model inputs for those groups: absolute names, their relative names, or both (a
+    feature that is relative already appears once, in every mode)."""
     if normalise not in NORMALISE:
         raise ValueError(f"--normalise: '{normalise}' is not one of {', '.join(NORMALISE)}")
     names = [f.name for f in FEATURES.values() if f.group in groups]
     if normalise == "absolute":
         return names
     rel = [relative_name(n) for n in names]
-    return rel if normalise == "relative" else names + rel
+    return rel if normalise == "relative" else list(dict.fromkeys(names + rel))
 
 
 def definitions_markdown(columns) -> str:
@@ -189,7 +211,7 @@ def add_relative(frame: pd.DataFrame, cell: str = "cell_id", order: str = "cycle
     that has it: ``<name>_ratio`` = value / first, ``<name>_shift`` = value - first."""
     frame = frame.sort_values([cell, order], kind="stable").reset_index(drop=True)
     for name, feat in FEATURES.items():
-        if name not in frame:
+        if name not in frame or feat.relative == "none":
             continue
         first = frame.groupby(cell, sort=False)[name].transform(
             lambda s: s.dropna().iloc[0] if s.notna().any() else np.nan)
@@ -198,6 +220,24 @@ def add_relative(frame: pd.DataFrame, cell: str = "cell_id", order: str = "cycle
                 frame[relative_name(name)] = np.where(first.abs() > 0, frame[name] / first, np.nan)
         else:
             frame[relative_name(name)] = frame[name] - first
+    return frame
+
+
+def add_usage(frame: pd.DataFrame, throughput_ah: str | None, days: str | None, capacity_ah: str,
+              cell: str = "cell_id") -> pd.DataFrame:
+    """``usage_efc`` and ``usage_elapsed_days`` from cumulative throughput (A.h, |I| over
+    charge and discharge) and time (days) columns, each counted from the cell's first row
+    (rows in observation order); a column that is None or absent gives NaN."""
+    first = frame.groupby(cell, sort=False)
+    if throughput_ah and throughput_ah in frame:
+        moved = frame[throughput_ah] - first[throughput_ah].transform("first")
+        frame["usage_efc"] = moved / (2.0 * first[capacity_ah].transform("first"))
+    else:
+        frame["usage_efc"] = np.nan
+    if days and days in frame:
+        frame["usage_elapsed_days"] = frame[days] - first[days].transform("first")
+    else:
+        frame["usage_elapsed_days"] = np.nan
     return frame
 
 
@@ -242,6 +282,8 @@ def dataset_features(tables: dict, soc: float = 0.5) -> pd.DataFrame:
     frame = add_relative(frame, cell="cell_id", order="cycle")
     frame = frame.merge(tables["manifest"][["sample_id", "ambient_temperature_k", "protocol_id"]]
                         .rename(columns={"sample_id": "cell_id"}), on="cell_id", how="left")
+    frame = add_usage(frame, throughput_ah="throughput_ah", days="elapsed_days", capacity_ah="capacity_ah")
+    frame["usage_temperature_c"] = frame["ambient_temperature_k"] - 273.15
     if "splits" in tables:
         frame = frame.merge(tables["splits"][["sample_id", "split"]].rename(columns={"sample_id": "cell_id"}),
                             on="cell_id", how="left")

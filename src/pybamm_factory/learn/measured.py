@@ -14,9 +14,16 @@ Accepted inputs, told apart by their content:
 * **RPT summary tables**: one row per reference test with a capacity column (the lowest
   C-rate one when several, e.g. ``C/10 Capacity (mA.h)``), optionally a resistance
   column and a cycle column (``Ageing Cycles``, ``cycle``) - the layout of Kirkaldy et al.;
+  usage columns where the table has them: cumulative charge throughput (a column naming
+  ``throughput`` and not energy, in A.h or mA.h, counting charge and discharge), elapsed
+  days (a column naming ``day``; else days between the rows' first ``date`` column) and
+  temperature (a column naming ``temperature``, degC unless it says K); a cumulative
+  column left empty at the first row counts as 0 there;
 * **cycler exports** (anything ``read_cycler`` reads): each constant-current discharge
   longer than ``min_discharge_s`` is a reference discharge, resampled onto the factory's
-  101-point capacity grid before its ICA/DVA features are taken.
+  101-point capacity grid before its ICA/DVA features are taken; its usage is the
+  throughput (|I| integrated) and test time from the file's start to the discharge's,
+  and the mean of the file's temperature column up to it.
 
 The first observation of each cell is the reference of its relative features, so give a
 cell's measurements from its first one on.
@@ -32,7 +39,7 @@ import pandas as pd
 
 from ..labels.curves import curve_table
 from ..readers import ReaderError, discharge_segments, is_wide_spectrum_header, read_cycler, read_spectrum
-from .features import add_relative, curve_observables, spectrum_observables
+from .features import add_relative, add_usage, curve_observables, spectrum_observables
 
 CELL_COLUMNS = ("cell_id", "cell", "seriesidx", "series_idx", "battery", "battery_id")
 CYCLE_COLUMNS = ("cycle", "cycle_index", "cycles", "ageing cycles", "aging cycles", "cycle_number")
@@ -101,6 +108,46 @@ def read_wide_spectra(path: Path) -> pd.DataFrame:
     return frame
 
 
+def _named(columns, word: str, unless: tuple[str, ...] = ()) -> str | None:
+    return next((c for c in columns if word in c.lower() and not any(u in c.lower() for u in unless)), None)
+
+
+def _cumulative(values: pd.Series) -> pd.Series:
+    values = pd.to_numeric(values, errors="coerce").astype(float)
+    if len(values) and np.isnan(values.iloc[0]) and values.notna().any():
+        values.iloc[0] = 0.0  # nothing counted yet at the first reference test
+    return values
+
+
+def _temperature_c(values: pd.Series, column: str) -> pd.Series:
+    """Running mean of a temperature column up to each row (degC; kelvin when the name says
+    so), rows before the first reading take the first running mean."""
+    t = pd.to_numeric(values, errors="coerce").astype(float)
+    if re.search(r"\(\s*k\s*\)|\[\s*k\s*\]|kelvin", column, re.I):
+        t = t - 273.15
+    return t.expanding().mean().bfill()
+
+
+def _rpt_usage(table: pd.DataFrame, columns) -> pd.DataFrame:
+    """Cumulative throughput (A.h), elapsed days and running-mean temperature of an RPT table's rows."""
+    out = pd.DataFrame(index=table.index)
+    tp = _named(columns, "throughput", unless=("energy", "w.h", "wh"))
+    out["throughput_ah"] = _cumulative(table[tp]) * _ah_factor(tp) if tp else np.nan
+    day = _named(columns, "day")
+    date = _named(columns, "date")
+    if day:
+        out["elapsed_days"] = _cumulative(table[day])
+    elif date:
+        when = pd.to_datetime(table[date], errors="coerce")
+        out["elapsed_days"] = (when - when.dropna().iloc[0]).dt.total_seconds() / 86400.0 if when.notna().any() else np.nan
+    else:
+        out["elapsed_days"] = np.nan
+    temp = _named(columns, "temperature")
+    out["usage_temperature_c"] = _temperature_c(table[temp], temp) if temp else np.nan
+    out.attrs["columns"] = [c for c in (tp, day or date, temp) if c]
+    return out
+
+
 def read_rpt_table(path: Path) -> pd.DataFrame:
     table = pd.read_csv(path)
     columns = [str(c) for c in table.columns]
@@ -108,18 +155,22 @@ def read_rpt_table(path: Path) -> pd.DataFrame:
     cap = caps[0]
     res_col = next((c for c in columns if "resistance" in c.lower()), None)
     cycle_col = _column(columns, CYCLE_COLUMNS)
+    usage = _rpt_usage(table, columns)
     rows = []
     for k in range(len(table)):
         capacity = float(table[cap].iloc[k]) * _ah_factor(cap)
         row = {"cell_id": path.stem, "cycle": float(table[cycle_col].iloc[k]) if cycle_col else float(k),
-               "source": f"{path.name}:row{k}", "capacity_measured": capacity, "curve_capacity_ah": capacity}
+               "source": f"{path.name}:row{k}", "capacity_measured": capacity, "curve_capacity_ah": capacity,
+               **usage.iloc[k].to_dict()}
         if res_col is not None:
             unit = 1e-3 if "mohm" in res_col.lower().replace(" ", "") else 1.0
             row["resistance_ohm"] = float(table[res_col].iloc[k]) * unit
         rows.append(row)
     frame = pd.DataFrame(rows)
+    used = usage.attrs["columns"]
     frame.attrs["note"] = (f"{path.name}: {len(table)} reference tests, capacity from '{cap}'"
-                           + (f", resistance from '{res_col}'" if res_col else ""))
+                           + (f", resistance from '{res_col}'" if res_col else "")
+                           + (f", usage from {', '.join(repr(c) for c in used)}" if used else ""))
     return frame
 
 
@@ -141,10 +192,18 @@ def read_cycler_file(path: Path, cell_id: str | None, min_discharge_s: float = 6
     # the charge limit the file's charges hold (their CV step): a high quantile, so a
     # spike or a charge pulse's overshoot does not set it
     upper_v = float(charging.quantile(0.995)) if len(charging) else float("nan")
+    # usage up to each record: charge moved (|I| integrated, A.h), test time, running-mean temperature
+    t = data["time_s"].to_numpy(float)
+    current = np.abs(data["current_a"].to_numpy(float))
+    moved_ah = np.concatenate([[0.0], np.cumsum(0.5 * (current[1:] + current[:-1]) * np.diff(t) / 3600.0)])
+    temperature = data["temperature_c"].expanding().mean().bfill().to_numpy(float)
     rows = []
     for seg in discharge_segments(data, min_duration_s=min_discharge_s):
         table = curve_table(seg["discharged_ah"].to_numpy(), seg["voltage_v"].to_numpy())
+        start = seg.attrs["start_row"]
         rows.append({"cell_id": cell_id or path.stem, "cycle": float(seg["cycle_index"].iloc[0]), "source": path.name,
+                     "throughput_ah": float(moved_ah[start]), "elapsed_days": float(t[start]) / 86400.0,
+                     "usage_temperature_c": float(temperature[start]),
                      "capacity_measured": float(seg["discharged_ah"].iloc[-1]),
                      "discharge_current_a": float(seg["current_a"].median()),
                      "lower_voltage_v": float(seg["voltage_v"].min()), "upper_voltage_v": upper_v,
@@ -181,6 +240,8 @@ def observations(paths, cell_id: str | None = None) -> tuple[pd.DataFrame, list[
     # observation order within a cell: its cycle column, else the order given (files, rows, sweeps)
     frame["order"] = frame["cycle"].fillna(pd.Series(np.arange(len(frame), dtype=float), index=frame.index))
     frame = add_relative(frame, cell="cell_id", order="order")
+    if "capacity_measured" in frame:
+        frame = add_usage(frame, throughput_ah="throughput_ah", days="elapsed_days", capacity_ah="capacity_measured")
     if "capacity_measured" in frame:
         first = frame.groupby("cell_id", sort=False)["capacity_measured"].transform("first")
         frame["soh_measured"] = frame["capacity_measured"] / first
