@@ -1,10 +1,10 @@
-"""Calibrate on some cells, generate, train, predict another: the #21 workflow with the
-predicted cell kept out of the ageing calibration.
+"""Calibrate on some cells, generate, train, predict another: the calibrate -> generate ->
+train -> predict workflow with the predicted cell kept out of the ageing calibration.
 
     python scripts/eval_held_out_population.py [--design docs/experiments/kirkaldy-usage-population.yaml]
         [--report designs/lgm50t-aging_aging_calibration/aging_calibration_report.json]
-        [--realdata ../shared/realdata] [--samples 40] [--workers 2] [--seed 7] [--out datasets/held-out]
-        [--features capacity,usage]
+        [--realdata ../shared/realdata] [--samples 40] [--workers 2] [--seed 7] [--model-seed 0]
+        [--out datasets/held-out] [--features capacity,usage]
 
 The ageing fit's report holds, for each cell, a refit on the other cells alone
 (``leave_one_temperature_out``). For each cell this script writes the population design
@@ -12,7 +12,8 @@ with its ageing ranges re-centred on that refit, runs it, trains on it
 (``pybamm_factory.learn.train``) and predicts the held-out cell's LLI, LAM_NE and LAM_PE from
 its RPT summary (Kirkaldy et al.'s layout). The three held-out predictions are pooled and
 scored against the same baselines as ``eval_real_cells.py``: (b) the cells' own mean and
-(c) a random forest trained on the real cells, leave one cell out.
+(c) a random forest trained on the real cells, leave one cell out, on the same features
+and with the same seed (``--model-seed``, 0 as there).
 
 How each ageing range is moved (stated in each written design's ``source``):
 
@@ -64,6 +65,8 @@ def held_out_design(raw: dict, report: dict, cell: str) -> dict:
         low, high = float(spec["low"]), float(spec["high"])
         if "per_cell" in fitted:
             values = [v for c, v in fitted["per_cell"].items() if c != cell]
+            if min(values) <= 0 or min(values) == max(values):
+                raise ValueError(f"{name}: the other cells' values {values} give no log-uniform range")
             spec.update(distribution="log-uniform", low=min(values), high=max(values),
                         source=f"over the other cells' own fitted values ({', '.join(f'{v:.3g}' for v in values)}), "
                                f"cell {cell} left out")
@@ -74,6 +77,8 @@ def held_out_design(raw: dict, report: dict, cell: str) -> dict:
                 spec.update(low=low * factor, high=high * factor)
             else:
                 shift = centre - 0.5 * (low + high)
+                if low >= 0 > low + shift:
+                    raise ValueError(f"{name}: re-centred on {centre:.4g}, the range would fall below 0")
                 spec.update(low=low + shift, high=high + shift)
             spec["source"] = (f"the design's range re-centred on the fit without cell {cell} ({centre:.4g}), "
                               f"width kept")
@@ -100,7 +105,8 @@ def main():
     ap.add_argument("--realdata", type=Path, default=Path("../shared/realdata"))
     ap.add_argument("--samples", type=int, default=40)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--seed", type=int, default=7, help="seed of the populations")
+    ap.add_argument("--model-seed", type=int, default=0, help="seed of the estimators (eval_real_cells.py's default)")
     ap.add_argument("--features", default="capacity,usage")
     ap.add_argument("--out", type=Path, default=Path("datasets/held-out"))
     args = ap.parse_args()
@@ -120,7 +126,7 @@ def main():
         row = held[["cell_id", "cycle", *TARGETS]].copy()
         for target in TARGETS:
             model_dir = args.out / f"model-without-{cell}-{target}"
-            train(dataset, target=target, features=args.features, out=model_dir, seed=args.seed)
+            train(dataset, target=target, features=args.features, out=model_dir, seed=args.model_seed)
             result = predict_frame(load_model(model_dir), held)
             row[f"{target}_predicted"] = result[f"{target}_predicted"].to_numpy()
             row[f"{target}_in_domain"] = result["in_domain"].to_numpy()
@@ -135,7 +141,7 @@ def main():
         loco = np.full(len(obs), np.nan)
         for cell in obs["cell_id"].unique():
             test = (obs["cell_id"] == cell).to_numpy()
-            est = make_estimator("random_forest", args.seed).fit(obs.loc[~test, columns].to_numpy(float),
+            est = make_estimator("random_forest", args.model_seed).fit(obs.loc[~test, columns].to_numpy(float),
                                                                   obs.loc[~test, target].to_numpy(float))
             loco[test] = est.predict(obs.loc[test, columns].to_numpy(float))
         truth = obs[target].to_numpy(float)

@@ -194,6 +194,21 @@ def test_usage_of_an_rpt_table_counts_from_the_first_test(realdata, tmp_path):
     assert frame["usage_efc"].tolist() == pytest.approx([0.0, 10.0, 20.0])  # 60 A.h moved / (2 x 3 A.h)
     assert frame["usage_elapsed_days"].tolist() == pytest.approx([0.0, 10.0, 30.0])
     assert frame["usage_temperature_c"].tolist() == pytest.approx([25.0, 30.0, 35.0])
+    # a per-set throughput is not a running total (not used, said so); the date with a gap at the
+    # first test gives way to the complete one; a kelvin column without a unit in its name
+    odd = pd.DataFrame({"cycle": [0, 100, 200], "Capacity (A.h)": [3.0, 2.9, 2.85],
+                        "Set throughput (A.h)": [0.0, 600.0, 590.0],
+                        "Set start date": [None, "2024-01-02", "2024-01-12"],
+                        "RPT date": ["2024-01-01", "2024-01-11", "2024-01-31"],
+                        "Max temperature": [330.0, 331.0, 332.0], "Cell temp": [298.15, 298.15, 308.15]})
+    odd.to_csv(tmp_path / "odd.csv", index=False)
+    frame, notes = observations([tmp_path / "odd.csv"])
+    assert frame["usage_efc"].isna().all() and "is not a running total" in notes[0]
+    assert frame["usage_elapsed_days"].tolist() == pytest.approx([0.0, 10.0, 30.0])
+    assert frame["usage_temperature_c"].tolist() == pytest.approx([25.0, 25.0, 25.0 + 10.0 / 3])
+    # one cell's measurements split over two files, each counting from its own start: no usage
+    frame, notes = observations([path, path], cell_id="A")
+    assert frame["usage_efc"].isna().all() and any("each count from their own start" in n for n in notes)
     # usage is its own relative feature: it appears once in every normalise mode
     from pybamm_factory.learn.features import feature_columns
 
@@ -218,12 +233,16 @@ def test_usage_of_a_cycler_file_is_the_charge_moved_before_each_discharge(realda
     assert frame["usage_elapsed_days"].iloc[-1] == pytest.approx(
         (data["time_s"].iloc[starts[-1]] - data["time_s"].iloc[starts[0]]) / 86400.0)
     assert frame["usage_temperature_c"].isna().all()  # this export records no temperature: none is made up
-    # a file that records one: the mean of its records up to the discharge's start
+    # a file that records one: its time average up to the discharge's start (the integral of
+    # T dt over the time, not the mean of the records: a cycler logs densest in its tests)
     path = realdata / "lgm50t_rpt" / "expt2_2_cellC_25degC_BoL_RPT0_short.parquet"
     frame, _ = observations([path])
     data = read_cycler(path)
     start = discharge_segments(data, min_duration_s=600.0)[0].attrs["start_row"]
-    assert frame["usage_temperature_c"].iloc[0] == pytest.approx(data["temperature_c"].iloc[: start + 1].mean())
+    t, temp = data["time_s"].to_numpy()[: start + 1], data["temperature_c"].to_numpy()[: start + 1]
+    time_average = np.trapezoid(temp, t) / (t[-1] - t[0])
+    assert frame["usage_temperature_c"].iloc[0] == pytest.approx(time_average, abs=0.02)
+    assert abs(time_average - temp.mean()) > 0.5  # the record mean would be another number here
 
 
 @pytest.mark.slow

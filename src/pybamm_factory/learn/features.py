@@ -88,8 +88,8 @@ RESISTANCE_FEATURES = [
 # first observation, as the relative features are.
 USAGE_FEATURES = [
     Feature("usage_efc", "usage", "none", "1",
-            "equivalent full cycles since the cell's first observation: charge moved in and out (|I| integrated over "
-            "charge and discharge) divided by twice the first observation's capacity"),
+            "equivalent full cycles since the cell's first observation: the charge moved in and out (absolute "
+            "current integrated over charge and discharge) divided by twice the first observation's capacity"),
     Feature("usage_elapsed_days", "usage", "none", "day",
             "time since the cell's first observation (factory: simulated time, reference tests included; measured: "
             "the file's elapsed-days or date column, or a cycler file's test time)"),
@@ -224,10 +224,12 @@ def add_relative(frame: pd.DataFrame, cell: str = "cell_id", order: str = "cycle
 
 
 def add_usage(frame: pd.DataFrame, throughput_ah: str | None, days: str | None, capacity_ah: str,
-              cell: str = "cell_id") -> pd.DataFrame:
-    """``usage_efc`` and ``usage_elapsed_days`` from cumulative throughput (A.h, |I| over
-    charge and discharge) and time (days) columns, each counted from the cell's first row
-    (rows in observation order); a column that is None or absent gives NaN."""
+              cell: str = "cell_id", order: str = "cycle") -> pd.DataFrame:
+    """``usage_efc`` and ``usage_elapsed_days`` from cumulative throughput (A.h, charge and
+    discharge) and time (days) columns, each counted from the cell's first observation
+    (lowest ``order``) that has the column; a column that is None or absent gives NaN.
+    Returns a new frame sorted by cell and ``order``."""
+    frame = frame.sort_values([cell, order], kind="stable").reset_index(drop=True)
     first = frame.groupby(cell, sort=False)
     if throughput_ah and throughput_ah in frame:
         moved = frame[throughput_ah] - first[throughput_ah].transform("first")

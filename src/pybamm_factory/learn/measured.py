@@ -108,43 +108,76 @@ def read_wide_spectra(path: Path) -> pd.DataFrame:
     return frame
 
 
-def _named(columns, word: str, unless: tuple[str, ...] = ()) -> str | None:
-    return next((c for c in columns if word in c.lower() and not any(u in c.lower() for u in unless)), None)
+def _pick(columns, pattern: str, unless: str | None = None, prefer: str | None = None) -> str | None:
+    """The column whose name matches ``pattern`` (a regex, case-insensitive) and not
+    ``unless``; among several, the first that also matches ``prefer``, else the first."""
+    found = [c for c in columns if re.search(pattern, c, re.I) and not (unless and re.search(unless, c, re.I))]
+    preferred = [c for c in found if prefer and re.search(prefer, c, re.I)]
+    return (preferred or found or [None])[0]
 
 
-def _cumulative(values: pd.Series) -> pd.Series:
+def _cumulative(values: pd.Series) -> pd.Series | None:
+    """A running total (throughput, days); None when it is not one (it falls anywhere)."""
     values = pd.to_numeric(values, errors="coerce").astype(float)
-    if len(values) and np.isnan(values.iloc[0]) and values.notna().any():
+    if not values.notna().any() or (values.dropna().diff() < 0).any():
+        return None
+    if np.isnan(values.iloc[0]):
         values.iloc[0] = 0.0  # nothing counted yet at the first reference test
     return values
 
 
 def _temperature_c(values: pd.Series, column: str) -> pd.Series:
-    """Running mean of a temperature column up to each row (degC; kelvin when the name says
-    so), rows before the first reading take the first running mean."""
+    """Running mean of a temperature column up to each row, in degC: kelvin when the name
+    says so (``(K)``, ``[K]``, ``_K``, kelvin) or the readings' median is above 150. Rows
+    before the first reading take the first running mean."""
     t = pd.to_numeric(values, errors="coerce").astype(float)
-    if re.search(r"\(\s*k\s*\)|\[\s*k\s*\]|kelvin", column, re.I):
+    if re.search(r"[(\[_ ]\s*k\s*[)\]]?$|\(\s*k\s*\)|\[\s*k\s*\]|kelvin", column, re.I) or t.median() > 150:
         t = t - 273.15
     return t.expanding().mean().bfill()
 
 
+# usage columns of an RPT summary, by name: the charge moved (not energy, not per cycle or per
+# set); days since the start (not since the last test); a date per test (the one with the
+# fewest gaps, a test's or RPT's first); the temperature (an average or ambient one first,
+# never a maximum, minimum, rise or set point)
+THROUGHPUT = (r"throughput", r"energy|w\.?h\b|per[ _]|increment|delta")
+DAYS = (r"\bdays?\b", r"since last|per[ _]|between|increment|delta")
+DATE = (r"\bdate\b", r"update")
+TEMPERATURE = (r"temp", r"max|min|rise|set ?point|delta", r"av(e|g|erage)|mean|ambient|chamber")
+
+
 def _rpt_usage(table: pd.DataFrame, columns) -> pd.DataFrame:
-    """Cumulative throughput (A.h), elapsed days and running-mean temperature of an RPT table's rows."""
+    """Cumulative throughput (A.h), elapsed days and running-mean temperature of an RPT
+    table's rows; ``attrs["columns"]`` names the columns used, ``attrs["notes"]`` what was not."""
     out = pd.DataFrame(index=table.index)
-    tp = _named(columns, "throughput", unless=("energy", "w.h", "wh"))
-    out["throughput_ah"] = _cumulative(table[tp]) * _ah_factor(tp) if tp else np.nan
-    day = _named(columns, "day")
-    date = _named(columns, "date")
-    if day:
-        out["elapsed_days"] = _cumulative(table[day])
-    elif date:
-        when = pd.to_datetime(table[date], errors="coerce")
-        out["elapsed_days"] = (when - when.dropna().iloc[0]).dt.total_seconds() / 86400.0 if when.notna().any() else np.nan
+    used, notes = [], []
+    tp = _pick(columns, *THROUGHPUT)
+    moved = _cumulative(table[tp]) if tp else None
+    if tp and moved is None:
+        notes.append(f"'{tp}' is not a running total: no throughput")
+    out["throughput_ah"] = moved * _ah_factor(tp) if moved is not None else np.nan
+    if moved is not None:
+        used.append(f"'{tp}' (taken as charge and discharge moved)")
+    day = _pick(columns, *DAYS)
+    days = _cumulative(table[day]) if day else None
+    if days is not None:
+        used.append(f"'{day}'")
     else:
-        out["elapsed_days"] = np.nan
-    temp = _named(columns, "temperature")
+        dates = [c for c in columns if re.search(DATE[0], c, re.I) and not re.search(DATE[1], c, re.I)]
+        parsed = {c: pd.to_datetime(table[c], errors="coerce") for c in dates}
+        best = max(dates, key=lambda c: (parsed[c].notna().sum(), bool(re.search(r"rpt|test|measure", c, re.I))),
+                   default=None)
+        if best is not None and pd.notna(parsed[best].iloc[0]):
+            days = (parsed[best] - parsed[best].iloc[0]).dt.total_seconds() / 86400.0
+            used.append(f"'{best}' (days since the first test)")
+        elif best is not None:
+            notes.append(f"'{best}' has no date at the first test: no elapsed days")
+    out["elapsed_days"] = days if days is not None else np.nan
+    temp = _pick(columns, *TEMPERATURE)
     out["usage_temperature_c"] = _temperature_c(table[temp], temp) if temp else np.nan
-    out.attrs["columns"] = [c for c in (tp, day or date, temp) if c]
+    if temp:
+        used.append(f"'{temp}'")
+    out.attrs["columns"], out.attrs["notes"] = used, notes
     return out
 
 
@@ -167,10 +200,11 @@ def read_rpt_table(path: Path) -> pd.DataFrame:
             row["resistance_ohm"] = float(table[res_col].iloc[k]) * unit
         rows.append(row)
     frame = pd.DataFrame(rows)
-    used = usage.attrs["columns"]
+    used, skipped = usage.attrs["columns"], usage.attrs["notes"]
     frame.attrs["note"] = (f"{path.name}: {len(table)} reference tests, capacity from '{cap}'"
                            + (f", resistance from '{res_col}'" if res_col else "")
-                           + (f", usage from {', '.join(repr(c) for c in used)}" if used else ""))
+                           + (f", usage from {', '.join(used)}" if used else "")
+                           + (f" ({'; '.join(skipped)})" if skipped else ""))
     return frame
 
 
@@ -194,9 +228,16 @@ def read_cycler_file(path: Path, cell_id: str | None, min_discharge_s: float = 6
     upper_v = float(charging.quantile(0.995)) if len(charging) else float("nan")
     # usage up to each record: charge moved (|I| integrated, A.h), test time, running-mean temperature
     t = data["time_s"].to_numpy(float)
-    current = np.abs(data["current_a"].to_numpy(float))
-    moved_ah = np.concatenate([[0.0], np.cumsum(0.5 * (current[1:] + current[:-1]) * np.diff(t) / 3600.0)])
-    temperature = data["temperature_c"].expanding().mean().bfill().to_numpy(float)
+    dt = np.clip(np.diff(t), 0.0, None)  # a clock that steps back adds nothing
+    current = np.abs(np.nan_to_num(data["current_a"].to_numpy(float)))
+    moved_ah = np.concatenate([[0.0], np.cumsum(0.5 * (current[1:] + current[:-1]) * dt / 3600.0)])
+    # time-weighted running mean of the temperature (a cycler logs densest in its tests)
+    temp = data["temperature_c"].to_numpy(float)
+    seen = np.isfinite(temp)
+    weight = np.concatenate([[0.0], dt]) * seen
+    with np.errstate(invalid="ignore", divide="ignore"):
+        temperature = np.cumsum(np.where(seen, temp, 0.0) * weight) / np.cumsum(weight)
+    temperature = pd.Series(temperature).ffill().bfill().to_numpy(float) if seen.any() else np.full(len(t), np.nan)
     rows = []
     for seg in discharge_segments(data, min_duration_s=min_discharge_s):
         table = curve_table(seg["discharged_ah"].to_numpy(), seg["voltage_v"].to_numpy())
@@ -241,8 +282,18 @@ def observations(paths, cell_id: str | None = None) -> tuple[pd.DataFrame, list[
     frame["order"] = frame["cycle"].fillna(pd.Series(np.arange(len(frame), dtype=float), index=frame.index))
     frame = add_relative(frame, cell="cell_id", order="order")
     if "capacity_measured" in frame:
-        frame = add_usage(frame, throughput_ah="throughput_ah", days="elapsed_days", capacity_ah="capacity_measured")
-    if "capacity_measured" in frame:
+        # usage is counted within one file: a cell split over several files (each counting
+        # from its own start) gets none, rather than totals that restart
+        for column in ("throughput_ah", "elapsed_days"):
+            if column in frame:
+                split = frame.dropna(subset=[column]).groupby("cell_id")["file_order"].transform("nunique") > 1
+                cells = set(frame.loc[split[split].index, "cell_id"])
+                if cells:
+                    frame.loc[frame["cell_id"].isin(cells), column] = np.nan
+                    notes.append(f"{column} not counted for {', '.join(sorted(map(str, cells)))}: "
+                                 f"its files each count from their own start")
+        frame = add_usage(frame, throughput_ah="throughput_ah", days="elapsed_days", capacity_ah="capacity_measured",
+                          order="order")
         first = frame.groupby("cell_id", sort=False)["capacity_measured"].transform("first")
         frame["soh_measured"] = frame["capacity_measured"] / first
     return frame, notes
