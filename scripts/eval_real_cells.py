@@ -119,7 +119,7 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sets", default="zhang,kirkaldy", help="real sets to score: zhang, kirkaldy or both (default)")
     ap.add_argument("--all-estimators", action="store_true",
-                    help="score every estimator on the coin cells, not only the one train selected")
+                    help="score every estimator, not only the one train selected")
     args = ap.parse_args()
     sets = {s.strip() for s in args.sets.split(",") if s.strip()}
     if not sets or sets - {"zhang", "kirkaldy"}:
@@ -164,7 +164,9 @@ def main():
                 model_dir = args.out / f"{target}-{features.replace(',', '+')}"
                 train(args.dataset, target=target, features=features, out=model_dir, seed=args.seed)
                 model = load_model(model_dir)
-                rows.append(score("kirkaldy LG M50T", target, features, obs, target, model, train_mean(model_dir)))
+                others = [e for e in ESTIMATORS if e != model.estimator_name] if args.all_estimators else []
+                for m in [model] + [load_model(model_dir, e) for e in others]:
+                    rows.append(score("kirkaldy LG M50T", target, features, obs, target, m, train_mean(model_dir)))
     if sets == {"zhang", "kirkaldy"}:
         figure(args.out, model_dir_eis=args.out / f"soh-eis-soc{args.soc:g}", zhang=zhang, kirkaldy=obs)
     table = pd.DataFrame(rows)
