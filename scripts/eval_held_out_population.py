@@ -40,13 +40,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+from eval_real_cells import kirkaldy_observations, loco  # the scorer beside this script (scripts/ is on sys.path)
 
 from pybamm_factory import api
-from pybamm_factory.calibrate.trajectories import PARAMETERS, read_kirkaldy
+from pybamm_factory.calibrate.trajectories import PARAMETERS
 from pybamm_factory.design import parse_design
 from pybamm_factory.learn.features import feature_columns, parse_groups
-from pybamm_factory.learn.measured import observations
-from pybamm_factory.learn.models import make_estimator
 from pybamm_factory.learn.predict import load_model, predict_frame
 from pybamm_factory.learn.train import train
 
@@ -87,16 +86,6 @@ def held_out_design(raw: dict, report: dict, cell: str) -> dict:
     return raw
 
 
-def real_cells(root: Path) -> pd.DataFrame:
-    frames = []
-    for f in sorted(root.glob("* - cell * - Extracted Data.csv")):
-        frame, _ = observations([f], cell_id=f.name.split(" - cell ")[1].split(" ")[0])
-        frames.append(frame)
-    obs = pd.concat(frames, ignore_index=True)
-    obs["cycle"] = obs["cycle"].astype(int)
-    return obs.merge(read_kirkaldy(root), on=["cell_id", "cycle"], how="left", suffixes=("", "_dma"))
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--design", type=Path, default=Path("docs/experiments/kirkaldy-usage-population.yaml"))
@@ -113,7 +102,7 @@ def main():
     t0 = time.time()
     raw = yaml.safe_load(args.design.read_text())
     report = json.loads(args.report.read_text())
-    obs = real_cells(args.realdata / "kirkaldy_lgm50t")
+    obs = kirkaldy_observations(args.realdata / "kirkaldy_lgm50t")
     args.out.mkdir(parents=True, exist_ok=True)
     predictions = []
     for cell in sorted(obs["cell_id"].unique()):
@@ -138,18 +127,13 @@ def main():
     rows = []
     for target in TARGETS:
         y = pred[target].to_numpy(float)
-        loco = np.full(len(obs), np.nan)
-        for cell in obs["cell_id"].unique():
-            test = (obs["cell_id"] == cell).to_numpy()
-            est = make_estimator("random_forest", args.model_seed).fit(obs.loc[~test, columns].to_numpy(float),
-                                                                  obs.loc[~test, target].to_numpy(float))
-            loco[test] = est.predict(obs.loc[test, columns].to_numpy(float))
+        real_loco = loco(obs, columns, target, seed=args.model_seed)
         truth = obs[target].to_numpy(float)
         rows.append({"target": target, "features": args.features, "rows": len(pred),
                      "in_domain_share": float(pred[f"{target}_in_domain"].mean()),
                      "mae_factory_held_out": float(np.mean(np.abs(pred[f"{target}_predicted"] - y))),
                      "mae_b_real_mean": float(np.mean(np.abs(truth - truth.mean()))),
-                     "mae_c_real_loco": float(np.mean(np.abs(loco - truth)))})
+                     "mae_c_real_loco": float(np.mean(np.abs(real_loco - truth)))})
     table = pd.DataFrame(rows)
     table.to_csv(args.out / "held_out.csv", index=False, float_format="%.5g")
     with pd.option_context("display.width", 200, "display.float_format", "{:.3f}".format):

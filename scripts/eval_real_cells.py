@@ -47,6 +47,18 @@ def loco(frame: pd.DataFrame, columns, target: str, seed: int = 0) -> np.ndarray
     return pred
 
 
+def kirkaldy_observations(root: Path) -> pd.DataFrame:
+    """Features of the Kirkaldy et al. RPT summaries (one cell per file) with the measured
+    degradation modes of their DMA files beside them."""
+    frames = []
+    for f in sorted(root.glob("* - cell * - Extracted Data.csv")):
+        frame, _ = observations([f], cell_id=f.name.split(" - cell ")[1].split(" ")[0])
+        frames.append(frame)
+    obs = pd.concat(frames, ignore_index=True)
+    obs["cycle"] = obs["cycle"].astype(int)
+    return obs.merge(read_kirkaldy(root), on=["cell_id", "cycle"], how="left", suffixes=("", "_dma"))
+
+
 def score(name, target, features, frame, truth_col, model, mean_train, subset="all") -> dict:
     columns = model.columns
     result = predict_frame(model, frame)
@@ -149,16 +161,7 @@ def main():
 
     if "kirkaldy" in sets:
         # Kirkaldy et al. 2024: SOH, LLI, LAM from the RPT summaries
-        root = args.realdata / "kirkaldy_lgm50t"
-        files = sorted(root.glob("* - cell * - Extracted Data.csv"))
-        obs = []
-        for f in files:
-            frame, _ = observations([f], cell_id=f.name.split(" - cell ")[1].split(" ")[0])
-            obs.append(frame)
-        obs = pd.concat(obs, ignore_index=True)
-        obs["cycle"] = obs["cycle"].astype(int)
-        modes = read_kirkaldy(root)
-        obs = obs.merge(modes, on=["cell_id", "cycle"], how="left", suffixes=("", "_dma"))
+        obs = kirkaldy_observations(args.realdata / "kirkaldy_lgm50t")
         for features in ("capacity", "capacity,resistance", "capacity,usage", "capacity,resistance,usage"):
             for target in ("soh", "lli_pct", "lam_ne_pct", "lam_pe_pct"):
                 model_dir = args.out / f"{target}-{features.replace(',', '+')}"

@@ -39,6 +39,7 @@ import pandas as pd
 
 from ..labels.curves import curve_table
 from ..readers import ReaderError, discharge_segments, is_wide_spectrum_header, read_cycler, read_spectrum
+from ..readers.derived import throughput_ah
 from .features import add_relative, add_usage, curve_observables, spectrum_observables
 
 CELL_COLUMNS = ("cell_id", "cell", "seriesidx", "series_idx", "battery", "battery_id")
@@ -131,7 +132,7 @@ def _temperature_c(values: pd.Series, column: str) -> pd.Series:
     says so (``(K)``, ``[K]``, ``_K``, kelvin) or the readings' median is above 150. Rows
     before the first reading take the first running mean."""
     t = pd.to_numeric(values, errors="coerce").astype(float)
-    if re.search(r"[(\[_ ]\s*k\s*[)\]]?$|\(\s*k\s*\)|\[\s*k\s*\]|kelvin", column, re.I) or t.median() > 150:
+    if re.search(r"[(\[_ ]\s*k\s*[)\]]?\s*$|kelvin", column, re.I) or t.median() > 150:
         t = t - 273.15
     return t.expanding().mean().bfill()
 
@@ -229,8 +230,7 @@ def read_cycler_file(path: Path, cell_id: str | None, min_discharge_s: float = 6
     # usage up to each record: charge moved (|I| integrated, A.h), test time, running-mean temperature
     t = data["time_s"].to_numpy(float)
     dt = np.clip(np.diff(t), 0.0, None)  # a clock that steps back adds nothing
-    current = np.abs(np.nan_to_num(data["current_a"].to_numpy(float)))
-    moved_ah = np.concatenate([[0.0], np.cumsum(0.5 * (current[1:] + current[:-1]) * dt / 3600.0)])
+    moved_ah = throughput_ah(data)
     # time-weighted running mean of the temperature (a cycler logs densest in its tests)
     temp = data["temperature_c"].to_numpy(float)
     seen = np.isfinite(temp)

@@ -21,6 +21,13 @@ def _integrate_ah(frame: pd.DataFrame) -> np.ndarray:
     return dq
 
 
+def throughput_ah(frame: pd.DataFrame) -> np.ndarray:
+    """Charge moved in and out up to each record, A.h (absolute current; a missing current
+    or a clock that steps back adds nothing)."""
+    moved = _integrate_ah(frame.assign(current_a=frame["current_a"].abs().fillna(0.0)))
+    return np.cumsum(np.clip(moved, 0.0, None))
+
+
 def cycle_capacities(frame: pd.DataFrame) -> pd.DataFrame:
     """Per cycle: charge and discharge capacity (A.h), integrated from current and time,
     so per-step capacity resets in the export do not matter."""
