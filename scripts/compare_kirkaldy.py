@@ -4,9 +4,10 @@ chamber temperature, and print it beside the measured LG M50T cells.
     python scripts/compare_kirkaldy.py [--realdata ../shared/realdata] [--workers 3]
 
 Measured: ``kirkaldy_lgm50t/`` (C/10 capacity per RPT; degradation modes from the authors'
-OCV fits). Simulated: SOH from the C/10 RPT discharge, LLI and LAM from PyBaMM's summary
-variables, 0.1 s pulse resistance at 50 % SOC. The uncalibrated comparison the aging
-calibration starts from; nothing here is fitted.
+OCV fits). Simulated: SOH from the C/10 RPT discharge, LAM from PyBaMM's summary variables,
+LLI as lithium lost over the fresh C/10 capacity (the measured files' convention:
+``lli_capacity_pct``, docs/calibration.md), 0.1 s pulse resistance at 50 % SOC. The
+uncalibrated comparison the aging calibration starts from; nothing here is fitted.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ CELLS = {10: "A", 25: "C", 40: "E"}
 
 def simulate(temperature_c: float) -> pd.DataFrame:
     from pybamm_factory.design import load_design
+    from pybamm_factory.labels.tables import lli_capacity_pct
     from pybamm_factory.simulate.aging import AgingEngine
 
     design = load_design("kirkaldy-expt2")
@@ -41,7 +43,8 @@ def simulate(temperature_c: float) -> pd.DataFrame:
     pulse = [next((r for soc, r, _ in x.pulses if abs(soc - 0.5) < 1e-9), np.nan) for x in s]
     return pd.DataFrame({"temperature_c": temperature_c, "cycle": [x.cycle for x in s],
                          "soh": [x.discharged_ah[-1] / q0 for x in s],
-                         "lli_pct": [x.summary["lli_pct"] for x in s], "lam_ne_pct": [x.summary["lam_ne_pct"] for x in s],
+                         "lli_capacity_pct": [lli_capacity_pct(x.summary, s[0].summary, q0) for x in s],
+                         "lam_ne_pct": [x.summary["lam_ne_pct"] for x in s],
                          "lam_pe_pct": [x.summary["lam_pe_pct"] for x in s], "r_0p1s_mohm": np.array(pulse) * 1e3,
                          "status": run.status, "cpu_s": time.perf_counter() - t0,
                          "cycles_solved": run.cycles_solved, "jumps": run.jumps})
@@ -53,7 +56,7 @@ def measured(root: Path, temperature_c: int) -> pd.DataFrame:
     csv = pd.read_csv(next(base.glob(f"Expt 2,2 - cell {cell} (*) - Extracted Data.csv")))
     dm = pd.read_csv(next((base / "DMA Output" / f"cell {cell}").glob("*DM data*.csv")))
     n = min(len(csv), len(dm))
-    return pd.DataFrame({"cycle": csv["Ageing Cycles"][:n], "soh": dm["SoH"][:n], "lli_pct": 100 * dm["LLI"][:n],
+    return pd.DataFrame({"cycle": csv["Ageing Cycles"][:n], "soh": dm["SoH"][:n], "lli_capacity_pct": 100 * dm["LLI"][:n],
                          "lam_ne_pct": 100 * dm["LAM NE_tot"][:n], "lam_pe_pct": 100 * dm["LAM PE"][:n],
                          "r_0p1s_mohm": 1e3 * csv["0.1s Resistance (Ohms)"][:n]})
 
@@ -65,7 +68,7 @@ def main():
     args = parser.parse_args()
     with ProcessPoolExecutor(args.workers) as pool:
         sims = list(pool.map(simulate, CELLS))
-    cols = ["soh", "lli_pct", "lam_ne_pct", "lam_pe_pct", "r_0p1s_mohm"]
+    cols = ["soh", "lli_capacity_pct", "lam_ne_pct", "lam_pe_pct", "r_0p1s_mohm"]
     for sim in sims:
         t = int(sim["temperature_c"].iloc[0])
         meas = measured(Path(args.realdata), t)

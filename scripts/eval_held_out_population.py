@@ -49,7 +49,7 @@ from pybamm_factory.learn.features import feature_columns, parse_groups
 from pybamm_factory.learn.predict import load_model, predict_frame
 from pybamm_factory.learn.train import train
 
-TARGETS = ("lli_pct", "lam_ne_pct", "lam_pe_pct")
+TARGETS = ("lli_capacity_pct", "lam_ne_pct", "lam_pe_pct")  # LLI in the DMA files' convention
 
 
 def held_out_design(raw: dict, report: dict, cell: str) -> dict:

@@ -105,13 +105,13 @@ def figure(out: Path, model_dir_eis: Path, zhang: pd.DataFrame, kirkaldy: pd.Dat
     axes[0].invert_xaxis()
     axes[0].legend(fontsize=7)
     colors = {"A": "C0", "C": "C1", "E": "C3"}
-    for target, marker in (("lli_pct", "o"), ("lam_ne_pct", "s"), ("lam_pe_pct", "^")):
+    for target, marker in (("lli_capacity_pct", "o"), ("lam_ne_pct", "s"), ("lam_pe_pct", "^")):
         model = load_model(out / f"{target}-capacity")
         pred = predict_frame(model, kirkaldy)[f"{target}_predicted"]
         for cell, g in kirkaldy.groupby("cell_id"):
             axes[1].scatter(g[target], pred[g.index], marker=marker, color=colors.get(cell, "k"), s=18,
                             label=f"{target} cell {cell}")
-    lim = [0, max(15, float(np.nanmax(kirkaldy[["lli_pct", "lam_ne_pct", "lam_pe_pct"]].to_numpy())) + 1)]
+    lim = [0, max(15, float(np.nanmax(kirkaldy[["lli_capacity_pct", "lam_ne_pct", "lam_pe_pct"]].to_numpy())) + 1)]
     axes[1].plot(lim, lim, "k--", lw=1)
     axes[1].set_xlabel("measured (DMA of the C/10 pseudo-OCV), %")
     axes[1].set_ylabel("factory model from C/10 capacity, %")
@@ -163,7 +163,7 @@ def main():
         # Kirkaldy et al. 2024: SOH, LLI, LAM from the RPT summaries
         obs = kirkaldy_observations(args.realdata / "kirkaldy_lgm50t")
         for features in ("capacity", "capacity,resistance", "capacity,usage", "capacity,resistance,usage"):
-            for target in ("soh", "lli_pct", "lam_ne_pct", "lam_pe_pct"):
+            for target in ("soh", "lli_capacity_pct", "lam_ne_pct", "lam_pe_pct"):
                 model_dir = args.out / f"{target}-{features.replace(',', '+')}"
                 train(args.dataset, target=target, features=features, out=model_dir, seed=args.seed)
                 model = load_model(model_dir)

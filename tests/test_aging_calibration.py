@@ -24,12 +24,14 @@ def test_the_trajectory_table_reads_and_bad_tables_get_one_line(tmp_path):
     frame = read_trajectories(TRAJECTORIES)
     assert sorted(frame["cell_id"].unique()) == ["A", "C", "E"]
     assert (frame.groupby("cell_id")["cycle"].max() == 6204).all()
-    assert frame["soh"].between(0.85, 1.0).all() and (frame.loc[frame["cycle"] == 0, "lli_pct"] == 0).all()
+    assert frame["soh"].between(0.85, 1.0).all() and (frame.loc[frame["cycle"] == 0, "lli_capacity_pct"] == 0).all()
     raw = pd.read_csv(TRAJECTORIES)
     for broken, words in ((raw.drop(columns=["soh"]), "missing column 'soh'"),
                           (raw.assign(soh=raw["soh"] * 100), "column 'soh' must be a fraction"),
                           (raw[raw["cycle"] > 0], "no fresh reference test"),
-                          (raw.assign(cycle=raw["cycle"].astype(str).str.replace("517", "x")), "column 'cycle'")):
+                          (raw.assign(cycle=raw["cycle"].astype(str).str.replace("517", "x")), "column 'cycle'"),
+                          # two LLI conventions in one table would fit the same loss twice
+                          (raw.assign(lli_pct=raw["lli_capacity_pct"] / 1.5), "both lli_capacity_pct and lli_pct")):
         path = tmp_path / "bad.csv"
         broken.to_csv(path, index=False)
         with pytest.raises(CalibrationError) as err:
@@ -42,8 +44,16 @@ def test_the_published_layout_reads_to_the_same_table(realdata):
     shipped = read_trajectories(TRAJECTORIES)
     merged = frame.merge(shipped, on=["cell_id", "cycle"], suffixes=("", "_shipped"))
     assert len(merged) == len(shipped) == 39
-    for col in ("soh", "lli_pct", "lam_ne_pct", "lam_pe_pct", "temperature_c"):
+    for col in ("soh", "lli_capacity_pct", "lam_ne_pct", "lam_pe_pct", "temperature_c"):
         assert np.allclose(merged[col], merged[f"{col}_shipped"], atol=1e-3, equal_nan=True), col
+    # their LLI counts lithium on the capacity axis: the change of (positive-electrode capacity -
+    # electrode offset) over the fresh cell capacity, so it is read as lli_capacity_pct
+    for cell, group in frame.groupby("cell_id"):
+        caps = pd.read_csv(next((realdata / "kirkaldy_lgm50t" / "DMA Output" / f"cell {cell}").glob("*Capacity and offset*")))
+        lithium_mah = caps["PE Capacity"] - caps["Offset"]
+        lli = 100 * (lithium_mah.iloc[0] - lithium_mah) / caps["Cell Capacity"].iloc[0]
+        np.testing.assert_allclose(group["lli_capacity_pct"].to_numpy(), lli.to_numpy()[:len(group)], atol=1e-9)
+    assert frame["lli_pct"].isna().all()
     # the cells ran warmer than their chambers (self-heating): the fit ages them at their own temperature
     chamber = frame.groupby("cell_id")["chamber_temperature_c"].first()
     cell = frame.groupby("cell_id")["temperature_c"].first()
@@ -66,7 +76,7 @@ def test_a_reduced_real_aging_fit_lowers_the_error_at_least_threefold():
     assert fit.values[names[0]] > 2.5e-22 and fit.values[names[1]] > 2.7778e-7
     err = fit.errors_after.iloc[0]
     assert err["soh_max_pp"] < fit.errors_before.iloc[0]["soh_max_pp"]
-    assert err["lli_pct_missing"] == 0
+    assert err["lli_capacity_pct_missing"] == 0
 
 
 def test_a_lam_activation_energy_scales_the_lam_rate_by_its_arrhenius_factor():
@@ -353,6 +363,8 @@ def test_calibrate_aging_with_a_per_cell_parameter_writes_design_report_and_figu
     assert result.exit_code == 0, result.output
     assert f"{name}: cell A " in result.output and ", cell C " in result.output
     assert "held out cell A" in result.output and "held out cell C" in result.output
+    # errors are printed for the LLI convention the table measured, not the other one
+    assert "lli_capacity_pct" in result.output and "lli_pct" not in result.output
     report = json.loads((tmp_path / "fitted_aging_calibration" / "aging_calibration_report.json").read_text())
     per_cell = report["parameters"][name]["per_cell"]
     assert set(per_cell) == {"A", "C"} and report["per_cell"] == [name]

@@ -258,13 +258,14 @@ def test_factory_usage_features_count_from_the_first_rpt_and_predict_reads_them(
         assert g["usage_efc"].to_numpy() == pytest.approx((moved / (2 * g["capacity_ah"].iloc[0])).to_numpy())
         assert g["usage_elapsed_days"].iloc[0] == 0 and (np.diff(g["usage_elapsed_days"]) > 0).all()
     assert set(frame["usage_temperature_c"].round(2)) == {25.0, 40.0}
-    model_dir = train(learn_dataset, target="lli_pct", features="capacity,usage", out=tmp_path / "usage").model_dir
+    # the LLI convention of the Kirkaldy files' analysis (lithium lost over the fresh capacity)
+    model_dir = train(learn_dataset, target="lli_capacity_pct", features="capacity,usage", out=tmp_path / "usage").model_dir
     meta = json.loads((model_dir / "model.json").read_text())
     assert {"usage_efc", "usage_elapsed_days", "usage_temperature_c"} <= set(meta["features"])
     assert "equivalent full cycles" in (model_dir / "features.md").read_text()
     kirkaldy = next((realdata / "kirkaldy_lgm50t").glob("* cell C *Extracted Data.csv"))
     frame, _ = predict(model_dir, [kirkaldy])
-    assert len(frame) == 13 and np.isfinite(frame["lli_pct_predicted"]).all()
+    assert len(frame) == 13 and np.isfinite(frame["lli_capacity_pct_predicted"]).all()
     # a cycler export without a temperature column lacks a feature the model always had: flagged
     frame, _ = predict(model_dir, [realdata / "maccor" / "xTESLADIAG_000038.078"])
     assert not frame["in_domain"].any() and frame["domain_note"].str.contains("usage_temperature_c").all()

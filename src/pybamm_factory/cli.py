@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import shlex
 import sys
 from pathlib import Path
@@ -594,8 +595,9 @@ def calibrate(data, held_out, fit_names, parameter_set, base_design, model, ther
               help="Cycler export with repeated cycles (its discharge capacity per cycle is the fade curve).")
 @click.option("--trajectories", default=None, type=click.Path(exists=True),
               help="Measured SOH (and LLI / LAM) per reference test of one or more cells: a table with cell_id, "
-                   "temperature_c, cycle, soh[, lli_pct, lam_ne_pct, lam_pe_pct], or a folder in Kirkaldy et al.'s "
-                   "layout. All cells are fitted at once.")
+                   "temperature_c, cycle, soh[, lam_ne_pct, lam_pe_pct, and lli_capacity_pct (% of the fresh capacity) or "
+                   "lli_pct (% of all lithium in the electrodes)], or a folder in Kirkaldy et al.'s layout. All cells "
+                   "are fitted at once.")
 @click.option("--fit", "parameters", multiple=True,
               help="Aging parameter to fit (repeat). Default: SEI solvent diffusivity; with --trajectories also its "
                    "activation energy, both electrodes' LAM rates, activation energies and break-in factors, the "
@@ -672,7 +674,9 @@ def calibrate_aging(data, trajectories, parameters, usage_design, base_design, r
             fitted = f"{r['starting_values'][name]:.4g} -> {note['fitted']:.4g}"
         click.echo(f"{name}: {fitted} (design {note['low']:.3g} .. {note['high']:.3g}, "
                    f"from the {note['spread_from']}){flag}")
-    cols = ("soh", "lli_pct", "lam_ne_pct", "lam_pe_pct")
+    # the columns the table measured (one LLI convention of the two)
+    cols = [c for c in ("soh", "lli_capacity_pct", "lli_pct", "lam_ne_pct", "lam_pe_pct")
+            if any(math.isfinite(e[c + "_max_pp"]) for e in r["errors_after"])]
     for when in ("before", "after"):
         for e in r[f"errors_{when}"]:
             click.echo(f"{when:6s} cell {e['cell_id']} ({e['temperature_c']:g} degC) max |error| %-points: "
@@ -796,7 +800,7 @@ def calibrate_ica(data, temperature_c, base_design, discharge, electrodes, max_e
     click.echo(f"design: {report['design']}; report and figure: {Path(report['figure']).parent}")
 
 
-TARGET_NAMES = ("soh", "rul_to_80_cycles", "lli_pct", "lam_ne_pct", "lam_pe_pct")
+TARGET_NAMES = ("soh", "rul_to_80_cycles", "lli_capacity_pct", "lli_pct", "lam_ne_pct", "lam_pe_pct")
 
 
 @main.command()

@@ -84,7 +84,10 @@ def plot_fit(problem: VoltageProblem, curves: list[Curve], held_out: list[Curve]
 
 def plot_trajectories(measured, fitted, before, path: Path) -> Path:
     """Measured against simulated SOH, LLI and LAM per cell, before and after the fit."""
-    cols = [("soh", "SOH"), ("lli_pct", "LLI [%]"), ("lam_ne_pct", "LAM NE [%]"), ("lam_pe_pct", "LAM PE [%]")]
+    # LLI in the convention the measured table uses (trajectories module docstring)
+    lli = ("lli_pct", "LLI [% of lithium]") if measured["lli_pct"].notna().any() else \
+        ("lli_capacity_pct", "LLI [% of capacity]")
+    cols = [("soh", "SOH"), lli, ("lam_ne_pct", "LAM NE [%]"), ("lam_pe_pct", "LAM PE [%]")]
     cells = sorted(measured["cell_id"].unique())
     plt = _pyplot()
     fig, axes = plt.subplots(len(cells), len(cols), figsize=(3.2 * len(cols), 2.4 * len(cells)), squeeze=False)

@@ -7,9 +7,18 @@ Conventions of a trajectory table (CSV or Parquet, one row per reference test of
   temperature it is given, not the chamber's);
 - ``cycle``: aging cycles of the usage protocol before this reference test (0 = fresh);
 - ``soh``: capacity of the reference test relative to the cell's first one (fraction);
-- optional ``lli_pct``, ``lam_ne_pct``, ``lam_pe_pct``: loss of lithium inventory and of
-  active material in each electrode, in % of the fresh value, from the lab's own
-  degradation-mode analysis (a blank is fine: that point is not fitted).
+- optional ``lam_ne_pct``, ``lam_pe_pct``: loss of active material in each electrode, in %
+  of the fresh electrode's capacity, from the lab's own degradation-mode analysis (a blank
+  is fine: that point is not fitted);
+- optional loss of lithium inventory, in one of two conventions that degradation-mode
+  analyses use (name the column after the one yours uses; a table with both is refused):
+  ``lli_capacity_pct``, lithium lost in % of the fresh cell's capacity (lithium counted in
+  A.h on the capacity axis, as Kirkaldy et al.'s analysis does: their LLI is the change of
+  the positive electrode's capacity minus the electrode offset, over the fresh C/10
+  capacity), or ``lli_pct``, lithium lost in % of all lithium in both electrodes (PyBaMM's
+  "Loss of lithium inventory [%]"; tools that sum x*Q over both electrodes). For an LG M50
+  the second denominator is about 1.5x the first, so the same loss reads about 1.5x larger
+  as ``lli_capacity_pct``.
 
 The usage between reference tests (protocol, window, rates, RPT) is a factory design with
 one protocol (``kirkaldy-expt2`` holds Kirkaldy et al.'s); the factory's own aging engine
@@ -41,9 +50,10 @@ from ..design.spec import Design, parse_design
 from .curve import CalibrationError
 
 REQUIRED_COLUMNS = ("cell_id", "temperature_c", "cycle", "soh")
-MODE_COLUMNS = ("lli_pct", "lam_ne_pct", "lam_pe_pct")
+LLI_COLUMNS = ("lli_capacity_pct", "lli_pct")  # the two conventions (module docstring)
+MODE_COLUMNS = (*LLI_COLUMNS, "lam_ne_pct", "lam_pe_pct")
 # the target each column is fitted to (residual units): SOH 0.5 %-points, modes 1 %-point
-TARGETS = {"soh": 0.005, "lli_pct": 1.0, "lam_ne_pct": 1.0, "lam_pe_pct": 1.0}
+TARGETS = {"soh": 0.005, **{c: 1.0 for c in MODE_COLUMNS}}
 MISSING_PENALTY = 50.0  # residual (in targets) of a point a failed simulation did not reach
 
 
@@ -127,6 +137,10 @@ def read_trajectories(path: str | Path) -> pd.DataFrame:
             raise CalibrationError(f"{path}: cell '{cell}' has no fresh reference test (cycle 0)")
         if group["temperature_c"].nunique() != 1:
             raise CalibrationError(f"{path}: cell '{cell}' has more than one temperature_c; one per cell")
+    if all(c in frame.columns for c in LLI_COLUMNS):
+        raise CalibrationError(f"{path}: both {' and '.join(LLI_COLUMNS)}; keep the one your degradation-mode "
+                               "analysis reports (lli_capacity_pct: % of the fresh capacity; lli_pct: % of all "
+                               "lithium in both electrodes)")
     for col in MODE_COLUMNS:
         if col not in frame.columns:
             frame[col] = np.nan
@@ -137,7 +151,8 @@ def read_trajectories(path: str | Path) -> pd.DataFrame:
 def read_kirkaldy(root: str | Path) -> pd.DataFrame:
     """Kirkaldy et al. (J. Power Sources 2024) layout: per cell, ``... cell X (TdegC) -
     Extracted Data.csv`` (ageing cycles and the mean cell temperature of each ageing set)
-    and ``DMA Output/cell X/*DM data*.csv`` (SoH, LLI, LAM NE_tot, LAM PE as fractions).
+    and ``DMA Output/cell X/*DM data*.csv`` (SoH, LLI, LAM NE_tot, LAM PE as fractions;
+    their LLI is lithium lost over the fresh capacity, so it becomes ``lli_capacity_pct``).
     The temperature is the cells' own mean over the ageing sets (they self-heat above the
     chamber); ``chamber_temperature_c`` keeps the chamber's."""
     root = Path(root)
@@ -160,27 +175,31 @@ def read_kirkaldy(root: str | Path) -> pd.DataFrame:
         frames.append(pd.DataFrame({
             "cell_id": label, "temperature_c": round(cell_temperature, 1),
             "cycle": data["Ageing Cycles"][:n].astype(int), "soh": modes["SoH"][:n].astype(float),
-            "lli_pct": 100 * modes["LLI"][:n], "lam_ne_pct": 100 * modes["LAM NE_tot"][:n],
+            "lli_capacity_pct": 100 * modes["LLI"][:n], "lam_ne_pct": 100 * modes["LAM NE_tot"][:n],
             "lam_pe_pct": 100 * modes["LAM PE"][:n], "chamber_temperature_c": chamber}))
     if not frames:
         raise CalibrationError(f"{root}: no '* - cell * - Extracted Data.csv' files (Kirkaldy et al. layout)")
-    return pd.concat(frames, ignore_index=True)
+    frame = pd.concat(frames, ignore_index=True)
+    frame["lli_pct"] = np.nan  # the other convention (module docstring); not reported
+    return frame[[*REQUIRED_COLUMNS, *MODE_COLUMNS, "chamber_temperature_c"]]
 
 
 # --- the problem -----------------------------------------------------------------------
 
 def _simulate_cell(design: Design, temperature_k: float, row: dict, rpt_cycles: list[int]) -> dict:
     """One cell's aging run (in a worker): RPT cycles, SOH and modes, and its status."""
+    from ..labels.tables import lli_capacity_pct
     from ..simulate.aging import get_aging_engine
 
     engine = get_aging_engine(design, design.protocols[0].protocol_id, temperature_k)
     engine.ensure_built(row)
     run = engine.run(row, rpt_cycles=rpt_cycles)
     q0 = np.ptp(run.snapshots[0].discharged_ah) if run.snapshots else np.nan
+    modes = {c: [float(s.summary[c]) for s in run.snapshots] for c in MODE_COLUMNS if c != "lli_capacity_pct"}
+    modes["lli_capacity_pct"] = [lli_capacity_pct(s.summary, run.snapshots[0].summary, q0) for s in run.snapshots]
     return {"status": run.status, "failure_reason": run.failure_reason,
             "cycle": [int(s.cycle) for s in run.snapshots],
-            "soh": [float(np.ptp(s.discharged_ah) / q0) for s in run.snapshots],
-            **{c: [float(s.summary[c]) for s in run.snapshots] for c in MODE_COLUMNS}}
+            "soh": [float(np.ptp(s.discharged_ah) / q0) for s in run.snapshots], **modes}
 
 
 @dataclass

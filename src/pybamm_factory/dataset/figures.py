@@ -79,7 +79,7 @@ def label_distributions(labels: pd.DataFrame, path: Path) -> str:
     last = labels.sort_values("cycle").groupby("sample_id").tail(1).copy()
     last["plating_loss_mah"] = 1000 * last["plating_loss_ah"]
     last["resistance_mohm"] = 1000 * last["resistance_ohm"]
-    cols = [("soh", "SOH"), ("lli_pct", "LLI [%]"), ("lam_ne_pct", "LAM negative [%]"), ("lam_pe_pct", "LAM positive [%]"),
+    cols = [("soh", "SOH"), ("lli_pct", "LLI [% of lithium]"), ("lam_ne_pct", "LAM negative [%]"), ("lam_pe_pct", "LAM positive [%]"),
             ("plating_loss_mah", "plated lithium lost [mA.h]"), ("resistance_mohm", "DC resistance [mOhm]")]
     fig, axes = plt.subplots(2, 3, figsize=(9, 5))
     for ax, (col, title) in zip(axes.ravel(), cols):

@@ -8,6 +8,19 @@ from .capacity import EOL_SOH, dc_resistance_ohm, end_of_life, rpt_capacity_ah
 from .curves import ica_dva_features
 from .fade import knee
 
+FARADAY_AH_PER_MOL = 96485.33212 / 3600.0
+
+
+def lli_ah(summary: dict) -> float:
+    """Lithium lost from the particles [A.h] (SEI, plating, lithium in lost active material)."""
+    return summary.get("lli_mol", math.nan) * FARADAY_AH_PER_MOL
+
+
+def lli_capacity_pct(summary: dict, first: dict, first_capacity_ah: float) -> float:
+    """Lithium lost since the first RPT in % of that RPT's capacity: a measured degradation-mode
+    analysis counts from its first test (the simulation's own start lies a charge before it)."""
+    return 100.0 * (lli_ah(summary) - lli_ah(first)) / first_capacity_ah
+
 
 def label_rows(ids: dict, snapshots, nominal_capacity_ah: float, status: str) -> list[dict]:
     """One row per RPT: capacity, SOH, mechanisms, resistance, EOL/RUL, ICA/DVA features."""
@@ -32,6 +45,8 @@ def label_rows(ids: dict, snapshots, nominal_capacity_ah: float, status: str) ->
             "capacity_ah": cap,
             "soh": health,
             "lli_pct": summary.get("lli_pct", math.nan),
+            "lli_ah": lli_ah(summary),
+            "lli_capacity_pct": lli_capacity_pct(summary, snapshots[0].summary, capacities[0]),
             "lam_ne_pct": summary.get("lam_ne_pct", math.nan),
             "lam_pe_pct": summary.get("lam_pe_pct", math.nan),
             "plating_loss_ah": summary.get("plating_loss_ah", math.nan),

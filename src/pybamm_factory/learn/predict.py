@@ -81,7 +81,7 @@ def predict_frame(model: Model, frame: pd.DataFrame) -> pd.DataFrame:
 
 # A target's physical range: a prediction beyond it (a linear model far outside its inputs'
 # range extrapolates without bound) is clipped to it and flagged, never written as is
-PHYSICAL_RANGE = {"soh": (0.0, SOH_MAX), "lli_pct": (0.0, 100.0), "lam_ne_pct": (0.0, 100.0),
+PHYSICAL_RANGE = {"soh": (0.0, SOH_MAX), "lli_pct": (0.0, 100.0), "lli_capacity_pct": (0.0, 200.0), "lam_ne_pct": (0.0, 100.0),
                   "lam_pe_pct": (0.0, 100.0), "rul_to_80_cycles": (0.0, np.inf)}
 
 WINDOW_TOLERANCE_V = 0.05  # a file's discharge limits this far from the dataset's are another window

@@ -37,7 +37,10 @@ from .models import ESTIMATORS, make_estimator, save_estimator
 TARGETS = {
     "soh": "state of health: RPT capacity / the cell's first RPT capacity (1)",
     "rul_to_80_cycles": "cycles left until SOH 0.8 (observed or projected), protocol cycles",
-    "lli_pct": "loss of lithium inventory, % of the fresh cell's cyclable lithium",
+    "lli_capacity_pct": "lithium lost, % of the fresh cell's RPT capacity (the convention of capacity-axis "
+                        "degradation-mode analyses, e.g. Kirkaldy et al.'s)",
+    "lli_pct": "loss of lithium inventory, % of all lithium in both electrodes' particles of the fresh cell "
+               "(PyBaMM's; about 1.5x the capacity in an LG M50, so it reads smaller than lli_capacity_pct)",
     "lam_ne_pct": "loss of negative-electrode active material, %",
     "lam_pe_pct": "loss of positive-electrode active material, %",
 }
@@ -116,6 +119,9 @@ def train(dataset_dir, target: str = "soh", features: str = "both", normalise: s
         raise ValueError(f"{dataset_dir}: the dataset has none of the '{features}' features "
                          f"(EIS needs the spectra table, curves the curves table)")
     columns = available
+    if target not in frame:
+        raise ValueError(f"{dataset_dir}: the labels table has no '{target}' column (a dataset written before "
+                         "the factory labelled it; regenerate it with `pybamm-factory run`)")
     frame = frame[np.isfinite(frame[target].astype(float))].reset_index(drop=True)
     frame = frame[frame["split"].isin(["train", "validation", "test"])].reset_index(drop=True)
     if shuffle_labels:

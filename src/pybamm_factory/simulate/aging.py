@@ -65,6 +65,9 @@ OUTPUT_VARIABLES = [
 SUMMARY_COLUMNS = {
     "Throughput capacity [A.h]": "throughput_ah",
     "Loss of lithium inventory [%]": "lli_pct",
+    # the same loss in moles: the labels turn it into A.h and into % of the fresh capacity,
+    # the convention of many degradation-mode analyses (lli_pct is % of all lithium in the particles)
+    "Total lithium lost from particles [mol]": "lli_mol",
     "Loss of active material in negative electrode [%]": "lam_ne_pct",
     "Loss of active material in positive electrode [%]": "lam_pe_pct",
     "Loss of capacity to negative lithium plating [A.h]": "plating_loss_ah",

@@ -1,0 +1,70 @@
+"""Where a fitted ageing design's simulated lithium loss goes, beside the LG M50T cells' LLI.
+
+    python scripts/lli_by_sink.py [--design designs/lgm50t-aging.yaml] [--realdata ../shared/realdata]
+
+Simulates the Kirkaldy et al. cells (usage ``kirkaldy-expt2``, the fitted values of the
+design's calibration report, each cell its own per-cell values) and prints, at every fourth
+RPT, the lithium lost since the first RPT in % of its capacity (``lli_capacity_pct``, the
+measured files' convention) and the part of it that left with lost negative or positive
+active material (PyBaMM's "Loss of lithium due to loss of active material in ... electrode").
+Also prints each model's positive-electrode lithiation at the top of the C/10 RPT: the
+measured cells' from their OCV fits (``PE_lo``), the model's from its first RPT. Lithium lost
+with positive material is that lithiation times the material lost, so a model whose positive
+electrode holds more lithium at the top books more LLI per % LAM_PE.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pybamm_factory.calibrate import start_values
+from pybamm_factory.calibrate.trajectories import PARAMETERS, TrajectoryProblem, read_trajectories, starting_x
+from pybamm_factory.design.spec import load_design
+from pybamm_factory.labels.tables import FARADAY_AH_PER_MOL, lli_capacity_pct
+from pybamm_factory.simulate.aging import get_aging_engine
+
+SINK = "Loss of lithium due to loss of active material in {} electrode [mol]"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--design", default="designs/lgm50t-aging.yaml")
+    ap.add_argument("--realdata", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "realdata")
+    args = ap.parse_args()
+    root = args.realdata / "kirkaldy_lgm50t"
+    measured = read_trajectories(root)
+    values = start_values(args.design)
+    per_cell = tuple(k for k, v in values.items() if isinstance(v, dict))
+    names = [k for k in values if k in PARAMETERS]
+    problem = TrajectoryProblem(load_design("kirkaldy-expt2"), measured, [PARAMETERS[n] for n in names],
+                                model_design=load_design("default"), per_cell=per_cell)
+    x = starting_x(problem, values)
+    for cell, t_k, rpts in problem.cells:
+        engine = get_aging_engine(problem.design, problem.design.protocols[0].protocol_id, t_k)
+        for side in ("negative", "positive"):
+            engine.summary_columns[SINK.format(side)] = side
+        row = problem.row(x, cell)
+        engine.ensure_built(row)
+        run = engine.run(row, rpt_cycles=rpts)
+        first = run.snapshots[0]
+        q0 = np.ptp(first.discharged_ah)
+        c_max = float(engine.parameter_values["Maximum concentration in positive electrode [mol.m-3]"])
+        fit = pd.read_csv(next((root / "DMA Output" / f"cell {cell}").glob("*fitting parameters*")))
+        print(f"cell {cell} ({t_k - 273.15:.1f} degC): positive lithiation at the top of the RPT, model "
+              f"{first.c_pos_avg[0] / c_max:.3f}, the cell's OCV fit {fit['PE_lo'].iloc[0]:.3f}")
+        m = measured[measured["cell_id"] == cell].set_index("cycle")
+        for s in run.snapshots[4::4] + ([run.snapshots[-1]] if len(run.snapshots) % 4 != 1 else []):
+            sink = {side: 100 * FARADAY_AH_PER_MOL * (s.summary[side] - first.summary[side]) / q0
+                    for side in ("negative", "positive")}
+            print(f"  cycle {s.cycle:5d}: LLI simulated {lli_capacity_pct(s.summary, first.summary, q0):5.2f} "
+                  f"(with negative material {sink['negative']:4.2f}, with positive {sink['positive']:4.2f}), "
+                  f"measured {m.loc[s.cycle, 'lli_capacity_pct']:5.2f}; LAM_PE simulated {s.summary['lam_pe_pct']:4.2f}, "
+                  f"measured {m.loc[s.cycle, 'lam_pe_pct']:4.2f} (% of the first RPT's capacity / of the electrode)")
+
+
+if __name__ == "__main__":
+    main()
