@@ -38,6 +38,9 @@ def test_loss_decreases_and_generated_tables_pass_schemas(small_dataset, cvae_re
     labels = pd.read_parquet(folder / "labels.parquet")
     assert labels["sample_id"].nunique() == 40
     assert "ambient_temperature_k" in labels.columns  # the conditions used travel with the rows
+    # lithium loss in the capacity convention is derived as for physics labels: zero at the first RPT, then growing
+    first = labels.sort_values("cycle").groupby("sample_id")["lli_capacity_pct"]
+    assert (first.first() == 0).all() and (first.last() > 0).all()
     # physics tables untouched and the card re-verified with the new files
     assert verify(small_dataset) == []
     listed = (small_dataset / "checksums.sha256").read_text()

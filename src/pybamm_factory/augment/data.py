@@ -12,7 +12,8 @@ Monotone labels (RPT cycle and throughput grow, capacity falls; LLI, LAM and SEI
 grow) are stored as a start value plus per-RPT steps, and generated steps are clipped
 to the physical sign, so every generated trajectory is monotone by construction. SOH
 is not generated but derived, as for physics labels: capacity / capacity at the first
-RPT.
+RPT; so are ``lli_ah`` (``lli_pct`` times the training cells' median initial lithium) and
+``lli_capacity_pct`` (``lli_ah`` since the first RPT over its capacity).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class CellSpace:
     y_std: np.ndarray = None
     throughput_per_ah: tuple = (2.0, 2.0)  # (first RPT, per aging cycle) throughput / capacity
     days_per_cycle: float = 0.0  # elapsed days per aging cycle (median of the training cells)
+    lithium_ah: float = float("nan")  # all lithium in the particles at the start: 100 lli_ah / lli_pct (median)
     basis: np.ndarray = None  # principal directions of the scaled training cells (k x n_y)
     coef_std: np.ndarray = None
 
@@ -164,6 +166,9 @@ def decode_cells(space: CellSpace, y_raw: np.ndarray) -> dict[str, np.ndarray]:
     out["cycle"] = np.array([rpt_cycles(c) for c in out["cycle"]], dtype=float).reshape(len(y_raw), n_c)
     out["soh"] = out["capacity_ah"] / out["capacity_ah"][:, :1]  # as defined for physics labels
     out["throughput_ah"] = derived_throughput(space, out["capacity_ah"], out["cycle"])
+    # the other two LLI conventions follow from lli_pct as the physics labels define them
+    out["lli_ah"] = out["lli_pct"] / 100.0 * space.lithium_ah
+    out["lli_capacity_pct"] = 100.0 * (out["lli_ah"] - out["lli_ah"][:, :1]) / out["capacity_ah"][:, :1]
     out["voltage_v"] = y_raw[:, k:k + n_c * space.curve_points].reshape(len(y_raw), n_c, space.curve_points)
     k += n_c * space.curve_points
     for f in IMPEDANCE:
@@ -200,6 +205,9 @@ def fit_throughput(space: CellSpace, labels: pd.DataFrame, sample_ids: list[str]
     mean_cap = 0.5 * (lab["capacity_ah"] + lab.groupby("sample_id")["capacity_ah"].shift())
     per_cycle = float(np.nanmedian(d_tp / (d_c * mean_cap)))
     space.throughput_per_ah = (ratio_first, per_cycle)
+    if "lli_ah" in lab.columns:  # the cells' initial lithium (constant per cell; datasets before it lack the column)
+        aged = lab[lab["lli_pct"] > 0.01]
+        space.lithium_ah = float(np.median(100.0 * aged["lli_ah"] / aged["lli_pct"])) if len(aged) else float("nan")
     if "elapsed_days" in lab.columns:
         space.days_per_cycle = float(np.nanmedian(lab.groupby("sample_id")["elapsed_days"].diff() / d_c))
 

@@ -137,7 +137,7 @@ def read_trajectories(path: str | Path) -> pd.DataFrame:
             raise CalibrationError(f"{path}: cell '{cell}' has no fresh reference test (cycle 0)")
         if group["temperature_c"].nunique() != 1:
             raise CalibrationError(f"{path}: cell '{cell}' has more than one temperature_c; one per cell")
-    if all(c in frame.columns for c in LLI_COLUMNS):
+    if all(c in frame.columns and frame[c].notna().any() for c in LLI_COLUMNS):  # a blank column is not given
         raise CalibrationError(f"{path}: both {' and '.join(LLI_COLUMNS)}; keep the one your degradation-mode "
                                "analysis reports (lli_capacity_pct: % of the fresh capacity; lli_pct: % of all "
                                "lithium in both electrodes)")
