@@ -39,6 +39,16 @@ def test_the_trajectory_table_reads_and_bad_tables_get_one_line(tmp_path):
         assert str(path) in str(err.value) and words in str(err.value) and "\n" not in str(err.value)
 
 
+def test_a_blank_column_of_the_other_lli_convention_is_not_a_second_convention(tmp_path):
+    # what read_trajectories itself returns (both columns, one blank) reads back unchanged
+    frame = read_trajectories(TRAJECTORIES)
+    assert frame["lli_pct"].isna().all() and frame["lli_capacity_pct"].notna().all()
+    path = tmp_path / "written.csv"
+    frame.to_csv(path, index=False)
+    again = read_trajectories(path)
+    pd.testing.assert_frame_equal(again, frame, check_dtype=False)
+
+
 def test_the_published_layout_reads_to_the_same_table(realdata):
     frame = read_kirkaldy(realdata / "kirkaldy_lgm50t")
     shipped = read_trajectories(TRAJECTORIES)

@@ -38,7 +38,14 @@ def test_loss_decreases_and_generated_tables_pass_schemas(small_dataset, cvae_re
     labels = pd.read_parquet(folder / "labels.parquet")
     assert labels["sample_id"].nunique() == 40
     assert "ambient_temperature_k" in labels.columns  # the conditions used travel with the rows
-    # lithium loss in the capacity convention is derived as for physics labels: zero at the first RPT, then growing
+    # lithium loss in A.h and in the capacity convention are derived as for physics labels: lli_ah / lli_pct
+    # is the physics cells' initial lithium, and lli_capacity_pct is zero at the first RPT, then grows
+    physics = read_table(small_dataset, "labels")
+    physics = physics[physics["lli_pct"] > 0.01]
+    physics_lithium_ah = 100 * physics["lli_ah"] / physics["lli_pct"]
+    lithium_ah = (100 * labels["lli_ah"] / labels["lli_pct"]).dropna()
+    assert len(lithium_ah) and np.ptp(lithium_ah) < 1e-9 * lithium_ah.iloc[0]  # one value: the training cells' median
+    assert physics_lithium_ah.min() * (1 - 1e-9) <= lithium_ah.iloc[0] <= physics_lithium_ah.max() * (1 + 1e-9)
     first = labels.sort_values("cycle").groupby("sample_id")["lli_capacity_pct"]
     assert (first.first() == 0).all() and (first.last() > 0).all()
     # physics tables untouched and the card re-verified with the new files

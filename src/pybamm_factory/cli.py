@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import shlex
 import sys
 from pathlib import Path
@@ -676,7 +675,7 @@ def calibrate_aging(data, trajectories, parameters, usage_design, base_design, r
                    f"from the {note['spread_from']}){flag}")
     # the columns the table measured (one LLI convention of the two)
     cols = [c for c in ("soh", "lli_capacity_pct", "lli_pct", "lam_ne_pct", "lam_pe_pct")
-            if any(math.isfinite(e[c + "_max_pp"]) for e in r["errors_after"])]
+            if all(c + "_max_pp" in e for e in r["errors_after"])]
     for when in ("before", "after"):
         for e in r[f"errors_{when}"]:
             click.echo(f"{when:6s} cell {e['cell_id']} ({e['temperature_c']:g} degC) max |error| %-points: "

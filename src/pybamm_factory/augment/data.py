@@ -167,8 +167,10 @@ def decode_cells(space: CellSpace, y_raw: np.ndarray) -> dict[str, np.ndarray]:
     out["soh"] = out["capacity_ah"] / out["capacity_ah"][:, :1]  # as defined for physics labels
     out["throughput_ah"] = derived_throughput(space, out["capacity_ah"], out["cycle"])
     # the other two LLI conventions follow from lli_pct as the physics labels define them
-    out["lli_ah"] = out["lli_pct"] / 100.0 * space.lithium_ah
-    out["lli_capacity_pct"] = 100.0 * (out["lli_ah"] - out["lli_ah"][:, :1]) / out["capacity_ah"][:, :1]
+    # (not for a dataset written before the factory labelled lli_ah: no initial lithium to scale by)
+    if np.isfinite(space.lithium_ah):
+        out["lli_ah"] = out["lli_pct"] / 100.0 * space.lithium_ah
+        out["lli_capacity_pct"] = 100.0 * (out["lli_ah"] - out["lli_ah"][:, :1]) / out["capacity_ah"][:, :1]
     out["voltage_v"] = y_raw[:, k:k + n_c * space.curve_points].reshape(len(y_raw), n_c, space.curve_points)
     k += n_c * space.curve_points
     for f in IMPEDANCE:

@@ -115,7 +115,7 @@ def _tables(space, decoded, frame, generator_id, nominal_ah):
             q, v = grid * cap, decoded["voltage_v"][i, j]
             lab = {**ids, "cycle": int(cycle)}
             lab.update({k: float(decoded[k][i, j]) for k in cells.LABELS + ["soh", "throughput_ah", "lli_ah", "lli_capacity_pct"]
-                        if k != "cycle"})
+                        if k != "cycle" and k in decoded})
             lab["equivalent_full_cycles"] = lab["throughput_ah"] / (2 * nominal_ah)
             lab["elapsed_days"] = (cycle - cycles[0]) * space.days_per_cycle  # bookkeeping, as throughput
             lab.update({"eol_cycle": eol.eol_cycle, "rul_to_80_cycles": max(eol.eol_cycle - cycle, 0.0)

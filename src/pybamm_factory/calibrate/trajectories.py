@@ -195,8 +195,11 @@ def _simulate_cell(design: Design, temperature_k: float, row: dict, rpt_cycles: 
     engine.ensure_built(row)
     run = engine.run(row, rpt_cycles=rpt_cycles)
     q0 = np.ptp(run.snapshots[0].discharged_ah) if run.snapshots else np.nan
-    modes = {c: [float(s.summary[c]) for s in run.snapshots] for c in MODE_COLUMNS if c != "lli_capacity_pct"}
-    modes["lli_capacity_pct"] = [lli_capacity_pct(s.summary, run.snapshots[0].summary, q0) for s in run.snapshots]
+    modes = {c: [float(s.summary[c]) for s in run.snapshots] for c in ("lam_ne_pct", "lam_pe_pct")}
+    # both LLI conventions counted from the first RPT, as a measured table counts (0 at its fresh test)
+    first = run.snapshots[0].summary if run.snapshots else {}
+    modes["lli_pct"] = [float(s.summary["lli_pct"] - first["lli_pct"]) for s in run.snapshots]
+    modes["lli_capacity_pct"] = [lli_capacity_pct(s.summary, first, q0) for s in run.snapshots]
     return {"status": run.status, "failure_reason": run.failure_reason,
             "cycle": [int(s.cycle) for s in run.snapshots],
             "soh": [float(np.ptp(s.discharged_ah) / q0) for s in run.snapshots], **modes}
@@ -351,14 +354,16 @@ class TrajectoryProblem:
         return np.concatenate(parts)
 
     def errors(self, simulated: pd.DataFrame) -> pd.DataFrame:
-        """Per cell and column: the largest and the RMS absolute error over the RPTs after
+        """Per cell and measured column (a column the table leaves blank, e.g. the other LLI
+        convention, has no entry): the largest and the RMS absolute error over the RPTs after
         cycle 0 (SOH in %-points like the modes)."""
         merged = self.trajectories[self.trajectories["cycle"] > 0].merge(
             simulated, on=["cell_id", "cycle"], how="left", suffixes=("", "_sim"))
+        measured = [col for col in TARGETS if self.trajectories[col].notna().any()]
         rows = []
         for cell, g in merged.groupby("cell_id", sort=True):
             row = {"cell_id": cell, "temperature_c": float(g["temperature_c"].iloc[0])}
-            for col in TARGETS:
+            for col in measured:
                 scale = 100.0 if col == "soh" else 1.0
                 d = (g[f"{col}_sim"] - g[col]).to_numpy(float) * scale
                 d = d[np.isfinite(g[col].to_numpy(float))]
