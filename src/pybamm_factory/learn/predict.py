@@ -81,6 +81,7 @@ def predict_frame(model: Model, frame: pd.DataFrame) -> pd.DataFrame:
 
 # A target's physical range: a prediction beyond it (a linear model far outside its inputs'
 # range extrapolates without bound) is clipped to it and flagged, never written as is
+# (lli_capacity_pct: all lithium lost would read about 150 % of the capacity in an LG M50)
 PHYSICAL_RANGE = {"soh": (0.0, SOH_MAX), "lli_pct": (0.0, 100.0), "lli_capacity_pct": (0.0, 200.0), "lam_ne_pct": (0.0, 100.0),
                   "lam_pe_pct": (0.0, 100.0), "rul_to_80_cycles": (0.0, np.inf)}
 
