@@ -24,7 +24,7 @@ import pandas as pd
 from pybamm_factory.calibrate import start_values
 from pybamm_factory.calibrate.trajectories import PARAMETERS, TrajectoryProblem, read_trajectories, starting_x
 from pybamm_factory.design.spec import load_design
-from pybamm_factory.labels.tables import FARADAY_AH_PER_MOL, lli_capacity_pct
+from pybamm_factory.labels.tables import FARADAY_AH_PER_MOL, lli_ah, lli_capacity_pct
 from pybamm_factory.simulate.aging import get_aging_engine
 
 SINK = "Loss of lithium due to loss of active material in {} electrode [mol]"
@@ -54,7 +54,10 @@ def main():
         q0 = np.ptp(first.discharged_ah)
         c_max = float(engine.parameter_values["Maximum concentration in positive electrode [mol.m-3]"])
         fit = pd.read_csv(next((root / "DMA Output" / f"cell {cell}").glob("*fitting parameters*")))
-        print(f"cell {cell} ({t_k - 273.15:.1f} degC): positive lithiation at the top of the RPT, model "
+        last = run.snapshots[-1].summary
+        lithium_ah = 100 * lli_ah(last) / last["lli_pct"]  # the denominator of PyBaMM's lli_pct
+        print(f"cell {cell} ({t_k - 273.15:.1f} degC): all lithium in the particles {lithium_ah:.2f} A.h, first RPT "
+              f"capacity {q0:.2f} A.h; positive lithiation at the top of the RPT, model "
               f"{first.c_pos_avg[0] / c_max:.3f}, the cell's OCV fit {fit['PE_lo'].iloc[0]:.3f}")
         m = measured[measured["cell_id"] == cell].set_index("cycle")
         for s in run.snapshots[4::4] + ([run.snapshots[-1]] if len(run.snapshots) % 4 != 1 else []):
