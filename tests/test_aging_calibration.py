@@ -15,6 +15,7 @@ from pybamm_factory.calibrate.trajectories import (
     read_trajectories,
 )
 from pybamm_factory.design import load_design
+from pybamm_factory.labels.tables import positive_frame_zero
 from tests.conftest import REPO
 
 TRAJECTORIES = REPO / "tests" / "data" / "kirkaldy_trajectories.csv"
@@ -31,7 +32,11 @@ def test_the_trajectory_table_reads_and_bad_tables_get_one_line(tmp_path):
                           (raw[raw["cycle"] > 0], "no fresh reference test"),
                           (raw.assign(cycle=raw["cycle"].astype(str).str.replace("517", "x")), "column 'cycle'"),
                           # two LLI conventions in one table would fit the same loss twice
-                          (raw.assign(lli_pct=raw["lli_capacity_pct"] / 1.5), "both lli_capacity_pct and lli_pct")):
+                          (raw.assign(lli_pct=raw["lli_capacity_pct"] / 1.5), "both lli_capacity_pct and lli_pct"),
+                          # the positive frame: top below bottom, both given, and for lli_capacity_pct only
+                          (raw.assign(pe_lithiation_top=raw["pe_lithiation_bottom"]), "need 0 <= top < bottom <= 1"),
+                          (raw.assign(pe_lithiation_bottom=np.nan), "need 0 <= top < bottom <= 1"),
+                          (raw.drop(columns=["lli_capacity_pct"]).assign(lli_pct=1.0), "apply to lli_capacity_pct")):
         path = tmp_path / "bad.csv"
         broken.to_csv(path, index=False)
         with pytest.raises(CalibrationError) as err:
@@ -56,18 +61,54 @@ def test_the_published_layout_reads_to_the_same_table(realdata):
     assert len(merged) == len(shipped) == 39
     for col in ("soh", "lli_capacity_pct", "lam_ne_pct", "lam_pe_pct", "temperature_c"):
         assert np.allclose(merged[col], merged[f"{col}_shipped"], atol=1e-3, equal_nan=True), col
-    # their LLI counts lithium on the capacity axis: the change of (positive-electrode capacity -
-    # electrode offset) over the fresh cell capacity, so it is read as lli_capacity_pct
-    for cell, group in frame.groupby("cell_id"):
-        caps = pd.read_csv(next((realdata / "kirkaldy_lgm50t" / "DMA Output" / f"cell {cell}").glob("*Capacity and offset*")))
-        lithium_mah = caps["PE Capacity"] - caps["Offset"]
-        lli = 100 * (lithium_mah.iloc[0] - lithium_mah) / caps["Cell Capacity"].iloc[0]
-        np.testing.assert_allclose(group["lli_capacity_pct"].to_numpy(), lli.to_numpy()[:len(group)], atol=1e-9)
+    _check_dma_reading(frame, realdata / "kirkaldy_lgm50t")
     assert frame["lli_pct"].isna().all()
+    for col in ("pe_lithiation_top", "pe_lithiation_bottom"):
+        assert np.allclose(merged[col], merged[f"{col}_shipped"], atol=1e-4), col
     # the cells ran warmer than their chambers (self-heating): the fit ages them at their own temperature
     chamber = frame.groupby("cell_id")["chamber_temperature_c"].first()
     cell = frame.groupby("cell_id")["temperature_c"].first()
     assert (cell >= chamber - 0.5).all() and cell["A"] > chamber["A"] + 3
+
+
+SECOND_CELLS = REPO / "tests" / "data" / "kirkaldy_lgm50t_bdf"
+
+
+def _check_dma_reading(frame, folder):
+    """Kirkaldy et al.'s LLI read from their capacity and stoichiometry files."""
+    for cell, group in frame.groupby("cell_id"):
+        dma = folder / "DMA Output" / f"cell {cell}"
+        caps = pd.read_csv(next(dma.glob("*Capacity and offset*")))
+        stoich = pd.read_csv(next(dma.glob("*fitting parameters*")))
+        n = len(group)
+
+        def lli(lithium_mah):
+            return (100 * (lithium_mah.iloc[0] - lithium_mah) / caps["Cell Capacity"].iloc[0]).to_numpy()[:n]
+
+        # their LLI counts lithium on the capacity axis: the change of (positive-electrode capacity -
+        # electrode offset) over the fresh cell capacity, so it is read as lli_capacity_pct
+        np.testing.assert_allclose(group["lli_capacity_pct"].to_numpy(), lli(caps["PE Capacity"] - caps["Offset"]),
+                                   atol=1e-9)
+        # their positive stoichiometries are the electrode's state of charge, lo at the cell's bottom:
+        # read so, their LLI is the change of the lithium in their frame (at the bottom: (1 - PE_lo) Q_PE
+        # + NE_lo Q_NE); read as lithiation, (PE_lo Q_PE + NE_hi Q_NE), it is not
+        as_soc = lli((1 - stoich["PE_lo"]) * caps["PE Capacity"] + stoich["NE_lo"] * caps["NE(tot) Capacity"])
+        as_lithiation = lli(stoich["PE_lo"] * caps["PE Capacity"] + stoich["NE_hi"] * caps["NE(tot) Capacity"])
+        np.testing.assert_allclose(group["lli_capacity_pct"].to_numpy(), as_soc, atol=1e-6)
+        assert np.abs(group["lli_capacity_pct"].to_numpy() - as_lithiation).max() > 0.5
+        np.testing.assert_allclose(group["pe_lithiation_top"], 1 - stoich["PE_hi"].to_numpy()[:n])
+        np.testing.assert_allclose(group["pe_lithiation_bottom"], 1 - stoich["PE_lo"].to_numpy()[:n])
+
+
+def test_the_second_cell_at_each_temperature_reads_in_the_same_convention():
+    """Cells B, D and F of the same campaign (packed in the repository, not in ../shared)."""
+    frame = read_trajectories(SECOND_CELLS)
+    assert sorted(frame["cell_id"].unique()) == ["B", "D", "F"] and len(frame) == 39
+    assert (frame.groupby("cell_id")["chamber_temperature_c"].first() == [10.0, 25.0, 40.0]).all()
+    _check_dma_reading(frame, SECOND_CELLS)
+    problem = TrajectoryProblem(load_design("kirkaldy-expt2"), frame, [PARAMETERS["SEI solvent diffusivity [m2.s-1]"]],
+                                compile_model=False)
+    assert all(0 < top < 0.1 and 0.8 < bottom < 1 for top, bottom in problem.frames.values())
 
 
 @pytest.mark.slow
@@ -339,6 +380,13 @@ def test_a_per_cell_break_in_is_fitted_to_each_cell_and_the_design_spans_them():
     assert len(problem._solved) == solved + 1  # only cell A was solved again
     pe = {name: frame.set_index(["cell_id", "cycle"])["lam_pe_pct"] for name, frame in (("1", first), ("2", second))}
     assert pe["2"]["C", 517] == pe["1"]["C", 517] and pe["2"]["A", 517] > 2 * pe["1"]["A", 517]
+    # the table gives the cells' DMA frame, whose zero sits above none of the model's positive
+    # lithium: the LLI fitted is the part above it, less than all the lithium lost with the material
+    assert problem.frames["A"] == pytest.approx((0.0347, 0.8804), abs=1e-4)
+    at_517 = second.set_index(["cell_id", "cycle"]).loc[("A", 517)]
+    zero = positive_frame_zero((at_517["pe_model_top"], at_517["pe_model_bottom"]), problem.frames["A"])
+    assert 0.2 < zero < at_517["pe_model_top"]
+    assert at_517["lli_capacity_pct"] < at_517["lli_capacity_all_pct"] - 0.1
 
     fit = fit_trajectories(problem, x0=x, max_evaluations=16, workers=2, scan=())
     values = problem.split(fit.x)[names[0]]
@@ -375,9 +423,13 @@ def test_calibrate_aging_with_a_per_cell_parameter_writes_design_report_and_figu
     assert "held out cell A" in result.output and "held out cell C" in result.output
     # errors are printed for the LLI convention the table measured, not the other one
     assert "lli_capacity_pct" in result.output and "lli_pct" not in result.output
+    assert "cell A: LLI counted in the DMA's positive frame (positive lithiation at the top / bottom of the fresh " \
+           "discharge 0.035 / 0.880" in result.output
     report = json.loads((tmp_path / "fitted_aging_calibration" / "aging_calibration_report.json").read_text())
     per_cell = report["parameters"][name]["per_cell"]
     assert set(per_cell) == {"A", "C"} and report["per_cell"] == [name]
+    frame_a = report["positive_frames"]["A"]
+    assert frame_a["dma_top"] == pytest.approx(0.0347, abs=1e-4) and 0.2 < frame_a["model_lithiation_at_dma_zero"] < 0.3
     assert len(report["leave_one_temperature_out"]) == 2 and report["cost_after"] <= report["cost_before"]
     corr = np.array(report["correlation"]["matrix"], dtype=float)  # the fit's, by x entry, for joint draws
     assert report["correlation"]["names"][:2] == [f"{name} | cell A", f"{name} | cell C"] and corr.shape == (3, 3)

@@ -32,6 +32,7 @@ def _one_line_error(args, *words):
 
 
 @pytest.mark.parametrize("args, words", [
+    (["train", str(REPO / "tests" / "data"), "--target", "lli_capacity_pct", "--lli-frame", "0.03"], ["--lli-frame", "TOP,BOTTOM"]),
     (["run", "--seed", "-1"], ["--seed", "0<=x"]),
     (["run", "-n", "10000000000"], ["--samples", "1000000"]),
     (["design", "-n", "0"], ["--samples"]),

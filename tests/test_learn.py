@@ -263,6 +263,17 @@ def test_factory_usage_features_count_from_the_first_rpt_and_predict_reads_them(
     meta = json.loads((model_dir / "model.json").read_text())
     assert {"usage_efc", "usage_elapsed_days", "usage_temperature_c"} <= set(meta["features"])
     assert "equivalent full cycles" in (model_dir / "features.md").read_text()
+    # counted as an analysis with a positive frame counts: these cells lose no positive material,
+    # so nothing leaves below the frame's zero and the target is the same
+    framed = train(learn_dataset, target="lli_capacity_pct", features="capacity,usage", out=tmp_path / "framed",
+                   lli_frame=(0.03, 0.89)).model_dir
+    framed_meta = json.loads((framed / "model.json").read_text())
+    assert framed_meta["lli_frame"] == [0.03, 0.89] and "positive frame" in framed_meta["target_definition"]
+    assert framed_meta["target_train_mean"] == pytest.approx(meta["target_train_mean"], rel=1e-9)
+    for kwargs, words in (({"target": "soh", "lli_frame": (0.03, 0.89)}, "applies to --target lli_capacity_pct"),
+                          ({"target": "lli_capacity_pct", "lli_frame": (0.9, 0.1)}, "0 <= top < bottom <= 1")):
+        with pytest.raises(ValueError, match=words):
+            train(learn_dataset, features="capacity", out=tmp_path / "bad", **kwargs)
     kirkaldy = next((realdata / "kirkaldy_lgm50t").glob("* cell C *Extracted Data.csv"))
     frame, _ = predict(model_dir, [kirkaldy])
     assert len(frame) == 13 and np.isfinite(frame["lli_capacity_pct_predicted"]).all()

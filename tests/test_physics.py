@@ -94,6 +94,62 @@ def test_lam_is_zero_when_off_and_grows_when_on():
     assert lab_on["lam_ne_pct"].iloc[-1] > 0.1
 
 
+def test_lost_positive_material_takes_its_lithium_and_a_dma_frame_sees_only_the_part_above_its_zero():
+    """Positive LAM the only sink: the lithium the particles lost is the lost material times its
+    lithiation, which lies within the window the cell cycles; the positive capacity by charge
+    balance of the first RPT (its capacity over the lithiation it spans) is the electrode's
+    capacity from its parameters; a DMA frame whose zero sits at the top of that window sees
+    only the lithium above it."""
+    from pybamm_factory.labels.tables import (
+        FARADAY_AH_PER_MOL,
+        lli_ah,
+        lli_capacity_pct,
+        lli_capacity_pct_in_frame,
+        positive_frame_zero,
+    )
+    from pybamm_factory.simulate.aging import AgingEngine, base_parameter_values
+
+    lam_term = "Positive electrode LAM constant proportional term [s-1]"
+    design = tiny_design(options={"particle mechanics": ["none", "swelling only"],
+                                  "loss of active material": ["none", "stress-driven"]},
+                         varied={lam_term: {"distribution": "log-uniform", "low": 1e-6, "high": 1e-4}},
+                         cycles=4, interval=2, name="lam-pe")
+    engine = AgingEngine(design, design.protocols[0], 298.15)
+    run = engine.run({lam_term: 3e-5, "charge_c_rate": 0.5, "discharge_c_rate": 1.0})
+    assert run.status == "ok", run.failure_reason
+    first, last = run.snapshots[0], run.snapshots[-1]
+    q0 = float(np.ptp(first.discharged_ah))
+    pv = base_parameter_values(design)
+    c_max = pv["Maximum concentration in positive electrode [mol.m-3]"]
+    window = (first.c_pos_avg[0] / c_max, first.c_pos_avg[-1] / c_max)
+    positive_ah = (pv["Positive electrode active material volume fraction"] * pv["Positive electrode thickness [m]"]
+                   * pv["Electrode width [m]"] * pv["Electrode height [m]"] * c_max * FARADAY_AH_PER_MOL)
+    positive_ah *= 1 - first.summary["lam_pe_pct"] / 100
+    assert q0 / (window[1] - window[0]) == pytest.approx(positive_ah, rel=0.01)
+    lost_pe_ah = positive_ah * (last.summary["lam_pe_pct"] - first.summary["lam_pe_pct"]) / (100 - first.summary["lam_pe_pct"])
+    lost_li_ah = lli_ah(last.summary) - lli_ah(first.summary)
+    assert lost_pe_ah > 1e-4 * q0
+    assert window[0] - 0.02 < lost_li_ah / lost_pe_ah < window[1] + 0.02  # the lithiation the material left at
+    everything = lli_capacity_pct(last.summary, first.summary, q0)
+    # the model's own frame sees all lithium; a frame with its zero at the window's top only what is above it
+    assert lli_capacity_pct_in_frame(last.summary, first.summary, q0, window, window) == pytest.approx(everything)
+    top_zero = (0.0, 0.8)
+    assert positive_frame_zero(window, top_zero) == pytest.approx(window[0])
+    above = lli_capacity_pct_in_frame(last.summary, first.summary, q0, window, top_zero)
+    assert above == pytest.approx(everything - 100 * window[0] * lost_pe_ah / q0, rel=1e-6)
+    assert 0 < above < everything * (window[1] - window[0]) / window[1]
+    # the labels carry the window, and the table form counts every RPT as the function does
+    import pandas as pd
+
+    from pybamm_factory.labels.tables import label_rows, lli_capacity_pct_in_frame_table
+
+    assert (first.pe_lithiation_top, first.pe_lithiation_bottom) == pytest.approx(window)
+    labels = pd.DataFrame(label_rows({"sample_id": "s"}, run.snapshots, engine.nominal_capacity_ah, run.status))
+    table = lli_capacity_pct_in_frame_table(labels, top_zero)
+    assert table.to_numpy() == pytest.approx([lli_capacity_pct_in_frame(s.summary, first.summary, q0, window, top_zero)
+                                              for s in run.snapshots], rel=1e-9, abs=1e-12)
+
+
 @pytest.mark.slow
 def test_projection_from_early_rpts_lands_near_observed_end_of_life():
     """Simulate past SOH 0.8; project from the RPTs before 60 % of EOL; compare."""

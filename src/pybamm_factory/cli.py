@@ -673,6 +673,12 @@ def calibrate_aging(data, trajectories, parameters, usage_design, base_design, r
             fitted = f"{r['starting_values'][name]:.4g} -> {note['fitted']:.4g}"
         click.echo(f"{name}: {fitted} (design {note['low']:.3g} .. {note['high']:.3g}, "
                    f"from the {note['spread_from']}){flag}")
+    for cell, f in r["positive_frames"].items():
+        click.echo(f"cell {cell}: LLI counted in the DMA's positive frame (positive lithiation at the top / bottom "
+                   f"of the fresh discharge {f['dma_top']:.3f} / {f['dma_bottom']:.3f}; the model's "
+                   f"{f['model_top']:.3f} / {f['model_bottom']:.3f}, its lithium below {f['model_lithiation_at_dma_zero']:.3f}"
+                   " unseen)" if f and f["model_top"] is not None else
+                   f"cell {cell}: LLI counts all lithium (no pe_lithiation_top / pe_lithiation_bottom given)")
     # the columns the table measured (one LLI convention of the two)
     cols = [c for c in ("soh", "lli_capacity_pct", "lli_pct", "lam_ne_pct", "lam_pe_pct")
             if all(c + "_max_pp" in e for e in r["errors_after"])]
@@ -816,8 +822,12 @@ TARGET_NAMES = ("soh", "rul_to_80_cycles", "lli_capacity_pct", "lli_pct", "lam_n
               help="Model directory [default: beside the dataset, model-<dataset>-<target>-<features>].")
 @click.option("--seed", default=0, type=int, help="Seed of the estimators and of the row-random split.")
 @click.option("--shuffle-labels", is_flag=True, help="Control: permute the target across rows before fitting.")
+@click.option("--lli-frame", default=None, metavar="TOP,BOTTOM",
+              help="With --target lli_capacity_pct: count LLI as a degradation-mode analysis with this positive frame "
+                   "does (the positive lithiation at the top and bottom of the fresh RPT discharge in the analysis's "
+                   "own frame, e.g. 0.03,0.89), above its zero; default: all lithium.")
 @_user_errors
-def train(directory, target, features, normalise, soc, out, seed, shuffle_labels):
+def train(directory, target, features, normalise, soc, out, seed, shuffle_labels, lli_frame):
     """Fit baseline estimators (linear floor, random forest, gradient boosting) on a dataset.
 
     Scores them on the dataset's grouped splits, a row-random split (leaky, for comparison)
@@ -835,8 +845,16 @@ def train(directory, target, features, normalise, soc, out, seed, shuffle_labels
         parse_groups(features)
     except ValueError as exc:
         raise click.BadParameter(str(exc).split(": ", 1)[-1], param_hint="--features") from None
+    frame = None
+    if lli_frame is not None:
+        try:
+            frame = tuple(float(v) for v in lli_frame.split(","))
+            assert len(frame) == 2
+        except (ValueError, AssertionError):
+            raise click.BadParameter(f"'{lli_frame}' is not two numbers TOP,BOTTOM (e.g. 0.03,0.89)",
+                                     param_hint="--lli-frame") from None
     result = run_train(directory, target=target, features=features, normalise=normalise, soc=soc, out=out, seed=seed,
-                       shuffle_labels=shuffle_labels,
+                       shuffle_labels=shuffle_labels, lli_frame=frame,
                        progress=lambda k, n, scheme, name: click.echo(f"  [{k}/{n}] {scheme}: {name}", err=True))
     click.echo(summary_table(result.metrics))
     click.echo(f"selected on the grouped validation split: {result.selected}")

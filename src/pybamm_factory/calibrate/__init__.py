@@ -217,6 +217,7 @@ def calibrate_aging_trajectories(trajectories: str | Path, fit: list[str], out: 
         "cells": [{"cell_id": c, "temperature_c": t - 273.15, "rpt_cycles": r} for c, t, r in problem.cells],
         "parameters": notes, "start_design": str(start_design) if start_design is not None else None,
         "per_cell": list(problem.per_cell),
+        "positive_frames": positive_frames(problem, result.simulated),
         "starting_values": {label: p.from_x(v) for label, (p, _), v in zip(problem.labels, problem.slots, result.x0)},
         "cost_before": result.cost_before, "cost_after": result.cost_after, "evaluations": result.evaluations,
         "optimiser": "scipy.optimize.least_squares (trf, bounded), forward-difference Jacobian solved in parallel",
@@ -230,6 +231,23 @@ def calibrate_aging_trajectories(trajectories: str | Path, fit: list[str], out: 
     }
     (report_dir / "aging_calibration_report.json").write_text(json.dumps(report, indent=2, default=float))
     return report
+
+
+def positive_frames(problem, simulated) -> dict:
+    """Per cell: the DMA's positive frame the table gave (or None: all lithium counted), the
+    fitted model's positive window at the first RPT, and the model lithiation at the frame's zero."""
+    from ..labels.tables import positive_frame_zero
+
+    out = {}
+    for cell, _, _ in problem.cells:
+        frame = problem.frames.get(cell)
+        rows = simulated[simulated["cell_id"] == cell]
+        model = (float(rows["pe_model_top"].iloc[0]), float(rows["pe_model_bottom"].iloc[0])) if len(rows) else None
+        out[cell] = None if frame is None else {
+            "dma_top": frame[0], "dma_bottom": frame[1],
+            "model_top": model[0] if model else None, "model_bottom": model[1] if model else None,
+            "model_lithiation_at_dma_zero": positive_frame_zero(model, frame) if model else None}
+    return out
 
 
 def calibrate_eis(spectrum: str | Path, out: str | Path, base_design: str | Path = "default", fit: list[str] | None = None,

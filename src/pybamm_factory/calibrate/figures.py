@@ -82,8 +82,9 @@ def plot_fit(problem: VoltageProblem, curves: list[Curve], held_out: list[Curve]
     return _curve_panels(list(curves) + list(held_out), draw, path)
 
 
-def plot_trajectories(measured, fitted, before, path: Path) -> Path:
-    """Measured against simulated SOH, LLI and LAM per cell, before and after the fit."""
+def plot_trajectories(measured, fitted, before, path: Path, names=("start", "fitted")) -> Path:
+    """Measured against simulated SOH, LLI and LAM per cell, before and after the fit
+    (``names``: the legend's words for ``before`` and ``fitted``)."""
     # LLI in the convention the measured table uses (trajectories module docstring)
     lli = ("lli_pct", "LLI [% of lithium]") if measured["lli_pct"].notna().any() else \
         ("lli_capacity_pct", "LLI [% of capacity]")
@@ -96,7 +97,7 @@ def plot_trajectories(measured, fitted, before, path: Path) -> Path:
         for c, (col, label) in enumerate(cols):
             ax = axes[r][c]
             ax.plot(m["cycle"], m[col], "ko", ms=3, label="measured")
-            for frame, style, name in ((before, "C0--", "start"), (fitted, "C3-", "fitted")):
+            for frame, style, name in ((before, "C0--", names[0]), (fitted, "C3-", names[1])):
                 s = frame[frame["cell_id"] == cell]
                 ax.plot(s["cycle"], s[col], style, lw=1.2, label=name)
             ax.set_title(f"cell {cell}, {m['temperature_c'].iloc[0]:g} degC", fontsize=8)

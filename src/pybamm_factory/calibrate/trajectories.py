@@ -18,7 +18,18 @@ Conventions of a trajectory table (CSV or Parquet, one row per reference test of
   capacity), or ``lli_pct``, lithium lost in % of all lithium in both electrodes (PyBaMM's
   "Loss of lithium inventory [%]"; tools that sum x*Q over both electrodes). For an LG M50
   the second denominator is about 1.5x the first, so the same loss reads about 1.5x larger
-  as ``lli_capacity_pct``.
+  as ``lli_capacity_pct``;
+- optional ``pe_lithiation_top``, ``pe_lithiation_bottom``: the positive electrode's
+  lithiation at the top (charged) and bottom (discharged) of the fresh reference discharge,
+  in the degradation-mode analysis's own frame (0 at the top of its positive half-cell curve,
+  1 at its end; only the cycle-0 row of each cell is used). A DMA counts the lithium above
+  that frame's zero only, so lithium that leaves with lost positive material below it is not
+  in its LLI while the model's lithium books hold it. Given these, the simulated
+  ``lli_capacity_pct`` is counted in the same frame (:func:`~..labels.tables.lli_capacity_pct_in_frame`);
+  without them, all lithium counts. Kirkaldy et al.'s fitting parameters give them as
+  1 - ``PE_hi`` and 1 - ``PE_lo``: their positive stoichiometries are the electrode's state
+  of charge, ``lo`` at the cell's bottom (their LLI, the change of PE capacity minus offset,
+  is the lithium in their frame only with this reading).
 
 The usage between reference tests (protocol, window, rates, RPT) is a factory design with
 one protocol (``kirkaldy-expt2`` holds Kirkaldy et al.'s); the factory's own aging engine
@@ -52,6 +63,7 @@ from .curve import CalibrationError
 REQUIRED_COLUMNS = ("cell_id", "temperature_c", "cycle", "soh")
 LLI_COLUMNS = ("lli_capacity_pct", "lli_pct")  # the two conventions (module docstring)
 MODE_COLUMNS = (*LLI_COLUMNS, "lam_ne_pct", "lam_pe_pct")
+FRAME_COLUMNS = ("pe_lithiation_top", "pe_lithiation_bottom")  # the DMA's positive frame (module docstring)
 # the target each column is fitted to (residual units): SOH 0.5 %-points, modes 1 %-point
 TARGETS = {"soh": 0.005, **{c: 1.0 for c in MODE_COLUMNS}}
 MISSING_PENALTY = 50.0  # residual (in targets) of a point a failed simulation did not reach
@@ -122,7 +134,7 @@ def read_trajectories(path: str | Path) -> pd.DataFrame:
     if missing:
         raise CalibrationError(f"{path}: missing column '{missing[0]}'; a trajectory table needs "
                                f"{', '.join(REQUIRED_COLUMNS)} (optional {', '.join(MODE_COLUMNS)})")
-    for col in ("temperature_c", "cycle", "soh", *[c for c in MODE_COLUMNS if c in frame.columns]):
+    for col in ("temperature_c", "cycle", "soh", *[c for c in (*MODE_COLUMNS, *FRAME_COLUMNS) if c in frame.columns]):
         values = pd.to_numeric(frame[col], errors="coerce")
         if col in REQUIRED_COLUMNS and values.isna().any():
             raise CalibrationError(f"{path}: column '{col}' has a blank or non-numeric value at row "
@@ -141,18 +153,39 @@ def read_trajectories(path: str | Path) -> pd.DataFrame:
         raise CalibrationError(f"{path}: both {' and '.join(LLI_COLUMNS)}; keep the one your degradation-mode "
                                "analysis reports (lli_capacity_pct: % of the fresh capacity; lli_pct: % of all "
                                "lithium in both electrodes)")
-    for col in MODE_COLUMNS:
+    for col in (*MODE_COLUMNS, *FRAME_COLUMNS):
         if col not in frame.columns:
             frame[col] = np.nan
+    check_frames(frame, path)
     frame["cell_id"] = frame["cell_id"].astype(str)
-    return frame[[*REQUIRED_COLUMNS, *MODE_COLUMNS]].sort_values(["cell_id", "cycle"]).reset_index(drop=True)
+    return frame[[*REQUIRED_COLUMNS, *MODE_COLUMNS, *FRAME_COLUMNS]].sort_values(["cell_id", "cycle"]).reset_index(drop=True)
+
+
+def check_frames(frame: pd.DataFrame, path) -> None:
+    """The positive frame columns: both or neither at a cell's fresh test, 0 <= top < bottom <= 1,
+    and only beside ``lli_capacity_pct`` (the convention they are applied to)."""
+    fresh = frame[frame["cycle"] == 0]
+    given = fresh[list(FRAME_COLUMNS)].notna()
+    if not given.to_numpy().any():
+        return
+    if frame["lli_pct"].notna().any():
+        raise CalibrationError(f"{path}: {' and '.join(FRAME_COLUMNS)} apply to lli_capacity_pct; this table gives "
+                               "lli_pct")
+    for (_, row), both in zip(fresh.iterrows(), given.all(axis=1)):
+        top, bottom = row["pe_lithiation_top"], row["pe_lithiation_bottom"]
+        if given.loc[row.name].any() and not (both and 0.0 <= top < bottom <= 1.0):
+            raise CalibrationError(f"{path}: cell '{row['cell_id']}': pe_lithiation_top and pe_lithiation_bottom at "
+                                   f"cycle 0 need 0 <= top < bottom <= 1 (the positive lithiation at the top and "
+                                   f"bottom of the fresh discharge in the DMA's frame); got {top} and {bottom}")
 
 
 def read_kirkaldy(root: str | Path) -> pd.DataFrame:
     """Kirkaldy et al. (J. Power Sources 2024) layout: per cell, ``... cell X (TdegC) -
     Extracted Data.csv`` (ageing cycles and the mean cell temperature of each ageing set)
     and ``DMA Output/cell X/*DM data*.csv`` (SoH, LLI, LAM NE_tot, LAM PE as fractions;
-    their LLI is lithium lost over the fresh capacity, so it becomes ``lli_capacity_pct``).
+    their LLI is lithium lost over the fresh capacity, so it becomes ``lli_capacity_pct``) and
+    ``*fitting parameters*.csv`` (the positive frame of each RPT: ``pe_lithiation_top`` =
+    1 - ``PE_hi``, ``pe_lithiation_bottom`` = 1 - ``PE_lo``; module docstring).
     The temperature is the cells' own mean over the ageing sets (they self-heat above the
     chamber); ``chamber_temperature_c`` keeps the chamber's."""
     root = Path(root)
@@ -172,23 +205,35 @@ def read_kirkaldy(root: str | Path) -> pd.DataFrame:
                 raise CalibrationError(f"{dm_files[0]}: missing column '{col}'")
         n = min(len(data), len(modes))
         cell_temperature = float(pd.to_numeric(data["Age set average temperature (degC)"], errors="coerce").mean())
+        windows = sorted((root / "DMA Output" / f"cell {label}").glob("*fitting parameters*.csv"))
+        window = pd.read_csv(windows[0]) if windows else pd.DataFrame({"PE_lo": [np.nan] * n, "PE_hi": [np.nan] * n})
+        for col in ("PE_lo", "PE_hi"):
+            if col not in window.columns:
+                raise CalibrationError(f"{windows[0]}: missing column '{col}'")
+        window = window.reindex(range(n))
         frames.append(pd.DataFrame({
             "cell_id": label, "temperature_c": round(cell_temperature, 1),
             "cycle": data["Ageing Cycles"][:n].astype(int), "soh": modes["SoH"][:n].astype(float),
             "lli_capacity_pct": 100 * modes["LLI"][:n], "lam_ne_pct": 100 * modes["LAM NE_tot"][:n],
-            "lam_pe_pct": 100 * modes["LAM PE"][:n], "chamber_temperature_c": chamber}))
+            "lam_pe_pct": 100 * modes["LAM PE"][:n],
+            "pe_lithiation_top": 1.0 - window["PE_hi"].to_numpy(float), "pe_lithiation_bottom": 1.0 - window["PE_lo"].to_numpy(float),
+            "chamber_temperature_c": chamber}))
     if not frames:
         raise CalibrationError(f"{root}: no '* - cell * - Extracted Data.csv' files (Kirkaldy et al. layout)")
     frame = pd.concat(frames, ignore_index=True)
     frame["lli_pct"] = np.nan  # the other convention (module docstring); not reported
-    return frame[[*REQUIRED_COLUMNS, *MODE_COLUMNS, "chamber_temperature_c"]]
+    check_frames(frame, root)
+    return frame[[*REQUIRED_COLUMNS, *MODE_COLUMNS, *FRAME_COLUMNS, "chamber_temperature_c"]]
 
 
 # --- the problem -----------------------------------------------------------------------
 
-def _simulate_cell(design: Design, temperature_k: float, row: dict, rpt_cycles: list[int]) -> dict:
-    """One cell's aging run (in a worker): RPT cycles, SOH and modes, and its status."""
-    from ..labels.tables import lli_capacity_pct
+def _simulate_cell(design: Design, temperature_k: float, row: dict, rpt_cycles: list[int],
+                   frame_window: tuple[float, float] | None = None) -> dict:
+    """One cell's aging run (in a worker): RPT cycles, SOH and modes, and its status.
+    ``frame_window``: the DMA's positive frame (module docstring), in which
+    ``lli_capacity_pct`` is then counted; ``lli_capacity_all_pct`` counts all lithium."""
+    from ..labels.tables import lli_capacity_pct, lli_capacity_pct_in_frame
     from ..simulate.aging import get_aging_engine
 
     engine = get_aging_engine(design, design.protocols[0].protocol_id, temperature_k)
@@ -199,9 +244,13 @@ def _simulate_cell(design: Design, temperature_k: float, row: dict, rpt_cycles: 
     # both LLI conventions counted from the first RPT, as a measured table counts (0 at its fresh test)
     first = run.snapshots[0].summary if run.snapshots else {}
     modes["lli_pct"] = [float(s.summary["lli_pct"] - first["lli_pct"]) for s in run.snapshots]
-    modes["lli_capacity_pct"] = [lli_capacity_pct(s.summary, first, q0) for s in run.snapshots]
+    modes["lli_capacity_all_pct"] = [lli_capacity_pct(s.summary, first, q0) for s in run.snapshots]
+    model_window = (run.snapshots[0].pe_lithiation_top, run.snapshots[0].pe_lithiation_bottom) if run.snapshots \
+        else (math.nan, math.nan)
+    modes["lli_capacity_pct"] = modes["lli_capacity_all_pct"] if frame_window is None else [
+        lli_capacity_pct_in_frame(s.summary, first, q0, model_window, frame_window) for s in run.snapshots]
     return {"status": run.status, "failure_reason": run.failure_reason,
-            "cycle": [int(s.cycle) for s in run.snapshots],
+            "cycle": [int(s.cycle) for s in run.snapshots], "pe_model_window": model_window,
             "soh": [float(np.ptp(s.discharged_ah) / q0) for s in run.snapshots], **modes}
 
 
@@ -255,6 +304,11 @@ class TrajectoryProblem:
             raise CalibrationError(str(exc)) from exc
         self.cells = [(str(cell), float(g["temperature_c"].iloc[0]) + 273.15, sorted(int(c) for c in g["cycle"] if c > 0))
                       for cell, g in self.trajectories.groupby("cell_id", sort=True)]
+        self.frames = {}  # cell -> its DMA's positive frame at the fresh test, or None (all lithium counts)
+        for cell, g in self.trajectories.groupby("cell_id", sort=True):
+            fresh = g[g["cycle"] == 0]
+            window = tuple(float(fresh[c].iloc[0]) if c in g and len(fresh) else math.nan for c in FRAME_COLUMNS)
+            self.frames[str(cell)] = window if all(math.isfinite(v) for v in window) else None
         if isinstance(self.per_cell, str):  # one name, not its characters
             self.per_cell = (self.per_cell,)
         unknown = [name for name in self.per_cell if name not in names]
@@ -318,7 +372,7 @@ class TrajectoryProblem:
                 key = (cell, tuple(sorted(self.row(x, cell).items())))
                 keys.append(key)
                 if key not in self._solved:
-                    tasks[key] = (self.design, t_k, dict(key[1]), rpts)
+                    tasks[key] = (self.design, t_k, dict(key[1]), rpts, self.frames.get(cell))
         if workers > 1 and len(tasks) > 1:
             from joblib import Parallel, delayed
 
@@ -332,8 +386,9 @@ class TrajectoryProblem:
         for i in range(len(xs)):
             parts = []
             for (cell, t_k, _), res in zip(self.cells, results[i * len(self.cells):(i + 1) * len(self.cells)]):
-                part = pd.DataFrame({k: res[k] for k in ("cycle", "soh", *MODE_COLUMNS)})
+                part = pd.DataFrame({k: res[k] for k in ("cycle", "soh", *MODE_COLUMNS, "lli_capacity_all_pct")})
                 part.insert(0, "cell_id", cell)
+                part["pe_model_top"], part["pe_model_bottom"] = res["pe_model_window"]
                 part["status"] = res["status"]
                 part["failure_reason"] = res["failure_reason"]
                 parts.append(part)

@@ -22,6 +22,46 @@ def lli_capacity_pct(summary: dict, first: dict, first_capacity_ah: float) -> fl
     return 100.0 * (lli_ah(summary) - lli_ah(first)) / first_capacity_ah
 
 
+def positive_frame_zero(model_window: tuple[float, float], frame_window: tuple[float, float]) -> float:
+    """The model's positive lithiation (fraction of its maximum concentration) at which a
+    degradation-mode analysis's positive frame reads zero.
+
+    A DMA measures each electrode's lithiation on its own half-cell curve, from 0 at the
+    curve's top (highest potential) to 1 at its end. Both scales count lithium linearly, so
+    one maps onto the other by the fresh cell's two reference points, the positive
+    lithiation at the top and at the bottom of the first RPT's discharge:
+    ``model_window`` = (top, bottom) in the model, ``frame_window`` = (top, bottom) in the
+    DMA's frame. Lithium below the frame's zero is invisible to that DMA."""
+    (m_top, m_bottom), (f_top, f_bottom) = model_window, frame_window
+    return m_top - f_top * (m_bottom - m_top) / (f_bottom - f_top)
+
+
+def lli_capacity_pct_in_frame(summary: dict, first: dict, first_capacity_ah: float,
+                              model_window: tuple[float, float], frame_window: tuple[float, float]) -> float:
+    """:func:`lli_capacity_pct` as a DMA with the positive frame ``frame_window`` reports it
+    (see :func:`positive_frame_zero`): lithium that leaves with lost positive material
+    counts only above the frame's zero. The positive electrode's capacity at the first RPT is
+    that RPT's capacity over the lithiation its discharge spans in the model (charge balance),
+    and each % of LAM_PE since then takes that electrode's lithium below the zero with it."""
+    zero = positive_frame_zero(model_window, frame_window)
+    positive_ah = first_capacity_ah / (model_window[1] - model_window[0])
+    lost_fraction = (summary["lam_pe_pct"] - first["lam_pe_pct"]) / (100.0 - first["lam_pe_pct"])
+    hidden_ah = zero * positive_ah * lost_fraction
+    return lli_capacity_pct(summary, first, first_capacity_ah) - 100.0 * hidden_ah / first_capacity_ah
+
+
+def lli_capacity_pct_in_frame_table(labels, frame_window: tuple[float, float], cell: str = "sample_id"):
+    """:func:`lli_capacity_pct_in_frame` for every row of a labels table (one cell per
+    ``cell`` value, its first RPT the row of its smallest cycle), as a Series on its index."""
+    first = labels.sort_values("cycle").groupby(cell, sort=False).first()
+    f = first.reindex(labels[cell]).set_axis(labels.index)
+    window_top, window_bottom = f["pe_lithiation_top"], f["pe_lithiation_bottom"]
+    zero = window_top - frame_window[0] * (window_bottom - window_top) / (frame_window[1] - frame_window[0])
+    positive_ah = f["capacity_ah"] / (window_bottom - window_top)
+    lost_fraction = (labels["lam_pe_pct"] - f["lam_pe_pct"]) / (100.0 - f["lam_pe_pct"])
+    return labels["lli_capacity_pct"] - 100.0 * zero * positive_ah * lost_fraction / f["capacity_ah"]
+
+
 def label_rows(ids: dict, snapshots, nominal_capacity_ah: float, status: str) -> list[dict]:
     """One row per RPT: capacity, SOH, mechanisms, resistance, EOL/RUL, ICA/DVA features."""
     if not snapshots:
@@ -49,6 +89,8 @@ def label_rows(ids: dict, snapshots, nominal_capacity_ah: float, status: str) ->
             "lli_capacity_pct": lli_capacity_pct(summary, snapshots[0].summary, capacities[0]),
             "lam_ne_pct": summary.get("lam_ne_pct", math.nan),
             "lam_pe_pct": summary.get("lam_pe_pct", math.nan),
+            "pe_lithiation_top": getattr(snap, "pe_lithiation_top", math.nan),
+            "pe_lithiation_bottom": getattr(snap, "pe_lithiation_bottom", math.nan),
             "plating_loss_ah": summary.get("plating_loss_ah", math.nan),
             "sei_loss_ah": summary.get("sei_loss_ah", 0.0) + summary.get("sei_cracks_loss_ah", 0.0),
             "resistance_ohm": dc_resistance_ohm(snap.rest_voltage_v, float(snap.voltage_v[0]), snap.current_a),

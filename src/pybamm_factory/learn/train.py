@@ -101,13 +101,26 @@ def split_schemes(frame: pd.DataFrame, seed: int) -> dict[str, pd.Series]:
 
 
 def train(dataset_dir, target: str = "soh", features: str = "both", normalise: str = "relative", soc: float = 0.5,
-          out: Path | None = None, seed: int = 0, shuffle_labels: bool = False, progress=None) -> TrainResult:
+          out: Path | None = None, seed: int = 0, shuffle_labels: bool = False, progress=None,
+          lli_frame: tuple[float, float] | None = None) -> TrainResult:
     """Fit the three estimators under every split scheme; write the model directory.
 
     ``shuffle_labels`` permutes the target across cells before fitting (a control: its
-    scores must be worse than the true labels')."""
+    scores must be worse than the true labels'). ``lli_frame`` (with target
+    ``lli_capacity_pct``): the positive frame of the degradation-mode analysis whose LLI the
+    model should predict, (lithiation at the top, at the bottom) of the fresh RPT discharge in
+    that analysis's frame; the target is then counted as it counts, above its zero
+    (:func:`~..labels.tables.lli_capacity_pct_in_frame_table`)."""
     if target not in TARGETS:
         raise ValueError(f"--target: '{target}' is not one of {', '.join(TARGETS)}")
+    if lli_frame is not None:
+        top, bottom = (float(v) for v in lli_frame)
+        if target != "lli_capacity_pct":
+            raise ValueError(f"--lli-frame: applies to --target lli_capacity_pct, not '{target}'")
+        if not 0.0 <= top < bottom <= 1.0:
+            raise ValueError(f"--lli-frame: needs 0 <= top < bottom <= 1 (the positive lithiation at the top and "
+                             f"bottom of the fresh discharge in the analysis's frame); got {top}, {bottom}")
+        lli_frame = (top, bottom)
     dataset_dir = Path(dataset_dir)
     groups = parse_groups(features)
     columns = feature_columns(groups, normalise)
@@ -122,6 +135,14 @@ def train(dataset_dir, target: str = "soh", features: str = "both", normalise: s
     if target not in frame:
         raise ValueError(f"{dataset_dir}: the labels table has no '{target}' column (a dataset written before "
                          "the factory labelled it; regenerate it with `pybamm-factory run`)")
+    if lli_frame is not None:
+        from ..labels.tables import lli_capacity_pct_in_frame_table
+
+        if "pe_lithiation_top" not in frame:
+            raise ValueError(f"{dataset_dir}: the labels table has no 'pe_lithiation_top' column, which --lli-frame "
+                             "needs (a dataset written before the factory labelled it; regenerate it with "
+                             "`pybamm-factory run`)")
+        frame[target] = lli_capacity_pct_in_frame_table(frame, lli_frame, cell="cell_id")
     frame = frame[np.isfinite(frame[target].astype(float))].reset_index(drop=True)
     frame = frame[frame["split"].isin(["train", "validation", "test"])].reset_index(drop=True)
     if shuffle_labels:
@@ -188,7 +209,10 @@ def train(dataset_dir, target: str = "soh", features: str = "both", normalise: s
     meta = {
         "format": "pybamm-factory model 1",
         "pybamm_factory_version": __version__,
-        "target": target, "target_definition": TARGETS[target],
+        "target": target, "target_definition": TARGETS[target] + (
+            f"; counted above the zero of a degradation-mode analysis's positive frame with the fresh window "
+            f"{lli_frame[0]:g} .. {lli_frame[1]:g}" if lli_frame is not None else ""),
+        "lli_frame": list(lli_frame) if lli_frame is not None else None,
         "features": columns, "feature_groups": list(groups), "normalise": normalise,
         "features_missing_from_dataset": missing,
         "eis_soc": float(frame["eis_soc"].iloc[0]) if "eis_soc" in frame else None,

@@ -126,6 +126,10 @@ class RptSnapshot:
     # x-averaged negative-electrode porosity at the RPT discharge (moves only where the
     # design turns on SEI or plating porosity change); the EIS carries it
     porosity_neg: float = math.nan
+    # positive electrode's mean lithiation (fraction of its maximum concentration) at the start
+    # (top) and end (bottom) of the RPT discharge: the window a degradation-mode analysis maps
+    pe_lithiation_top: float = math.nan
+    pe_lithiation_bottom: float = math.nan
 
 
 @dataclass
@@ -827,13 +831,14 @@ class AgingEngine:
         q = dis["Discharge capacity [A.h]"].entries
         end = sol.last_state
         summary = {col: float(end[name].entries[-1]) for name, col in self.summary_columns.items()}
+        c_pos = dis["Average positive particle concentration [mol.m-3]"].entries
         out.snapshots.append(RptSnapshot(
             cycle=cycle,
             time_s=dis["Time [s]"].entries - dis["Time [s]"].entries[0],
             voltage_v=dis["Voltage [V]"].entries,
             discharged_ah=q - q[0],
             c_neg_avg=dis["Average negative particle concentration [mol.m-3]"].entries,
-            c_pos_avg=dis["Average positive particle concentration [mol.m-3]"].entries,
+            c_pos_avg=c_pos,
             sei_thickness_m=float(dis["X-averaged negative SEI thickness [m]"].entries[0]),
             eps_am_neg=float(dis["X-averaged negative electrode active material volume fraction"].entries[0]),
             eps_am_pos=float(dis["X-averaged positive electrode active material volume fraction"].entries[0]),
@@ -843,7 +848,17 @@ class AgingEngine:
             elapsed_s=float(dis["Time [s]"].entries[0]),
             pulses=self._pulses(rpt),
             porosity_neg=float(dis["X-averaged negative electrode porosity"].entries[0]),
+            pe_lithiation_top=float(c_pos[0]) / self._positive_max_concentration(),
+            pe_lithiation_bottom=float(c_pos[-1]) / self._positive_max_concentration(),
         ))
+
+    def _positive_max_concentration(self) -> float:
+        """The positive electrode's maximum concentration [mol.m-3] (NaN where a design varies it)."""
+        c_max = self.parameter_values["Maximum concentration in positive electrode [mol.m-3]"]
+        try:
+            return float(c_max)
+        except (TypeError, ValueError):
+            return math.nan
 
 
     def _pulses(self, rpt) -> list[tuple[float, float, float]]:
