@@ -109,12 +109,16 @@ def figure(out: Path, model_dir_eis: Path, zhang: pd.DataFrame, kirkaldy: pd.Dat
     axes[0].invert_xaxis()
     axes[0].legend(fontsize=7)
     colors = {"A": "C0", "C": "C1", "E": "C3"}
-    for target, marker in (("lli_capacity_pct", "o"), ("lam_ne_pct", "s"), ("lam_pe_pct", "^")):
-        model = load_model(out / f"{target}-capacity")
+    # LLI as the cells' analysis counts it where the dataset allows (the model trained with --lli-frame)
+    lli_dir = "lli_capacity_pct-in-frame" if (out / "lli_capacity_pct-in-frame-capacity").is_dir() else "lli_capacity_pct"
+    for target, name, marker in (("lli_capacity_pct", lli_dir, "o"), ("lam_ne_pct", "lam_ne_pct", "s"),
+                                 ("lam_pe_pct", "lam_pe_pct", "^")):
+        model = load_model(out / f"{name}-capacity")
         pred = predict_frame(model, kirkaldy)[f"{target}_predicted"]
+        label = "LLI in frame" if name.endswith("in-frame") else target
         for cell, g in kirkaldy.groupby("cell_id"):
             axes[1].scatter(g[target], pred[g.index], marker=marker, color=colors.get(cell, "k"), s=18,
-                            label=f"{target} cell {cell}")
+                            label=f"{label} cell {cell}")
     lim = [0, max(15, float(np.nanmax(kirkaldy[["lli_capacity_pct", "lam_ne_pct", "lam_pe_pct"]].to_numpy())) + 1)]
     axes[1].plot(lim, lim, "k--", lw=1)
     axes[1].set_xlabel("measured (DMA of the C/10 pseudo-OCV), %")
@@ -169,7 +173,8 @@ def main():
         # the cells' analysis counts LLI above its positive frame's zero: their mean fresh frame
         fresh = obs[obs["cycle"] == 0]
         frame = (float(fresh["pe_lithiation_top"].mean()), float(fresh["pe_lithiation_bottom"].mean()))
-        has_windows = "pe_lithiation_top" in read_table(Path(args.dataset), "labels").columns
+        windows = read_table(Path(args.dataset), "labels")
+        has_windows = "pe_lithiation_top" in windows.columns and windows["pe_lithiation_top"].notna().any()
         for features in ("capacity", "capacity,resistance", "capacity,usage", "capacity,resistance,usage"):
             for target in ("soh", "lli_capacity_pct", "lli_capacity_pct in frame", "lam_ne_pct", "lam_pe_pct"):
                 if target.endswith(" in frame") and not has_windows:

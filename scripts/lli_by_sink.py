@@ -57,9 +57,10 @@ def main():
         run = engine.run(row, rpt_cycles=rpts)
         first = run.snapshots[0]
         q0 = np.ptp(first.discharged_ah)
-        c_max = float(engine.parameter_values["Maximum concentration in positive electrode [mol.m-3]"])
-        model = (first.c_pos_avg[0] / c_max, first.c_pos_avg[-1] / c_max)
+        model = (first.pe_lithiation_top, first.pe_lithiation_bottom)
         frame = problem.frames[cell]
+        if frame is None:
+            raise SystemExit(f"{root}: cell {cell} has no positive frame (pe_lithiation_top / pe_lithiation_bottom)")
         last = run.snapshots[-1].summary
         lithium_ah = 100 * lli_ah(last) / last["lli_pct"]  # the denominator of PyBaMM's lli_pct
         print(f"cell {cell} ({t_k - 273.15:.1f} degC): all lithium in the particles {lithium_ah:.2f} A.h, first RPT "

@@ -35,7 +35,7 @@ def test_the_trajectory_table_reads_and_bad_tables_get_one_line(tmp_path):
                           (raw.assign(lli_pct=raw["lli_capacity_pct"] / 1.5), "both lli_capacity_pct and lli_pct"),
                           # the positive frame: top below bottom, both given, and for lli_capacity_pct only
                           (raw.assign(pe_lithiation_top=raw["pe_lithiation_bottom"]), "need 0 <= top < bottom <= 1"),
-                          (raw.assign(pe_lithiation_bottom=np.nan), "need 0 <= top < bottom <= 1"),
+                          (raw.assign(pe_lithiation_bottom=np.nan), "give both or neither"),
                           (raw.drop(columns=["lli_capacity_pct"]).assign(lli_pct=1.0), "apply to lli_capacity_pct")):
         path = tmp_path / "bad.csv"
         broken.to_csv(path, index=False)

@@ -263,8 +263,9 @@ def test_factory_usage_features_count_from_the_first_rpt_and_predict_reads_them(
     meta = json.loads((model_dir / "model.json").read_text())
     assert {"usage_efc", "usage_elapsed_days", "usage_temperature_c"} <= set(meta["features"])
     assert "equivalent full cycles" in (model_dir / "features.md").read_text()
-    # counted as an analysis with a positive frame counts: these cells lose no positive material,
-    # so nothing leaves below the frame's zero and the target is the same
+    # the plumbing of --lli-frame (the correction itself is checked in test_physics with positive
+    # LAM): these cells lose no positive material, so nothing leaves below the frame's zero and the
+    # target is the same; the frame is recorded
     framed = train(learn_dataset, target="lli_capacity_pct", features="capacity,usage", out=tmp_path / "framed",
                    lli_frame=(0.03, 0.89)).model_dir
     framed_meta = json.loads((framed / "model.json").read_text())

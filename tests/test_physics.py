@@ -136,7 +136,10 @@ def test_lost_positive_material_takes_its_lithium_and_a_dma_frame_sees_only_the_
     top_zero = (0.0, 0.8)
     assert positive_frame_zero(window, top_zero) == pytest.approx(window[0])
     above = lli_capacity_pct_in_frame(last.summary, first.summary, q0, window, top_zero)
-    assert above == pytest.approx(everything - 100 * window[0] * lost_pe_ah / q0, rel=1e-6)
+    # (the correction's own positive capacity is the charge-balance one, checked above against the parameters)
+    charge_balance_ah = q0 / (window[1] - window[0]) * (last.summary["lam_pe_pct"] - first.summary["lam_pe_pct"]) \
+        / (100 - first.summary["lam_pe_pct"])
+    assert above == pytest.approx(everything - 100 * window[0] * charge_balance_ah / q0, rel=1e-9)
     assert 0 < above < everything * (window[1] - window[0]) / window[1]
     # the labels carry the window, and the table form counts every RPT as the function does
     import pandas as pd

@@ -595,8 +595,9 @@ def calibrate(data, held_out, fit_names, parameter_set, base_design, model, ther
 @click.option("--trajectories", default=None, type=click.Path(exists=True),
               help="Measured SOH (and LLI / LAM) per reference test of one or more cells: a table with cell_id, "
                    "temperature_c, cycle, soh[, lam_ne_pct, lam_pe_pct, and lli_capacity_pct (% of the fresh capacity) or "
-                   "lli_pct (% of all lithium in the electrodes)], or a folder in Kirkaldy et al.'s layout. All cells "
-                   "are fitted at once.")
+                   "lli_pct (% of all lithium in the electrodes); with lli_capacity_pct optionally pe_lithiation_top and "
+                   "pe_lithiation_bottom, the analysis's fresh positive window, to count LLI as it does], or a folder in "
+                   "Kirkaldy et al.'s layout. All cells are fitted at once.")
 @click.option("--fit", "parameters", multiple=True,
               help="Aging parameter to fit (repeat). Default: SEI solvent diffusivity; with --trajectories also its "
                    "activation energy, both electrodes' LAM rates, activation energies and break-in factors, the "
@@ -674,11 +675,16 @@ def calibrate_aging(data, trajectories, parameters, usage_design, base_design, r
         click.echo(f"{name}: {fitted} (design {note['low']:.3g} .. {note['high']:.3g}, "
                    f"from the {note['spread_from']}){flag}")
     for cell, f in r["positive_frames"].items():
-        click.echo(f"cell {cell}: LLI counted in the DMA's positive frame (positive lithiation at the top / bottom "
-                   f"of the fresh discharge {f['dma_top']:.3f} / {f['dma_bottom']:.3f}; the model's "
-                   f"{f['model_top']:.3f} / {f['model_bottom']:.3f}, its lithium below {f['model_lithiation_at_dma_zero']:.3f}"
-                   " unseen)" if f and f["model_top"] is not None else
-                   f"cell {cell}: LLI counts all lithium (no pe_lithiation_top / pe_lithiation_bottom given)")
+        if f is None:
+            click.echo(f"cell {cell}: LLI counts all lithium (no pe_lithiation_top / pe_lithiation_bottom given)")
+        elif f["model_top"] is None:
+            click.echo(f"cell {cell}: LLI counted in the DMA's positive frame ({f['dma_top']:.3f} / "
+                       f"{f['dma_bottom']:.3f}); the cell was not simulated")
+        else:
+            click.echo(f"cell {cell}: LLI counted in the DMA's positive frame (positive lithiation at the top / bottom "
+                       f"of the fresh discharge {f['dma_top']:.3f} / {f['dma_bottom']:.3f}; the model's "
+                       f"{f['model_top']:.3f} / {f['model_bottom']:.3f}, its lithium below "
+                       f"{f['model_lithiation_at_dma_zero']:.3f} unseen)")
     # the columns the table measured (one LLI convention of the two)
     cols = [c for c in ("soh", "lli_capacity_pct", "lli_pct", "lam_ne_pct", "lam_pe_pct")
             if all(c + "_max_pp" in e for e in r["errors_after"])]
@@ -849,10 +855,11 @@ def train(directory, target, features, normalise, soc, out, seed, shuffle_labels
     if lli_frame is not None:
         try:
             frame = tuple(float(v) for v in lli_frame.split(","))
-            assert len(frame) == 2
-        except (ValueError, AssertionError):
+        except ValueError:
+            frame = ()
+        if len(frame) != 2:
             raise click.BadParameter(f"'{lli_frame}' is not two numbers TOP,BOTTOM (e.g. 0.03,0.89)",
-                                     param_hint="--lli-frame") from None
+                                     param_hint="--lli-frame")
     result = run_train(directory, target=target, features=features, normalise=normalise, soc=soc, out=out, seed=seed,
                        shuffle_labels=shuffle_labels, lli_frame=frame,
                        progress=lambda k, n, scheme, name: click.echo(f"  [{k}/{n}] {scheme}: {name}", err=True))

@@ -170,10 +170,13 @@ def check_frames(frame: pd.DataFrame, path) -> None:
         return
     if frame["lli_pct"].notna().any():
         raise CalibrationError(f"{path}: {' and '.join(FRAME_COLUMNS)} apply to lli_capacity_pct; this table gives "
-                               "lli_pct")
+                               "lli_pct (drop the two columns, or give the LLI as lli_capacity_pct)")
     for (_, row), both in zip(fresh.iterrows(), given.all(axis=1)):
         top, bottom = row["pe_lithiation_top"], row["pe_lithiation_bottom"]
-        if given.loc[row.name].any() and not (both and 0.0 <= top < bottom <= 1.0):
+        if given.loc[row.name].any() and not both:
+            raise CalibrationError(f"{path}: cell '{row['cell_id']}' gives one of pe_lithiation_top and "
+                                   "pe_lithiation_bottom at cycle 0; give both or neither")
+        if both and not 0.0 <= top < bottom <= 1.0:
             raise CalibrationError(f"{path}: cell '{row['cell_id']}': pe_lithiation_top and pe_lithiation_bottom at "
                                    f"cycle 0 need 0 <= top < bottom <= 1 (the positive lithiation at the top and "
                                    f"bottom of the fresh discharge in the DMA's frame); got {top} and {bottom}")

@@ -53,10 +53,10 @@ def lli_capacity_pct_in_frame(summary: dict, first: dict, first_capacity_ah: flo
 def lli_capacity_pct_in_frame_table(labels, frame_window: tuple[float, float], cell: str = "sample_id"):
     """:func:`lli_capacity_pct_in_frame` for every row of a labels table (one cell per
     ``cell`` value, its first RPT the row of its smallest cycle), as a Series on its index."""
-    first = labels.sort_values("cycle").groupby(cell, sort=False).first()
+    first = labels.sort_values("cycle", kind="stable").drop_duplicates(cell).set_index(cell)  # each cell's first RPT row
     f = first.reindex(labels[cell]).set_axis(labels.index)
     window_top, window_bottom = f["pe_lithiation_top"], f["pe_lithiation_bottom"]
-    zero = window_top - frame_window[0] * (window_bottom - window_top) / (frame_window[1] - frame_window[0])
+    zero = positive_frame_zero((window_top, window_bottom), frame_window)
     positive_ah = f["capacity_ah"] / (window_bottom - window_top)
     lost_fraction = (labels["lam_pe_pct"] - f["lam_pe_pct"]) / (100.0 - f["lam_pe_pct"])
     return labels["lli_capacity_pct"] - 100.0 * zero * positive_ah * lost_fraction / f["capacity_ah"]

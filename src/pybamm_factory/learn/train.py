@@ -37,8 +37,8 @@ from .models import ESTIMATORS, make_estimator, save_estimator
 TARGETS = {
     "soh": "state of health: RPT capacity / the cell's first RPT capacity (1)",
     "rul_to_80_cycles": "cycles left until SOH 0.8 (observed or projected), protocol cycles",
-    "lli_capacity_pct": "lithium lost, % of the fresh cell's RPT capacity (the convention of capacity-axis "
-                        "degradation-mode analyses, e.g. Kirkaldy et al.'s)",
+    "lli_capacity_pct": "lithium lost, % of the fresh cell's RPT capacity (the denominator of capacity-axis "
+                        "degradation-mode analyses; all lithium, unless counted in an analysis's positive frame)",
     "lli_pct": "loss of lithium inventory, % of all lithium in both electrodes' particles of the fresh cell "
                "(PyBaMM's; about 1.5x the capacity in an LG M50, so it reads smaller than lli_capacity_pct)",
     "lam_ne_pct": "loss of negative-electrode active material, %",

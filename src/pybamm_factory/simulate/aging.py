@@ -498,6 +498,7 @@ class AgingEngine:
         a = self.design.aging
         self.ensure_built(row)
         inputs = self.inputs_for(row)
+        self._run_inputs = inputs  # a varied maximum concentration, for the snapshots' lithiation
         out = AgingRun()
         recorder = _FailureRecorder()
         schedule = RptSchedule(a, rpt_cycles)
@@ -853,8 +854,11 @@ class AgingEngine:
         ))
 
     def _positive_max_concentration(self) -> float:
-        """The positive electrode's maximum concentration [mol.m-3] (NaN where a design varies it)."""
+        """The positive electrode's maximum concentration [mol.m-3]: the parameter set's, or
+        this run's value where the design varies it (NaN if it is a function of state)."""
         c_max = self.parameter_values["Maximum concentration in positive electrode [mol.m-3]"]
+        if isinstance(c_max, pybamm.InputParameter):
+            c_max = getattr(self, "_run_inputs", {}).get(c_max.name, math.nan)
         try:
             return float(c_max)
         except (TypeError, ValueError):
