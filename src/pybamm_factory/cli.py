@@ -652,6 +652,7 @@ def calibrate_aging(data, trajectories, parameters, usage_design, base_design, r
                    f"{len(r['measured_cycles'])} cycles; design: {r['design']}")
         return
     from .calibrate import calibrate_aging_trajectories
+    from .calibrate.trajectories import TARGETS as TRAJECTORY_TARGETS
 
     names = list(parameters) or ["SEI solvent diffusivity [m2.s-1]", "SEI growth activation energy [J.mol-1]",
                                  "Negative electrode LAM constant proportional term [s-1]",
@@ -686,8 +687,7 @@ def calibrate_aging(data, trajectories, parameters, usage_design, base_design, r
                        f"{f['model_top']:.3f} / {f['model_bottom']:.3f}, its lithium below "
                        f"{f['model_lithiation_at_dma_zero']:.3f} unseen)")
     # the columns the table measured (one LLI convention of the two)
-    cols = [c for c in ("soh", "lli_capacity_pct", "lli_pct", "lam_ne_pct", "lam_pe_pct")
-            if all(c + "_max_pp" in e for e in r["errors_after"])]
+    cols = [c for c in TRAJECTORY_TARGETS if all(c + "_max_pp" in e for e in r["errors_after"])]
     for when in ("before", "after"):
         for e in r[f"errors_{when}"]:
             click.echo(f"{when:6s} cell {e['cell_id']} ({e['temperature_c']:g} degC) max |error| %-points: "

@@ -36,18 +36,24 @@ def positive_frame_zero(model_window: tuple[float, float], frame_window: tuple[f
     return m_top - f_top * (m_bottom - m_top) / (f_bottom - f_top)
 
 
+def hidden_positive_lithium_pct(lam_pe_pct, first_lam_pe_pct, model_window, frame_window):
+    """Lithium that left with positive material below a DMA frame's zero since the first RPT,
+    in % of that RPT's capacity (scalars or arrays alike). The positive electrode's capacity at
+    the first RPT is that RPT's capacity over the lithiation its discharge spans in the model
+    (charge balance), so the capacity itself cancels: each fraction of the electrode lost since
+    then takes ``zero`` of its lithiation with it, ``zero / (bottom - top)`` RPT capacities."""
+    zero = positive_frame_zero(model_window, frame_window)
+    lost_fraction = (lam_pe_pct - first_lam_pe_pct) / (100.0 - first_lam_pe_pct)
+    return 100.0 * zero * lost_fraction / (model_window[1] - model_window[0])
+
+
 def lli_capacity_pct_in_frame(summary: dict, first: dict, first_capacity_ah: float,
                               model_window: tuple[float, float], frame_window: tuple[float, float]) -> float:
     """:func:`lli_capacity_pct` as a DMA with the positive frame ``frame_window`` reports it
     (see :func:`positive_frame_zero`): lithium that leaves with lost positive material
-    counts only above the frame's zero. The positive electrode's capacity at the first RPT is
-    that RPT's capacity over the lithiation its discharge spans in the model (charge balance),
-    and each % of LAM_PE since then takes that electrode's lithium below the zero with it."""
-    zero = positive_frame_zero(model_window, frame_window)
-    positive_ah = first_capacity_ah / (model_window[1] - model_window[0])
-    lost_fraction = (summary["lam_pe_pct"] - first["lam_pe_pct"]) / (100.0 - first["lam_pe_pct"])
-    hidden_ah = zero * positive_ah * lost_fraction
-    return lli_capacity_pct(summary, first, first_capacity_ah) - 100.0 * hidden_ah / first_capacity_ah
+    counts only above the frame's zero (:func:`hidden_positive_lithium_pct`)."""
+    return lli_capacity_pct(summary, first, first_capacity_ah) - hidden_positive_lithium_pct(
+        summary["lam_pe_pct"], first["lam_pe_pct"], model_window, frame_window)
 
 
 def lli_capacity_pct_in_frame_table(labels, frame_window: tuple[float, float], cell: str = "sample_id"):
@@ -55,11 +61,8 @@ def lli_capacity_pct_in_frame_table(labels, frame_window: tuple[float, float], c
     ``cell`` value, its first RPT the row of its smallest cycle), as a Series on its index."""
     first = labels.sort_values("cycle", kind="stable").drop_duplicates(cell).set_index(cell)  # each cell's first RPT row
     f = first.reindex(labels[cell]).set_axis(labels.index)
-    window_top, window_bottom = f["pe_lithiation_top"], f["pe_lithiation_bottom"]
-    zero = positive_frame_zero((window_top, window_bottom), frame_window)
-    positive_ah = f["capacity_ah"] / (window_bottom - window_top)
-    lost_fraction = (labels["lam_pe_pct"] - f["lam_pe_pct"]) / (100.0 - f["lam_pe_pct"])
-    return labels["lli_capacity_pct"] - 100.0 * zero * positive_ah * lost_fraction / f["capacity_ah"]
+    return labels["lli_capacity_pct"] - hidden_positive_lithium_pct(
+        labels["lam_pe_pct"], f["lam_pe_pct"], (f["pe_lithiation_top"], f["pe_lithiation_bottom"]), frame_window)
 
 
 def label_rows(ids: dict, snapshots, nominal_capacity_ah: float, status: str) -> list[dict]:

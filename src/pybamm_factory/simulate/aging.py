@@ -498,7 +498,6 @@ class AgingEngine:
         a = self.design.aging
         self.ensure_built(row)
         inputs = self.inputs_for(row)
-        self._run_inputs = inputs  # a varied maximum concentration, for the snapshots' lithiation
         out = AgingRun()
         recorder = _FailureRecorder()
         schedule = RptSchedule(a, rpt_cycles)
@@ -534,7 +533,7 @@ class AgingEngine:
         cycle = 0
         self.set_rpt_capacity(None)
         sol = self._solve([self.rpt_cycle], inputs, None, recorder, out)
-        self._take_snapshot(sol, 0, out, recorder)
+        self._take_snapshot(sol, 0, out, recorder, inputs)
         state = sol.last_state
         while out.status == "ok" and cycle < schedule.horizon:
             inputs = self.prepare(row, np.ptp(out.snapshots[-1].discharged_ah))
@@ -547,7 +546,7 @@ class AgingEngine:
                     break
                 self.set_rpt_capacity(np.ptp(out.snapshots[-1].discharged_ah))
                 sol = self._solve([self.rpt_cycle], inputs, state, recorder, out)
-                self._take_snapshot(sol, cycle, out, recorder)
+                self._take_snapshot(sol, cycle, out, recorder, inputs)
                 if (out.status != "ok" or exact or len(out.jump_log) == jumps_before
                         or not rpt_breaks_physics(out.snapshots[-2], out.snapshots[-1])):
                     break
@@ -719,16 +718,24 @@ class AgingEngine:
             if b.name.endswith(f"{electrode} particle concentration [mol.m-3]")])
         out = []
         for block, electrode, scale in scales:
-            c_max = self.parameter_values[f"Maximum concentration in {electrode} electrode [mol.m-3]"]
-            if isinstance(c_max, pybamm.InputParameter):
-                c_max = inputs.get(c_max.name, math.nan)
             try:
-                ceiling = float(c_max) / float(scale)
+                ceiling = self._max_concentration(electrode, inputs) / float(scale)
             except (TypeError, ValueError):
-                continue  # a maximum that is a function of state: not bounded here
-            if math.isfinite(ceiling):
+                continue  # a scale that is not a number
+            if math.isfinite(ceiling):  # NaN: a maximum that is a function of state, not bounded here
                 out.append((block, ceiling))
         return out
+
+    def _max_concentration(self, electrode: str, inputs: dict) -> float:
+        """An electrode's maximum concentration [mol.m-3]: the parameter set's, or this run's
+        input where the design varies it; NaN where it is a function of state."""
+        c_max = self.parameter_values[f"Maximum concentration in {electrode} electrode [mol.m-3]"]
+        if isinstance(c_max, pybamm.InputParameter):
+            c_max = inputs.get(c_max.name, math.nan)
+        try:
+            return float(c_max)
+        except (TypeError, ValueError):
+            return math.nan
 
     def _cycle_end(self, cyc, cycle: int, capacity_ah: float) -> CycleEnd:
         end = cyc.last_state
@@ -816,7 +823,7 @@ class AgingEngine:
             return n_expected
         return max(0, min(n_expected, in_block - 1))
 
-    def _take_snapshot(self, sol, cycle: int, out: AgingRun, recorder: _FailureRecorder):
+    def _take_snapshot(self, sol, cycle: int, out: AgingRun, recorder: _FailureRecorder, inputs: dict):
         rpt = sol.cycles[-1] if len(sol.cycles) >= (2 if cycle else 1) else None
         if rpt is None or len(rpt.steps) < RPT_DISCHARGE_STEP + 1 or recorder.messages:
             self._mark(out, recorder, "incomplete")
@@ -833,6 +840,7 @@ class AgingEngine:
         end = sol.last_state
         summary = {col: float(end[name].entries[-1]) for name, col in self.summary_columns.items()}
         c_pos = dis["Average positive particle concentration [mol.m-3]"].entries
+        c_pos_max = self._max_concentration("positive", inputs)
         out.snapshots.append(RptSnapshot(
             cycle=cycle,
             time_s=dis["Time [s]"].entries - dis["Time [s]"].entries[0],
@@ -849,20 +857,9 @@ class AgingEngine:
             elapsed_s=float(dis["Time [s]"].entries[0]),
             pulses=self._pulses(rpt),
             porosity_neg=float(dis["X-averaged negative electrode porosity"].entries[0]),
-            pe_lithiation_top=float(c_pos[0]) / self._positive_max_concentration(),
-            pe_lithiation_bottom=float(c_pos[-1]) / self._positive_max_concentration(),
+            pe_lithiation_top=float(c_pos[0]) / c_pos_max,
+            pe_lithiation_bottom=float(c_pos[-1]) / c_pos_max,
         ))
-
-    def _positive_max_concentration(self) -> float:
-        """The positive electrode's maximum concentration [mol.m-3]: the parameter set's, or
-        this run's value where the design varies it (NaN if it is a function of state)."""
-        c_max = self.parameter_values["Maximum concentration in positive electrode [mol.m-3]"]
-        if isinstance(c_max, pybamm.InputParameter):
-            c_max = getattr(self, "_run_inputs", {}).get(c_max.name, math.nan)
-        try:
-            return float(c_max)
-        except (TypeError, ValueError):
-            return math.nan
 
 
     def _pulses(self, rpt) -> list[tuple[float, float, float]]:
