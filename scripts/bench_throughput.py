@@ -96,7 +96,8 @@ def naive_sample(design, row, with_eis: bool):
     recorder = _FailureRecorder()
     rpt_cycles = [c for i, c in enumerate(sol.cycles) if i % (k + 1) == 0]
     for n, cyc in enumerate(rpt_cycles):
-        engine._take_snapshot(SimpleNamespace(cycles=[cyc], last_state=cyc.last_state), n * k, out, recorder)
+        engine._take_snapshot(SimpleNamespace(cycles=[cyc], last_state=cyc.last_state), n * k, out, recorder,
+                              currents)
     eis = EisEngine(design)  # a new EISSimulation for this sample
     ids = {"sample_id": row["sample_id"], "cell_design_id": row["cell_design_id"]}
     label_rows(ids, out.snapshots, engine.nominal_capacity_ah, out.status)

@@ -106,8 +106,9 @@ def _steps(design, row, cycles=2, temperature_k=298.15):
     engine = AgingEngine(design, design.protocols[0], temperature_k)
     engine.ensure_built(row)
     out, recorder = AgingRun(), _FailureRecorder()
-    rpt = engine._solve([engine.rpt_cycle], engine.inputs_for(row), None, recorder, out)
-    engine._take_snapshot(rpt, 0, out, recorder)
+    inputs = engine.inputs_for(row)
+    rpt = engine._solve([engine.rpt_cycle], inputs, None, recorder, out)
+    engine._take_snapshot(rpt, 0, out, recorder, inputs)
     q_ref = float(np.ptp(out.snapshots[0].discharged_ah))
     inputs = engine.prepare(row, q_ref)
     sol = engine._solve([engine.first_cycle] + [engine.aging_cycle] * (cycles - 1), inputs, rpt.last_state,
