@@ -70,6 +70,7 @@ def _naive_simulation(design, row):
     pv = base_parameter_values(design)
     pv.update({"Ambient temperature [K]": row["ambient_temperature_k"], "Initial temperature [K]": row["ambient_temperature_k"]})
     pv.update({n: row[n] for n in design.varied})
+    engine.parameter_values = pv  # numbers, not inputs: what the snapshots read (maximum concentration)
     engine.nominal_capacity_ah = float(pv["Nominal cell capacity [A.h]"])
     engine.rpt_current_a = design.aging.rpt_discharge_c_rate * engine.nominal_capacity_ah
     engine.summary_columns = dict(SUMMARY_COLUMNS)
