@@ -45,6 +45,22 @@ def test_activation_energy_is_the_sets_value_at_reference_and_arrhenius_elsewher
     assert _value(pv[target], *state, 268.15, inputs={name: own_energy}) == pytest.approx(_value(own, *state, 268.15), rel=1e-9)
 
 
+def test_the_default_energy_of_a_set_whose_functions_read_other_parameters():
+    """ORegan2022's exchange currents read the set's maximum concentrations: the default is
+    still the set's own Arrhenius energy, not the 0 of a function that cannot be evaluated."""
+    pv = pybamm.ParameterValues("ORegan2022")
+    own = pv[J0_NEG]
+    c_max = float(pv["Maximum concentration in negative electrode [mol.m-3]"])
+
+    def log_j0(t):
+        out = own(pybamm.Scalar(1000.0), pybamm.Scalar(0.5 * c_max), pybamm.Scalar(c_max), pybamm.Scalar(t))
+        return math.log(float(np.asarray(pv.process_symbol(out).evaluate()).squeeze()))
+    expected = -R * (log_j0(308.15) - log_j0(288.15)) / (1 / 308.15 - 1 / 288.15)
+    energy = default_value(pybamm.ParameterValues("ORegan2022"), f"{J0_NEG} (activation energy)")
+    assert energy > 1e4
+    assert energy == pytest.approx(expected, rel=1e-9)
+
+
 def test_fixed_activation_energy_and_factor_combine():
     pv = pybamm.ParameterValues("OKane2022")
     own = pv[D_POS]

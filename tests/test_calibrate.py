@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -387,3 +388,54 @@ def test_the_written_design_runs_the_parameter_set_the_fit_used(realdata, tmp_pa
         calibrate([curve], fit, tmp_path / "x.yaml", parameter_set="Chen2020", base_design="smoke",
                   max_evaluations=6, leave_one_out=False, check_cells=0)
     assert "\n" not in str(err.value)
+
+
+def test_the_fit_simulates_the_cell_its_base_design_runs(realdata, tmp_path):
+    """A base design's contact resistance (its option and fixed value) and its varied medians
+    are in the cell the fit simulates: the voltage falls by I R_contact exactly, the fitted
+    name's own base value is replaced by the fitted one, and degradation options stay out."""
+    from pybamm_factory.design.spec import parse_design
+
+    raw = yaml.safe_load((REPO / "designs" / "smoke.yaml").read_text())
+    raw["model_options"]["contact resistance"] = "true"
+    raw["fixed"] = {"Contact resistance [Ohm]": 0.01, "Positive electrode active material volume fraction": 0.5}
+    raw["varied"]["Negative electrode porosity"] = {"distribution": "uniform", "low": 0.30, "high": 0.32}  # OKane2022: 0.25
+    base = parse_design(raw, "base with contact resistance")
+    curve = Curve.from_file(realdata / WMG / "LGM50_25C_0.5C.csv")
+    eps = ["Positive electrode active material volume fraction"]
+    plain = VoltageProblem("OKane2022", eps)
+    based = VoltageProblem("OKane2022", eps, base=base)
+    assert based.base_options == {"contact resistance": "true"}  # SEI, plating, mechanics, LAM left out
+    assert eps[0] not in based.base_values and based.base_values["Negative electrode porosity"] == pytest.approx(0.31)
+    no_porosity = VoltageProblem("OKane2022", eps, base=parse_design({**raw, "varied": dict(list(raw["varied"].items())[:2])}, "b"))
+    v_plain, v_contact = no_porosity.simulate(curve, [0.66]), plain.simulate(curve, [0.66])
+    early = curve.discharged_ah < 0.8 * curve.discharged_ah[-1]
+    assert np.allclose(v_contact[early] - v_plain[early], curve.current_a * 0.01, atol=2e-4)
+    # the porosity median moves the voltage; the fitted fraction, not the base's 0.5, is simulated
+    assert not np.allclose(based.simulate(curve, [0.66])[early], v_plain[early], atol=2e-4)
+    assert based.capacity_ah(curve, [0.66]) > 1.05 * based.capacity_ah(curve, [0.5])  # the input, not the base value, acts
+
+
+def test_score_curves_scores_the_written_design_as_the_fit_scored_it(reduced, realdata, tmp_path):
+    """The calibrated design's central cell, scored without fitting, is the fitted cell: its
+    RMSE on the fitted curve is the fit's; its parameter set's own cell is the fit's start."""
+    from click.testing import CliRunner
+
+    from pybamm_factory.calibrate import score_curves
+    from pybamm_factory.cli import main
+
+    report, path = reduced
+    curve = realdata / WMG / "LGM50_25C_0.5C.csv"
+    scores = score_curves(path, [curve])
+    row = scores["curves"]["LGM50_25C_0.5C"]
+    assert row["design_rmse_mv"] == pytest.approx(report["rmse_after_mv"]["LGM50_25C_0.5C"], rel=1e-9)
+    assert row["parameter_set_rmse_mv"] == pytest.approx(report["rmse_before_mv"]["LGM50_25C_0.5C"], rel=1e-9)
+    assert row["measured_capacity_ah"] == pytest.approx(4.842, abs=1e-3)
+    assert abs(row["design_capacity_ah"] - row["measured_capacity_ah"]) < 0.1
+    out = tmp_path / "scores.json"
+    result = CliRunner().invoke(main, ["score-curves", str(curve), "--design", str(path), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert f"{row['design_rmse_mv']:11.1f}" in result.output and "LGM50_25C_0.5C" in result.output
+    assert json.loads(out.read_text())["curves"]["LGM50_25C_0.5C"]["design_rmse_mv"] == pytest.approx(row["design_rmse_mv"])
+    bad = CliRunner().invoke(main, ["score-curves", str(curve), "--design", "no-such-design"])
+    assert bad.exit_code != 0 and len(bad.output.strip().splitlines()) == 1, bad.output

@@ -472,6 +472,66 @@ def read(file, out, fmt, columns, current_sign, current_unit, current_a, c_rate,
     pq.write_table(table.replace_schema_metadata(metadata), out)
 
 
+def _stated_temperatures(items) -> dict | None:
+    """--temperature-c values ([FILE=]DEGC) as {file name or stem, or "*": degC}; None when none given."""
+    stated = {}
+    for item in items:
+        name, _, value = item.rpartition("=")
+        try:
+            stated[name or "*"] = float(value)
+        except ValueError:
+            raise click.BadParameter(f"{item!r}: expected DEGC or FILE=DEGC", param_hint="--temperature-c") from None
+    return stated or None
+
+
+@main.command("score-curves")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--design", default="default", show_default=True, help="Design (packaged name or YAML path) whose cell is scored.")
+@click.option("--model", type=click.Choice(["spme", "dfn"]), default=None, help="Model [default: the design's].")
+@click.option("--thermal", type=click.Choice(THERMAL_MODES), default="ambient", show_default=True,
+              help="Cell temperature during each discharge, as for calibrate.")
+@click.option("--discharge", default="largest", show_default=True,
+              help="Which CC discharge(s) of each file, as for calibrate: largest, first, a number, a comma list or all.")
+@click.option("--temperature-c", "temperatures", multiple=True, metavar="[FILE=]DEGC",
+              help="The test temperature of files that record none, degC (FILE=DEGC or DEGC); never assumed.")
+@click.option("--initial-state", type=click.Choice(INITIAL_STATES), default="set", show_default=True,
+              help="Where each discharge starts, as for calibrate.")
+@click.option("--out", "-o", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the scores as JSON here.")
+@table_options
+@_user_errors
+def score_curves(files, design, model, thermal, discharge, temperatures, initial_state, out, fmt, columns, current_sign,
+                 current_unit, current_a, c_rate, capacity_ah):
+    """Score a design's cell on measured CC discharges, fitting nothing.
+
+    \b
+    Example (a calibrated design on a cell of the same model from another lab):
+      pybamm-factory score-curves ../shared/realdata/lgm50t_rpt/expt2_2_cellC_25degC_BoL_RPT0_short.parquet \\
+        --design lgm50-calibrated-temperature --model dfn
+
+    The design's central cell (fixed values, each varied parameter's mean if normal, else median; its
+    fresh-cell model options) and its parameter set's own cell are simulated on each
+    discharge; prints the RMSE of each and the capacities.
+    """
+    from .calibrate import score_curves as run_scores
+
+    fmt, options = _table_options(fmt, columns, current_sign, current_unit, _stated_current(current_a, c_rate, capacity_ah))
+    report = run_scores(design, list(files), model=model, thermal=thermal, discharge=discharge,
+                        read_options={"format": fmt, **options}, temperature_c=_stated_temperatures(temperatures),
+                        initial_state=initial_state)
+    click.echo(f"design {report['design']} ({report['parameter_set']}, {report['model']}, thermal {thermal}, "
+               f"initial state {initial_state})")
+    click.echo(f"{'curve':<40} {'design [mV]':>11} {'set [mV]':>9} {'measured [A.h]':>15} {'design [A.h]':>13}")
+    for name, row in report["curves"].items():
+        click.echo(f"{name:<40} {row['design_rmse_mv']:11.1f} {row['parameter_set_rmse_mv']:9.1f} "
+                   f"{row['measured_capacity_ah']:15.4g} {row['design_capacity_ah']:13.4g}")
+    if report["failed_solves"]:
+        click.echo(f"note: {report['failed_solves']} solves failed; their RMSE holds the cut-off voltage")
+    if out:
+        Path(out).write_text(json.dumps(report, indent=2))
+        click.echo(f"scores: {out}")
+
+
 @main.command()
 @click.option("--data", multiple=True, required=True, type=click.Path(exists=True, dir_okay=False),
               help="Cycler export(s) whose CC discharge (see --discharge) is fitted. Repeat for several curves.")
@@ -540,18 +600,12 @@ def calibrate(data, held_out, fit_names, parameter_set, base_design, model, ther
     from .calibrate import calibrate as run_calibration
 
     fmt, options = _table_options(fmt, columns, current_sign, current_unit, _stated_current(current_a, c_rate, capacity_ah))
-    stated = {}
-    for item in temperatures:
-        name, _, value = item.rpartition("=")
-        try:
-            stated[name or "*"] = float(value)
-        except ValueError:
-            raise click.BadParameter(f"{item!r}: expected DEGC or FILE=DEGC", param_hint="--temperature-c") from None
+    stated = _stated_temperatures(temperatures)
     report = run_calibration(list(data), list(fit_names), out, parameter_set=parameter_set, held_out=list(held_out),
                              base_design=base_design, model=model, thermal=thermal, max_evaluations=max_evaluations,
                              optimiser=optimiser, leave_one_out=leave_one_out, discharge=discharge,
                              check_cells=check_cells, capacity_scaling_mode=capacity_scaling_mode,
-                             read_options={"format": fmt, **options}, temperature_c=stated or None,
+                             read_options={"format": fmt, **options}, temperature_c=stated,
                              initial_state=initial_state)
     for name, source in report["discharge_used"].items():
         click.echo(f"{name}: {source}")

@@ -26,7 +26,7 @@ def __getattr__(name):
 
 
 __all__ = ["CalibrationError", "Curve", "FitResult", "ReaderError", "VoltageProblem", "calibrate", "calibrate_aging",
-           "fit_aging", "measured_fade",
+           "fit_aging", "measured_fade", "score_curves",
            "cycle_capacities", "discharge_segments", "fit_parameters", "leave_one_curve_out", "read_cycler", "read_spectrum"]
 
 
@@ -62,8 +62,7 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
     fitted) initial concentrations, "rest-voltage" from the file's rest voltage before the load
     at the fitted lithium inventory (:class:`~.problem.VoltageProblem`).
     """
-    from .curve import Curve
-    from .design_writer import calibrated_design, check_names, simulate_design_cells, write_design
+    from .design_writer import calibrated_design, check_base_runs, check_names, simulate_design_cells, write_design
     from .figures import plot_design_cells, plot_fit
     from .fit import fit_parameters, leave_one_curve_out
     from .problem import MODEL_LABELS, VoltageProblem, capacity_scaling
@@ -72,22 +71,16 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
     design = load_design(base_design)
     parameter_set = parameter_set or design.parameter_set
     model = model or design.model
-    def temperature_of(path):
-        if temperature_c is None or isinstance(temperature_c, (int, float)):
-            return temperature_c
-        path = Path(path)
-        return temperature_c.get(path.name, temperature_c.get(path.stem, temperature_c.get("*")))
-
-    def curves_of(paths):
-        return [c for p in paths for c in Curve.all_from_file(p, discharge=discharge, read_options=read_options,
-                                                              temperature_c=temperature_of(p))]
-
-    curves, held = curves_of(data), curves_of(held_out)
-    problem = VoltageProblem(parameter_set, list(fit), model=model, thermal=thermal, initial_state=initial_state)
+    curves, held = (_curves_of(paths, discharge, read_options, temperature_c) for paths in (data, held_out))
+    if parameter_set != design.parameter_set:  # refused before the fit, not after it
+        check_base_runs(design, parameter_set)
+    # the fit simulates the cell the written design runs: the base design's cell with the fitted values
+    problem = VoltageProblem(parameter_set, list(fit), model=model, thermal=thermal, initial_state=initial_state,
+                             base=design)
     scaling = capacity_scaling(problem, curves, capacity_scaling_mode)
     if scaling and scaling["applied"]:
         problem = VoltageProblem(parameter_set, list(fit), model=model, thermal=thermal, fixed=scaling["fixed"],
-                                 initial_state=initial_state)
+                                 initial_state=initial_state, base=design)
     result = fit_parameters(problem, curves, held, max_evaluations=max_evaluations, optimiser=optimiser)
     loo = leave_one_curve_out(problem, curves, result, max_evaluations, optimiser) if leave_one_out else None
     if loo:
@@ -103,6 +96,7 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
         check = {**cells.summary(curves), "figure": str(plot_design_cells(problem, curves, result, cells, report_dir / "design_cells.png"))}
     report = {"design": str(design_path), "parameter_set": parameter_set, "model": model, "thermal": thermal,
               "initial_state": initial_state,
+              "base_cell": {"design": design.name, "values": problem.base_values, "model_options": problem.base_options},
               "temperature_source": {c.name: problem.temperature_source(c) for c in curves + held},
               "discharge_used": {c.name: c.source for c in curves + held},
               "fitted_curves": [str(p) for p in data], "held_out_curves": [str(p) for p in held_out],
@@ -122,6 +116,49 @@ def calibrate(data: list[str | Path], fit: list[str], out: str | Path, parameter
         report["notes"] = notes
     (report_dir / "calibration_report.json").write_text(json.dumps(report, indent=2))
     return report
+
+
+def _curves_of(paths, discharge, read_options, temperature_c) -> list:
+    """The CC discharges of each file (:meth:`~.curve.Curve.all_from_file`), with the stated
+    temperature of files that record none: one number for all or ``{file name or stem: degC}``."""
+    from .curve import Curve
+
+    def temperature_of(path):
+        if temperature_c is None or isinstance(temperature_c, (int, float)):
+            return temperature_c
+        path = Path(path)
+        return temperature_c.get(path.name, temperature_c.get(path.stem, temperature_c.get("*")))
+    return [c for p in paths for c in Curve.all_from_file(p, discharge=discharge, read_options=read_options,
+                                                          temperature_c=temperature_of(p))]
+
+
+def score_curves(design: str | Path, data: list[str | Path], model: str | None = None, thermal: str = "ambient",
+                 discharge: str | int = "largest", read_options: dict | None = None,
+                 temperature_c: dict | float | None = None, initial_state: str = "set") -> dict:
+    """How close a design's cell comes to measured CC discharges, without fitting anything.
+
+    The design's central cell (its fixed values, each varied parameter's centre: a normal's mean, else the median; its
+    fresh-cell model options: :class:`~.problem.VoltageProblem` with ``base``) and, for
+    reference, its parameter set's own cell are simulated on each curve (the design's model
+    unless ``model``; ``thermal`` and ``initial_state`` as for :func:`calibrate`). Returns, per
+    curve, the RMSE of each in mV and the measured and simulated capacities down to the
+    voltage the measured discharge ended at. Use it to check a calibrated design on cells or
+    labs it was not fitted to.
+    """
+    from .problem import VoltageProblem
+
+    cell = load_design(design)
+    model = model or cell.model
+    curves = _curves_of(data, discharge, read_options, temperature_c)
+    designed = VoltageProblem(cell.parameter_set, [], model=model, thermal=thermal, initial_state=initial_state, base=cell)
+    bare = VoltageProblem(cell.parameter_set, [], model=model, thermal=thermal, initial_state=initial_state)
+    rows = {c.name: {"source": c.source, "current_a": c.current_a, "temperature_source": designed.temperature_source(c),
+                     "measured_capacity_ah": float(c.discharged_ah[-1]),
+                     "design_capacity_ah": designed.capacity_ah(c), "design_rmse_mv": designed.rmse_mv(c, []),
+                     "parameter_set_rmse_mv": bare.rmse_mv(c, [])} for c in curves}
+    return {"design": cell.name, "parameter_set": cell.parameter_set, "model": model, "thermal": thermal,
+            "initial_state": initial_state, "base_cell": {"values": designed.base_values, "model_options": designed.base_options},
+            "failed_solves": designed.failed_solves + bare.failed_solves, "curves": rows}
 
 
 def calibrate_aging(data: str | Path, parameter: str, out: str | Path, base_design: str | Path = "default",

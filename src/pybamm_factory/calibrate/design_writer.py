@@ -53,14 +53,25 @@ def calibrated_design(design: Design, fit: FitResult, parameter_set: str, source
     correlations = _correlation_block(raw.get("correlations"), fit)
     if correlations and raw.get("sampler", "lhs") == "lhs":  # Saltelli's estimators assume independent inputs
         raw["correlations"] = correlations
-    try:
+    if switched:
+        check_base_runs(design, parameter_set, raw)
+    else:
         parse_design(raw, f"calibrated design from {design.source}")  # it must load as it will be run
-    except ValueError as exc:
-        if not switched:
-            raise
-        raise CalibrationError(f"--parameter-set {parameter_set}: the base design '{design.name}' (written for "
-                               f"{design.parameter_set}) does not run with it: {exc}") from None
     return raw
+
+
+def check_base_runs(design: Design, parameter_set: str, raw: dict | None = None) -> None:
+    """Refuse, in one line, a base design that does not run with another parameter set (its
+    fixed or varied names are not that set's parameters, say); ``raw``: the design to check
+    (default: the base itself with the set switched)."""
+    if raw is None:
+        raw = {**copy.deepcopy(design.raw), "parameter_set": parameter_set}
+    try:
+        parse_design(raw, f"calibrated design from {design.source}")
+    except ValueError as exc:
+        raise CalibrationError(f"--parameter-set {parameter_set}: the base design '{design.name}' (written for "
+                               f"{design.parameter_set}) does not run with it: {exc}; give --base-design a design "
+                               f"written for {parameter_set}") from None
 
 
 def _correlation_block(base: dict | None, fit: FitResult) -> dict | None:

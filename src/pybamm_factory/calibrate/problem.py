@@ -25,6 +25,15 @@ concentrations then fix the inventory, the measured rest voltage the state of ch
 (:meth:`VoltageProblem.initial_concentrations`). Discharges that started from different
 charges (a charge ending at another temperature, say) then start where the cell was.
 
+Base design (``base``): the cell a calibrated design runs is its base design's cell with the
+fitted values in place: the base's fixed values and the centres of its varied parameters
+(a normal's mean, else the median)
+(an impedance fit's exchange currents and contact resistance, OCP spreads) and its model
+options other than degradation and thermal ones (contact resistance). With ``base`` given,
+the fit simulates that cell, so the written design's cells are the cells that were fitted;
+a parameter being fitted replaces the base's value of the same name. Without it, the
+parameter set's own cell.
+
 Residuals compare voltages at the measured discharged capacities; past the simulated
 end of discharge the simulated voltage stays at its last value, so a model that
 runs out of capacity early is penalised.
@@ -35,8 +44,8 @@ from __future__ import annotations
 import numpy as np
 import pybamm
 
-from ..parameters import activation_target, input_name_problem, make_model, parameter_values, physical_ceiling
-from ..simulate.inputs import default_value, set_inputs
+from ..parameters import activation_target, input_name_problem, make_model, modified_target, parameter_values, physical_ceiling
+from ..simulate.inputs import apply_fixed, default_value, set_inputs
 from .curve import CalibrationError, Curve
 from .options import CAPACITY_SCALING, INITIAL_STATES, THERMAL_MODES
 
@@ -66,7 +75,7 @@ class VoltageProblem:
     """
 
     def __init__(self, parameter_set: str, fit_names: list[str], model: str = "spme", mesh: dict | None = None,
-                 thermal: str = "ambient", fixed: dict | None = None, initial_state: str = "set"):
+                 thermal: str = "ambient", fixed: dict | None = None, initial_state: str = "set", base=None):
         if thermal not in THERMAL_MODES:
             raise CalibrationError(f"thermal: {thermal!r} is not allowed; allowed: {', '.join(THERMAL_MODES)}")
         if initial_state not in INITIAL_STATES:
@@ -74,6 +83,9 @@ class VoltageProblem:
         self.initial_state = initial_state
         self.parameter_set = parameter_set
         self.fixed = dict(fixed or {})  # set values replaced for every solve (a capacity scaling)
+        # the base design's central cell (fixed values, varied centres) and fresh-cell model options
+        self.base_values = base_cell_values(base, fit_names) if base is not None else {}
+        self.base_options = base_cell_options(base) if base is not None else {}
         pv = self.set_values()
         for name in fit_names:
             problem = input_name_problem(pv, name, parameter_set, verb="fit")
@@ -137,6 +149,8 @@ class VoltageProblem:
     def set_values(self) -> pybamm.ParameterValues:
         """The parameter set with the problem's fixed values (a capacity scaling) in place."""
         pv = parameter_values(self.parameter_set)
+        # the factory's own ageing terms (LAM activation, break-in) are not the set's parameters
+        apply_fixed(pv, {n: v for n, v in self.base_values.items() if (modified_target(n) or n) in pv.keys()})
         pv.update(self.fixed)
         return pv
 
@@ -176,7 +190,7 @@ class VoltageProblem:
         return pv
 
     def model_instance(self) -> pybamm.BaseModel:
-        return make_model(self.model, {"thermal": "lumped" if self.thermal == "lumped" else "isothermal"})
+        return make_model(self.model, {**self.base_options, "thermal": "lumped" if self.thermal == "lumped" else "isothermal"})
 
     def _build(self, curve: Curve | None) -> pybamm.Simulation:
         return pybamm.Simulation(self.model_instance(), parameter_values=self.parameter_values(curve),
@@ -259,6 +273,22 @@ class VoltageProblem:
         q, v = sol["Discharge capacity [A.h]"].entries, sol["Voltage [V]"].entries
         below = np.flatnonzero(v <= curve.voltage_v[-1])
         return float(q[below[0]] if len(below) else q[-1])
+
+
+def base_cell_values(design, fit_names) -> dict:
+    """The base design's central cell, as fixed values: its fixed values and the centre of
+    each varied parameter (a normal's mean, else the median), less the names being fitted
+    (their fitted values replace them)."""
+    values = {**design.fixed, **{name: dist.centre() for name, dist in design.varied.items()}}
+    return {name: value for name, value in values.items() if name not in fit_names}
+
+
+def base_cell_options(design) -> dict:
+    """The base design's model options that a fresh cell's discharge sees (not degradation,
+    which a discharge of hours does not move, nor the thermal model, which the problem sets)."""
+    from ..simulate.eis import DEGRADATION_OPTIONS
+
+    return {k: v for k, v in design.model_options.items() if k not in DEGRADATION_OPTIONS and k != "thermal"}
 
 
 def capacity_scaling(problem: VoltageProblem, curves: list[Curve], mode: str = "auto") -> dict | None:

@@ -114,6 +114,14 @@ class Distribution:
     source: str = ""
     values: tuple[float, ...] = ()  # the levels of a "choice" (equally likely)
 
+    def centre(self) -> float:
+        """The value a design's central cell takes: a normal's mean (a calibration's fitted
+        value; the median of a normal truncated unevenly, near a searched bound, lies off it),
+        else the median."""
+        if self.kind == "normal":
+            return float(min(max(self.mean, self.low), self.high))
+        return float(self.ppf([0.5])[0])
+
     def ppf(self, u):
         """Map uniform [0, 1) numbers to this distribution (inverse CDF)."""
         import numpy as np

@@ -132,7 +132,8 @@ def set_activation_energy(pv: pybamm.ParameterValues, target: str) -> float:
 
     def log_value(temperature):
         out = value(*state, pybamm.Scalar(temperature))
-        out = out.evaluate() if isinstance(out, pybamm.Symbol) else out
+        # a set's function may read other parameters of the set (ORegan2022's do): process it first
+        out = pv.process_symbol(out).evaluate() if isinstance(out, pybamm.Symbol) else out
         return math.log(float(np.asarray(out).squeeze()))
 
     t1, t2 = REFERENCE_TEMPERATURE_K - 10.0, REFERENCE_TEMPERATURE_K + 10.0
