@@ -433,8 +433,11 @@ def test_score_curves_scores_the_written_design_as_the_fit_scored_it(reduced, re
     assert row["measured_capacity_ah"] == pytest.approx(4.842, abs=1e-3)
     assert abs(row["design_capacity_ah"] - row["measured_capacity_ah"]) < 0.1
     out = tmp_path / "scores.json"
-    result = CliRunner().invoke(main, ["score-curves", str(curve), "--design", str(path), "--out", str(out)])
+    figure = tmp_path / "scores.png"
+    result = CliRunner().invoke(main, ["score-curves", str(curve), "--design", str(path), "--out", str(out),
+                                       "--figure", str(figure)])
     assert result.exit_code == 0, result.output
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"{row['design_rmse_mv']:11.1f}" in result.output and "LGM50_25C_0.5C" in result.output
     assert json.loads(out.read_text())["curves"]["LGM50_25C_0.5C"]["design_rmse_mv"] == pytest.approx(row["design_rmse_mv"])
     bad = CliRunner().invoke(main, ["score-curves", str(curve), "--design", "no-such-design"])

@@ -498,10 +498,12 @@ def _stated_temperatures(items) -> dict | None:
               help="Where each discharge starts, as for calibrate.")
 @click.option("--out", "-o", default=None, type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the scores as JSON here.")
+@click.option("--figure", default=None, type=click.Path(dir_okay=False, path_type=Path),
+              help="Also draw measured against simulated voltage here (PNG), one panel per curve.")
 @table_options
 @_user_errors
-def score_curves(files, design, model, thermal, discharge, temperatures, initial_state, out, fmt, columns, current_sign,
-                 current_unit, current_a, c_rate, capacity_ah):
+def score_curves(files, design, model, thermal, discharge, temperatures, initial_state, out, figure, fmt, columns,
+                 current_sign, current_unit, current_a, c_rate, capacity_ah):
     """Score a design's cell on measured CC discharges, fitting nothing.
 
     \b
@@ -518,7 +520,7 @@ def score_curves(files, design, model, thermal, discharge, temperatures, initial
     fmt, options = _table_options(fmt, columns, current_sign, current_unit, _stated_current(current_a, c_rate, capacity_ah))
     report = run_scores(design, list(files), model=model, thermal=thermal, discharge=discharge,
                         read_options={"format": fmt, **options}, temperature_c=_stated_temperatures(temperatures),
-                        initial_state=initial_state)
+                        initial_state=initial_state, figure=figure)
     click.echo(f"design {report['design']} ({report['parameter_set']}, {report['model']}, thermal {thermal}, "
                f"initial state {initial_state})")
     click.echo(f"{'curve':<40} {'design [mV]':>11} {'set [mV]':>9} {'measured [A.h]':>15} {'design [A.h]':>13}")
@@ -530,6 +532,8 @@ def score_curves(files, design, model, thermal, discharge, temperatures, initial
     if out:
         Path(out).write_text(json.dumps(report, indent=2))
         click.echo(f"scores: {out}")
+    if figure:
+        click.echo(f"figure: {report['figure']}")
 
 
 @main.command()

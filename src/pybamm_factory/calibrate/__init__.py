@@ -134,7 +134,8 @@ def _curves_of(paths, discharge, read_options, temperature_c) -> list:
 
 def score_curves(design: str | Path, data: list[str | Path], model: str | None = None, thermal: str = "ambient",
                  discharge: str | int = "largest", read_options: dict | None = None,
-                 temperature_c: dict | float | None = None, initial_state: str = "set") -> dict:
+                 temperature_c: dict | float | None = None, initial_state: str = "set",
+                 figure: str | Path | None = None) -> dict:
     """How close a design's cell comes to measured CC discharges, without fitting anything.
 
     The design's central cell (its fixed values, each varied parameter's centre: a normal's mean, else the median; its
@@ -143,7 +144,7 @@ def score_curves(design: str | Path, data: list[str | Path], model: str | None =
     unless ``model``; ``thermal`` and ``initial_state`` as for :func:`calibrate`). Returns, per
     curve, the RMSE of each in mV and the measured and simulated capacities down to the
     voltage the measured discharge ended at. Use it to check a calibrated design on cells or
-    labs it was not fitted to.
+    labs it was not fitted to. ``figure``: also draw measured against both cells there (PNG).
     """
     from .problem import VoltageProblem
 
@@ -156,9 +157,14 @@ def score_curves(design: str | Path, data: list[str | Path], model: str | None =
                      "measured_capacity_ah": float(c.discharged_ah[-1]),
                      "design_capacity_ah": designed.capacity_ah(c), "design_rmse_mv": designed.rmse_mv(c, []),
                      "parameter_set_rmse_mv": bare.rmse_mv(c, [])} for c in curves}
-    return {"design": cell.name, "parameter_set": cell.parameter_set, "model": model, "thermal": thermal,
-            "initial_state": initial_state, "base_cell": {"values": designed.base_values, "model_options": designed.base_options},
-            "failed_solves": designed.failed_solves + bare.failed_solves, "curves": rows}
+    report = {"design": cell.name, "parameter_set": cell.parameter_set, "model": model, "thermal": thermal,
+              "initial_state": initial_state, "base_cell": {"values": designed.base_values, "model_options": designed.base_options},
+              "failed_solves": designed.failed_solves + bare.failed_solves, "curves": rows}
+    if figure is not None:
+        from .figures import plot_scores
+
+        report["figure"] = str(plot_scores(designed, bare, curves, Path(figure), names=(cell.name, cell.parameter_set)))
+    return report
 
 
 def calibrate_aging(data: str | Path, parameter: str, out: str | Path, base_design: str | Path = "default",

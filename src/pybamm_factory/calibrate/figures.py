@@ -82,6 +82,19 @@ def plot_fit(problem: VoltageProblem, curves: list[Curve], held_out: list[Curve]
     return _curve_panels(list(curves) + list(held_out), draw, path)
 
 
+def plot_scores(designed: VoltageProblem, bare: VoltageProblem, curves: list[Curve], path: Path,
+                names=("design", "parameter set")) -> Path:
+    """Measured voltage against a design's central cell and its parameter set's own cell, one
+    panel per curve (what ``score-curves`` scores)."""
+    def draw(ax, c: Curve) -> str:
+        ax.plot(c.discharged_ah, c.voltage_v, "k.", ms=2, label="measured")
+        ax.plot(c.discharged_ah, bare.simulate(c, []), "--", color="tab:red", label=names[1])
+        ax.plot(c.discharged_ah, designed.simulate(c, []), "-", color="tab:blue", label=names[0])
+        return c.name
+
+    return _curve_panels(list(curves), draw, path)
+
+
 def plot_trajectories(measured, fitted, before, path: Path, names=("start", "fitted")) -> Path:
     """Measured against simulated SOH, LLI and LAM per cell, before and after the fit
     (``names``: the legend's words for ``before`` and ``fitted``)."""
