@@ -408,17 +408,18 @@ def test_the_fit_simulates_the_cell_its_base_design_runs(realdata, tmp_path):
     assert based.base_options == {"contact resistance": "true"}  # SEI, plating, mechanics, LAM left out
     assert eps[0] not in based.base_values and based.base_values["Negative electrode porosity"] == pytest.approx(0.31)
     no_porosity = VoltageProblem("OKane2022", eps, base=parse_design({**raw, "varied": dict(list(raw["varied"].items())[:2])}, "b"))
-    v_plain, v_contact = no_porosity.simulate(curve, [0.66]), plain.simulate(curve, [0.66])
+    v_contact, v_plain = no_porosity.simulate(curve, [0.66]), plain.simulate(curve, [0.66])
     early = curve.discharged_ah < 0.8 * curve.discharged_ah[-1]
-    assert np.allclose(v_contact[early] - v_plain[early], curve.current_a * 0.01, atol=2e-4)
-    # the porosity median moves the voltage; the fitted fraction, not the base's 0.5, is simulated
-    assert not np.allclose(based.simulate(curve, [0.66])[early], v_plain[early], atol=2e-4)
+    assert np.allclose(v_plain[early] - v_contact[early], curve.current_a * 0.01, atol=2e-4)
+    # the porosity's centre moves the voltage; the fitted fraction, not the base's 0.5, is simulated
+    assert not np.allclose(based.simulate(curve, [0.66])[early], v_contact[early], atol=2e-4)
     assert based.capacity_ah(curve, [0.66]) > 1.05 * based.capacity_ah(curve, [0.5])  # the input, not the base value, acts
 
 
 def test_score_curves_scores_the_written_design_as_the_fit_scored_it(reduced, realdata, tmp_path):
     """The calibrated design's central cell, scored without fitting, is the fitted cell: its
-    RMSE on the fitted curve is the fit's; its parameter set's own cell is the fit's start."""
+    RMSE on the fitted curve is the fit's (same model, temperature and start as the fit). The
+    smoke base changes nothing a discharge sees, so here the set's own cell is the fit's start."""
     from click.testing import CliRunner
 
     from pybamm_factory.calibrate import score_curves
@@ -442,3 +443,32 @@ def test_score_curves_scores_the_written_design_as_the_fit_scored_it(reduced, re
     assert json.loads(out.read_text())["curves"]["LGM50_25C_0.5C"]["design_rmse_mv"] == pytest.approx(row["design_rmse_mv"])
     bad = CliRunner().invoke(main, ["score-curves", str(curve), "--design", "no-such-design"])
     assert bad.exit_code != 0 and len(bad.output.strip().splitlines()) == 1, bad.output
+
+
+def test_calibrate_fits_in_its_base_cell_and_refuses_a_set_the_base_cannot_run_before_fitting(realdata, tmp_path, monkeypatch):
+    """calibrate() passes its base design to the problem: the report names the base cell, and
+    the fit's start is the base's cell (contact resistance on), not the bare set's. A
+    --parameter-set the base does not run with is refused before any fit starts."""
+    import pybamm_factory.calibrate.fit as fit_module
+
+    raw = yaml.safe_load((REPO / "designs" / "smoke.yaml").read_text())
+    raw["model_options"]["contact resistance"] = "true"
+    raw["fixed"] = {"Contact resistance [Ohm]": 0.01}
+    base = tmp_path / "contact.yaml"
+    base.write_text(yaml.safe_dump(raw))
+    curve_path = realdata / WMG / "LGM50_25C_0.5C.csv"
+    fit = ["Positive electrode active material volume fraction"]
+    report = calibrate([curve_path], fit, tmp_path / "c.yaml", base_design=base, max_evaluations=6,
+                       leave_one_out=False, check_cells=0)
+    assert report["base_cell"]["values"]["Contact resistance [Ohm]"] == 0.01
+    assert report["base_cell"]["model_options"] == {"contact resistance": "true"}
+    bare = VoltageProblem("OKane2022", fit)
+    bare_start = bare.rmse_mv(Curve.from_file(curve_path), bare.initial)
+    assert abs(report["rmse_before_mv"]["LGM50_25C_0.5C"] - bare_start) > 1.0
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("the fit started before the parameter set was checked")
+    monkeypatch.setattr(fit_module, "fit_parameters", no_fit)
+    with pytest.raises(CalibrationError, match="does not run with it"):
+        calibrate([curve_path], fit, tmp_path / "x.yaml", parameter_set="Chen2020", base_design="smoke",
+                  max_evaluations=6, leave_one_out=False, check_cells=0)

@@ -291,3 +291,15 @@ def test_readme_design_example_loads_and_validates():
     block = re.findall(r"```yaml\n(.*?)```", (REPO / "README.md").read_text(), re.S)[0]
     design = parse_design(yaml.safe_load(block), "README.md example")
     assert design.aging.cycle_jump is not None and design.aging.rpt_fade_step == 0.02
+
+
+def test_a_distributions_centre_is_a_normals_mean_a_choices_middle_level_else_the_median():
+    from pybamm_factory.design.schema import Distribution
+
+    # a normal truncated unevenly (as a fit near a searched bound is): its median lies off the mean
+    normal = Distribution("normal", 0.0, 1.2, mean=1.0, std=0.5)
+    assert normal.centre() == 1.0 and normal.ppf([0.5])[0] < 0.9
+    assert Distribution("choice", 0.3, 0.9, values=(0.9, 0.3, 0.6)).centre() == 0.6
+    assert Distribution("choice", 1.0, 2.0, values=(2.0, 1.0)).centre() == 1.0
+    assert Distribution("uniform", 2.0, 4.0).centre() == pytest.approx(3.0)
+    assert Distribution("log-uniform", 1.0, 100.0).centre() == pytest.approx(10.0)

@@ -513,7 +513,9 @@ def score_curves(files, design, model, thermal, discharge, temperatures, initial
 
     The design's central cell (fixed values, each varied parameter's mean if normal, else median; its
     fresh-cell model options) and its parameter set's own cell are simulated on each
-    discharge; prints the RMSE of each and the capacities.
+    discharge; prints the RMSE of each and the capacities. A calibrated design scores its
+    fitted curves as its fit did with the fit's --model, --thermal and --initial-state (its
+    calibration_report.json names them; a DFN fit runs as an SPMe design).
     """
     from .calibrate import score_curves as run_scores
 
@@ -525,8 +527,9 @@ def score_curves(files, design, model, thermal, discharge, temperatures, initial
                f"initial state {initial_state})")
     click.echo(f"{'curve':<40} {'design [mV]':>11} {'set [mV]':>9} {'measured [A.h]':>15} {'design [A.h]':>13}")
     for name, row in report["curves"].items():
+        capacity = "failed" if row["design_capacity_ah"] is None else f"{row['design_capacity_ah']:.4g}"
         click.echo(f"{name:<40} {row['design_rmse_mv']:11.1f} {row['parameter_set_rmse_mv']:9.1f} "
-                   f"{row['measured_capacity_ah']:15.4g} {row['design_capacity_ah']:13.4g}")
+                   f"{row['measured_capacity_ah']:15.4g} {capacity:>13}")
     if report["failed_solves"]:
         click.echo(f"note: {report['failed_solves']} solves failed; their RMSE holds the cut-off voltage")
     if out:

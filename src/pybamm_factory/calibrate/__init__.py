@@ -153,9 +153,16 @@ def score_curves(design: str | Path, data: list[str | Path], model: str | None =
     curves = _curves_of(data, discharge, read_options, temperature_c)
     designed = VoltageProblem(cell.parameter_set, [], model=model, thermal=thermal, initial_state=initial_state, base=cell)
     bare = VoltageProblem(cell.parameter_set, [], model=model, thermal=thermal, initial_state=initial_state)
+    from .curve import CalibrationError
+
+    def capacity(c):
+        try:
+            return designed.capacity_ah(c)
+        except CalibrationError:  # the discharge to the cut-off failed; the RMSE holds the cut-off voltage
+            return None
     rows = {c.name: {"source": c.source, "current_a": c.current_a, "temperature_source": designed.temperature_source(c),
                      "measured_capacity_ah": float(c.discharged_ah[-1]),
-                     "design_capacity_ah": designed.capacity_ah(c), "design_rmse_mv": designed.rmse_mv(c, []),
+                     "design_capacity_ah": capacity(c), "design_rmse_mv": designed.rmse_mv(c, []),
                      "parameter_set_rmse_mv": bare.rmse_mv(c, [])} for c in curves}
     report = {"design": cell.name, "parameter_set": cell.parameter_set, "model": model, "thermal": thermal,
               "initial_state": initial_state, "base_cell": {"values": designed.base_values, "model_options": designed.base_options},

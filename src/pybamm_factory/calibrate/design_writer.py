@@ -70,8 +70,8 @@ def check_base_runs(design: Design, parameter_set: str, raw: dict | None = None)
         parse_design(raw, f"calibrated design from {design.source}")
     except ValueError as exc:
         raise CalibrationError(f"--parameter-set {parameter_set}: the base design '{design.name}' (written for "
-                               f"{design.parameter_set}) does not run with it: {exc}; give --base-design a design "
-                               f"written for {parameter_set}") from None
+                               f"{design.parameter_set}) does not run with it: {exc}; use a base design written for "
+                               f"{parameter_set}") from None
 
 
 def _correlation_block(base: dict | None, fit: FitResult) -> dict | None:

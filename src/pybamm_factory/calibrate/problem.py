@@ -83,10 +83,14 @@ class VoltageProblem:
         self.initial_state = initial_state
         self.parameter_set = parameter_set
         self.fixed = dict(fixed or {})  # set values replaced for every solve (a capacity scaling)
-        # the base design's central cell (fixed values, varied centres) and fresh-cell model options
-        self.base_values = base_cell_values(base, fit_names) if base is not None else {}
+        # the base design's central cell (fixed values, varied centres: those the set has; the
+        # factory's own ageing terms, LAM activation and break-in, are not) and fresh-cell options
+        own = parameter_values(parameter_set).keys()
+        self.base_values = {n: v for n, v in (base_cell_values(base, fit_names) if base is not None else {}).items()
+                            if (modified_target(n) or n) in own}
         self.base_options = base_cell_options(base) if base is not None else {}
         pv = self.set_values()
+        self._read_only_values = pv  # for lookups of set values; parameter_values() builds its own copy
         for name in fit_names:
             problem = input_name_problem(pv, name, parameter_set, verb="fit")
             if problem:
@@ -126,7 +130,7 @@ class VoltageProblem:
         or the set's). Empty when the state is the set's or the curve has no rest voltage."""
         if self.initial_state != "rest-voltage" or curve.rest_voltage_v is None:
             return {}
-        pv, given = self.set_values(), dict(zip(self.fit_names, map(float, values)))
+        pv, given = self._read_only_values, dict(zip(self.fit_names, map(float, values)))
 
         def value(name):
             return given.get(name, float(pv[name]))
@@ -149,8 +153,7 @@ class VoltageProblem:
     def set_values(self) -> pybamm.ParameterValues:
         """The parameter set with the problem's fixed values (a capacity scaling) in place."""
         pv = parameter_values(self.parameter_set)
-        # the factory's own ageing terms (LAM activation, break-in) are not the set's parameters
-        apply_fixed(pv, {n: v for n, v in self.base_values.items() if (modified_target(n) or n) in pv.keys()})
+        apply_fixed(pv, self.base_values)
         pv.update(self.fixed)
         return pv
 
@@ -241,7 +244,7 @@ class VoltageProblem:
         state = self.initial_concentrations(curve, values)
         for name in INITIAL_CONCENTRATIONS:
             if name not in state:
-                pv = pv or self.set_values()
+                pv = pv or self._read_only_values
                 state[name] = given.get(name, float(pv[name]))
         return state
 

@@ -117,9 +117,12 @@ class Distribution:
     def centre(self) -> float:
         """The value a design's central cell takes: a normal's mean (a calibration's fitted
         value; the median of a normal truncated unevenly, near a searched bound, lies off it),
-        else the median."""
+        a choice's middle level by value (the lower of the two middle ones), else the median."""
         if self.kind == "normal":
             return float(min(max(self.mean, self.low), self.high))
+        if self.kind == "choice":  # a level, the lower middle one by value
+            levels = sorted(self.values)
+            return float(levels[(len(levels) - 1) // 2])
         return float(self.ppf([0.5])[0])
 
     def ppf(self, u):
