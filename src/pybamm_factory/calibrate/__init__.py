@@ -138,7 +138,7 @@ def score_curves(design: str | Path, data: list[str | Path], model: str | None =
                  figure: str | Path | None = None) -> dict:
     """How close a design's cell comes to measured CC discharges, without fitting anything.
 
-    The design's central cell (its fixed values, each varied parameter's centre: a normal's mean, else the median; its
+    The design's central cell (its fixed values, each varied parameter's centre, its
     fresh-cell model options: :class:`~.problem.VoltageProblem` with ``base``) and, for
     reference, its parameter set's own cell are simulated on each curve (the design's model
     unless ``model``; ``thermal`` and ``initial_state`` as for :func:`calibrate`). Returns, per
@@ -146,6 +146,7 @@ def score_curves(design: str | Path, data: list[str | Path], model: str | None =
     voltage the measured discharge ended at. Use it to check a calibrated design on cells or
     labs it was not fitted to. ``figure``: also draw measured against both cells there (PNG).
     """
+    from .curve import CalibrationError
     from .problem import VoltageProblem
 
     cell = load_design(design)
@@ -153,7 +154,6 @@ def score_curves(design: str | Path, data: list[str | Path], model: str | None =
     curves = _curves_of(data, discharge, read_options, temperature_c)
     designed = VoltageProblem(cell.parameter_set, [], model=model, thermal=thermal, initial_state=initial_state, base=cell)
     bare = VoltageProblem(cell.parameter_set, [], model=model, thermal=thermal, initial_state=initial_state)
-    from .curve import CalibrationError
 
     def capacity(c):
         try:

@@ -26,10 +26,10 @@ concentrations then fix the inventory, the measured rest voltage the state of ch
 charges (a charge ending at another temperature, say) then start where the cell was.
 
 Base design (``base``): the cell a calibrated design runs is its base design's cell with the
-fitted values in place: the base's fixed values and the centres of its varied parameters
-(a normal's mean, else the median)
-(an impedance fit's exchange currents and contact resistance, OCP spreads) and its model
-options other than degradation and thermal ones (contact resistance). With ``base`` given,
+fitted values in place: the base's fixed values and the centre of each varied parameter
+(:meth:`~pybamm_factory.design.schema.Distribution.centre`), such as an impedance fit's
+exchange currents and contact resistance or the OCP spreads, and its model options other
+than degradation and thermal ones (contact resistance). With ``base`` given,
 the fit simulates that cell, so the written design's cells are the cells that were fitted;
 a parameter being fitted replaces the base's value of the same name. Without it, the
 parameter set's own cell.
@@ -83,8 +83,9 @@ class VoltageProblem:
         self.initial_state = initial_state
         self.parameter_set = parameter_set
         self.fixed = dict(fixed or {})  # set values replaced for every solve (a capacity scaling)
-        # the base design's central cell (fixed values, varied centres: those the set has; the
-        # factory's own ageing terms, LAM activation and break-in, are not) and fresh-cell options
+        # the base design's central cell (fixed values and varied centres, of names the set knows;
+        # the factory's own ageing terms are among them and a discharge does not use them)
+        # and its fresh-cell model options
         own = parameter_values(parameter_set).keys()
         self.base_values = {n: v for n, v in (base_cell_values(base, fit_names) if base is not None else {}).items()
                             if (modified_target(n) or n) in own}
@@ -280,7 +281,7 @@ class VoltageProblem:
 
 def base_cell_values(design, fit_names) -> dict:
     """The base design's central cell, as fixed values: its fixed values and the centre of
-    each varied parameter (a normal's mean, else the median), less the names being fitted
+    each varied parameter (``Distribution.centre``), less the names being fitted
     (their fitted values replace them)."""
     values = {**design.fixed, **{name: dist.centre() for name, dist in design.varied.items()}}
     return {name: value for name, value in values.items() if name not in fit_names}
