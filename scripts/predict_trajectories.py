@@ -24,7 +24,7 @@ import numpy as np
 
 from pybamm_factory.calibrate import start_values
 from pybamm_factory.calibrate.figures import plot_trajectories
-from pybamm_factory.calibrate.trajectories import PARAMETERS, TrajectoryProblem, read_trajectories
+from pybamm_factory.calibrate.trajectories import PARAMETERS, TARGETS, TrajectoryProblem, read_trajectories
 from pybamm_factory.design.spec import load_design
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,7 +56,7 @@ def main():
     print(f"design {args.design}; per-cell parameters at the calibrated cells' mean in x "
           f"({', '.join(per_cell) or 'none'}); table {args.trajectories}")
     for _, e in problem.errors(predicted).iterrows():
-        cols = [c for c in ("soh", "lli_capacity_pct", "lli_pct", "lam_ne_pct", "lam_pe_pct") if f"{c}_max_pp" in e]
+        cols = [c for c in TARGETS if f"{c}_max_pp" in e]
         print(f"cell {e['cell_id']} ({e['temperature_c']:g} degC) max / RMS |error| %-points: "
               + ", ".join(f"{c} {e[c + '_max_pp']:.2f} / {e[c + '_rms_pp']:.2f}" for c in cols))
     for run, name in zip(runs, ("mean", "lowest", "highest")):

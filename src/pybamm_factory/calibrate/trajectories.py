@@ -58,6 +58,7 @@ import numpy as np
 import pandas as pd
 
 from ..design.spec import Design, parse_design
+from ..labels.tables import frame_window_problem
 from .curve import CalibrationError
 
 REQUIRED_COLUMNS = ("cell_id", "temperature_c", "cycle", "soh")
@@ -171,15 +172,14 @@ def check_frames(frame: pd.DataFrame, path) -> None:
     if frame["lli_pct"].notna().any():
         raise CalibrationError(f"{path}: {' and '.join(FRAME_COLUMNS)} apply to lli_capacity_pct; this table gives "
                                "lli_pct (drop the two columns, or give the LLI as lli_capacity_pct)")
-    for (_, row), both in zip(fresh.iterrows(), given.all(axis=1)):
-        top, bottom = row["pe_lithiation_top"], row["pe_lithiation_bottom"]
-        if given.loc[row.name].any() and not both:
+    for (_, row), count in zip(fresh.iterrows(), given.sum(axis=1)):
+        if count == 1:
             raise CalibrationError(f"{path}: cell '{row['cell_id']}' gives one of pe_lithiation_top and "
                                    "pe_lithiation_bottom at cycle 0; give both or neither")
-        if both and not 0.0 <= top < bottom <= 1.0:
+        problem = frame_window_problem(row["pe_lithiation_top"], row["pe_lithiation_bottom"]) if count else None
+        if problem:
             raise CalibrationError(f"{path}: cell '{row['cell_id']}': pe_lithiation_top and pe_lithiation_bottom at "
-                                   f"cycle 0 need 0 <= top < bottom <= 1 (the positive lithiation at the top and "
-                                   f"bottom of the fresh discharge in the DMA's frame); got {top} and {bottom}")
+                                   f"cycle 0 {problem}")
 
 
 def read_kirkaldy(root: str | Path) -> pd.DataFrame:
@@ -305,10 +305,10 @@ class TrajectoryProblem:
             self.design = parse_design(raw, f"aging fit on {self.usage_design.name}")
         except Exception as exc:
             raise CalibrationError(str(exc)) from exc
-        self.cells = [(str(cell), float(g["temperature_c"].iloc[0]) + 273.15, sorted(int(c) for c in g["cycle"] if c > 0))
-                      for cell, g in self.trajectories.groupby("cell_id", sort=True)]
+        self.cells = []
         self.frames = {}  # cell -> its DMA's positive frame at the fresh test, or None (all lithium counts)
         for cell, g in self.trajectories.groupby("cell_id", sort=True):
+            self.cells.append((str(cell), float(g["temperature_c"].iloc[0]) + 273.15, sorted(int(c) for c in g["cycle"] if c > 0)))
             fresh = g[g["cycle"] == 0]
             window = tuple(float(fresh[c].iloc[0]) if c in g and len(fresh) else math.nan for c in FRAME_COLUMNS)
             self.frames[str(cell)] = window if all(math.isfinite(v) for v in window) else None

@@ -36,6 +36,15 @@ def positive_frame_zero(model_window: tuple[float, float], frame_window: tuple[f
     return m_top - f_top * (m_bottom - m_top) / (f_bottom - f_top)
 
 
+def frame_window_problem(top: float, bottom: float) -> str | None:
+    """Why (top, bottom) is not a positive frame window (None if it is): both within 0..1 and
+    top below bottom, the positive lithiation at the top and bottom of the fresh discharge."""
+    if 0.0 <= top < bottom <= 1.0:
+        return None
+    return (f"need 0 <= top < bottom <= 1 (the positive lithiation at the top and bottom of the fresh discharge "
+            f"in the analysis's frame); got {top} and {bottom}")
+
+
 def hidden_positive_lithium_pct(lam_pe_pct, first_lam_pe_pct, model_window, frame_window):
     """Lithium that left with positive material below a DMA frame's zero since the first RPT,
     in % of that RPT's capacity (scalars or arrays alike). The positive electrode's capacity at
@@ -92,7 +101,7 @@ def label_rows(ids: dict, snapshots, nominal_capacity_ah: float, status: str) ->
             "lli_capacity_pct": lli_capacity_pct(summary, snapshots[0].summary, capacities[0]),
             "lam_ne_pct": summary.get("lam_ne_pct", math.nan),
             "lam_pe_pct": summary.get("lam_pe_pct", math.nan),
-            "pe_lithiation_top": getattr(snap, "pe_lithiation_top", math.nan),
+            "pe_lithiation_top": getattr(snap, "pe_lithiation_top", math.nan),  # snapshots built by hand may lack it
             "pe_lithiation_bottom": getattr(snap, "pe_lithiation_bottom", math.nan),
             "plating_loss_ah": summary.get("plating_loss_ah", math.nan),
             "sei_loss_ah": summary.get("sei_loss_ah", 0.0) + summary.get("sei_cracks_loss_ah", 0.0),

@@ -30,6 +30,7 @@ import pandas as pd
 
 from .. import __version__
 from ..dataset.store import has_table, read_table
+from ..labels.tables import frame_window_problem, lli_capacity_pct_in_frame_table
 from .domain import Domain
 from .features import dataset_features, definitions_markdown, feature_columns, parse_groups
 from .models import ESTIMATORS, make_estimator, save_estimator
@@ -117,9 +118,9 @@ def train(dataset_dir, target: str = "soh", features: str = "both", normalise: s
         top, bottom = (float(v) for v in lli_frame)
         if target != "lli_capacity_pct":
             raise ValueError(f"--lli-frame: applies to --target lli_capacity_pct, not '{target}'")
-        if not 0.0 <= top < bottom <= 1.0:
-            raise ValueError(f"--lli-frame: needs 0 <= top < bottom <= 1 (the positive lithiation at the top and "
-                             f"bottom of the fresh discharge in the analysis's frame); got {top}, {bottom}")
+        problem = frame_window_problem(top, bottom)
+        if problem:
+            raise ValueError(f"--lli-frame: {problem}")
         lli_frame = (top, bottom)
     dataset_dir = Path(dataset_dir)
     groups = parse_groups(features)
@@ -136,8 +137,6 @@ def train(dataset_dir, target: str = "soh", features: str = "both", normalise: s
         raise ValueError(f"{dataset_dir}: the labels table has no '{target}' column (a dataset written before "
                          "the factory labelled it; regenerate it with `pybamm-factory run`)")
     if lli_frame is not None:
-        from ..labels.tables import lli_capacity_pct_in_frame_table
-
         if "pe_lithiation_top" not in frame:
             raise ValueError(f"{dataset_dir}: the labels table has no 'pe_lithiation_top' column, which --lli-frame "
                              "needs (a dataset written before the factory labelled it; regenerate it with "
